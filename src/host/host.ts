@@ -1,0 +1,826 @@
+/**
+ * The simulated host: processes with their address spaces over physical
+ * frames, and the page faults, system calls and lifecycle (fork, exec, exit)
+ * that decide what KSM finds when it scans. Synchronous and deterministic:
+ * every operation runs to completion; errors are errno values.
+ *
+ * KSM plugs in through `KsmHooks` (registration, exit, fork, KSM zero pages),
+ * the calls mm/ksm.c receives from the rest of the kernel. The primitives KSM
+ * needs from the MM (follow a page, write-protect it, replace it, split a THP,
+ * break COW) are the `ksm*` methods at the end.
+ */
+import { assert } from './assert.ts';
+import { VirtualClock } from './clock.ts';
+import { HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE } from './constants.ts';
+import { ErrnoError } from './errno.ts';
+import {
+  FRAME_ANON,
+  FRAME_ANON_EXCLUSIVE,
+  FRAME_CSUM_VALID,
+  FRAME_DIRTY,
+  FRAME_KSM,
+  FRAME_MLOCKED,
+  FramePool,
+  ZERO_FRAME,
+} from './frames.ts';
+import {
+  type FileObject,
+  MMF_VM_MERGE_ANY,
+  MMF_VM_MERGEABLE,
+  Mm,
+  Process,
+  PTE_DIRTY,
+  PTE_KSM_ZERO,
+  PTE_NONE,
+  PTE_WRITE,
+  PTE_ZERO,
+  SharedObject,
+  VM_DAX,
+  VM_DROPPABLE,
+  VM_HUGEPAGE,
+  VM_HUGETLB,
+  VM_LOCKED,
+  VM_MAYSHARE,
+  VM_MERGEABLE,
+  VM_NOHUGEPAGE,
+  VM_READ,
+  VM_SHARED,
+  VM_SPECIAL,
+  VM_WRITE,
+  Vma,
+  type VmaBacking,
+} from './mm.ts';
+
+/** The calls mm/ksm.c receives from the rest of the MM (include/linux/ksm.h). */
+export interface KsmHooks {
+  /** __ksm_enter(): registers the mm with ksmd (mm slot). */
+  enter(mm: Mm): void;
+  /** ksm_exit(): the mm is being torn down (its users are already 0). */
+  exit(mm: Mm): void;
+  /** ksm_fork(): the child was just created from the parent. */
+  fork(parent: Mm, child: Mm): void;
+  /** A KSM zero PTE was zapped or replaced (Zm already decremented by the caller). */
+  ksmZeroPageRemoved(mm: Mm): void;
+}
+
+export type ThpMode = 'always' | 'madvise' | 'never';
+
+export interface HostConfig {
+  /** Physical memory of the host. */
+  readonly memoryBytes: number;
+  readonly numaNodes?: number;
+  /** /sys/kernel/mm/transparent_hugepage/enabled (this machine: madvise). */
+  readonly thp?: ThpMode;
+  readonly clock?: VirtualClock;
+}
+
+export type MadviseAdvice = 'mergeable' | 'unmergeable' | 'hugepage' | 'nohugepage' | 'dontneed';
+
+export interface MmapOptions {
+  /** Exact start address (MAP_FIXED_NOREPLACE); otherwise the host picks one top-down. */
+  readonly address?: number;
+  readonly lengthBytes: number;
+  /** Default read+write. */
+  readonly prot?: { readonly read: boolean; readonly write: boolean };
+  /** MAP_SHARED (with anonymous: shmem). */
+  readonly shared?: boolean;
+  /** A file mapping instead of anonymous memory. */
+  readonly file?: FileObject;
+  /** MAP_HUGETLB. */
+  readonly hugetlb?: boolean;
+  /** Special mappings (VM_IO|VM_PFNMAP...), e.g. a device; never mergeable. */
+  readonly special?: boolean;
+  /** MAP_DROPPABLE (6.11+). */
+  readonly droppable?: boolean;
+  readonly dax?: boolean;
+}
+
+export const PR_SET_MEMORY_MERGE = 67;
+export const PR_GET_MEMORY_MERGE = 68;
+
+type FaultKind = 'read' | 'write' | 'unshare';
+
+/** /proc/vmstat counters the MM keeps for KSM. */
+export interface VmStat {
+  cow_ksm: number;
+  thp_split_page: number;
+}
+
+export class Host {
+  readonly frames: FramePool;
+  readonly clock: VirtualClock;
+  readonly thp: ThpMode;
+  readonly vmstat: VmStat = { cow_ksm: 0, thp_split_page: 0 };
+  private ksm: KsmHooks | null = null;
+  private readonly processes = new Map<number, Process>();
+  private nextPid = 1000;
+  private nextMmId = 1;
+
+  constructor(config: HostConfig) {
+    this.frames = new FramePool({ memoryBytes: config.memoryBytes, numaNodes: config.numaNodes ?? 1 });
+    this.clock = config.clock ?? new VirtualClock();
+    this.thp = config.thp ?? 'madvise';
+  }
+
+  attachKsm(hooks: KsmHooks): void {
+    assert(this.ksm === null, 'KSM is already attached to this host');
+    this.ksm = hooks;
+  }
+
+  // ---------------------------------------------------------------- processes
+
+  /** A new process with an empty address space, as if exec'd by init. */
+  spawn(options: { comm?: string; nid?: number } = {}): Process {
+    const nid = options.nid ?? 0;
+    if (!Number.isInteger(nid) || nid < 0 || nid >= this.frames.numaNodes)
+      throw new ErrnoError('EINVAL', 'spawn');
+    const pid = this.nextPid++;
+    const process = new Process(pid, 1, options.comm ?? `proc${pid}`, new Mm(this.nextMmId++, nid));
+    this.processes.set(pid, process);
+    return process;
+  }
+
+  process(pid: number): Process {
+    const p = this.processes.get(pid);
+    if (p === undefined || p.state !== 'running') throw new ErrnoError('ESRCH', 'kill');
+    return p;
+  }
+
+  /** Live processes in pid order. */
+  liveProcesses(): Process[] {
+    return [...this.processes.values()].filter((p) => p.state === 'running');
+  }
+
+  fork(pid: number): Process {
+    const parent = this.process(pid);
+    const oldMm = parent.mm;
+    const mm = new Mm(this.nextMmId++, oldMm.homeNid);
+    // MMF_INIT_MASK carries MMF_VM_MERGE_ANY (6.7+), not MMF_VM_MERGEABLE.
+    mm.flags = oldMm.flags & MMF_VM_MERGE_ANY;
+    mm.mmapBaseVpn = oldMm.mmapBaseVpn;
+    // dup_mm() copies the whole mm_struct: the child starts with the parent's
+    // per-mm KSM counters; ksm_fork() then resets what 6.18 resets.
+    mm.ksmZeroPages = oldMm.ksmZeroPages;
+    mm.ksmMergingPages = oldMm.ksmMergingPages;
+    mm.ksmRmapItems = oldMm.ksmRmapItems;
+    this.ksm?.fork(oldMm, mm);
+    for (const vma of oldMm.vmas) mm.vmas.push(this.copyVma(vma));
+    const child = new Process(this.nextPid++, parent.pid, parent.comm, mm);
+    this.processes.set(child.pid, child);
+    return child;
+  }
+
+  /**
+   * exec(): a fresh mm with only the initial stack. MMF_VM_MERGE_ANY survives
+   * (MMF_INIT_MASK), and ksm_execve() registers the new mm; the stack VMA is
+   * not marked mergeable (create_init_stack_vma does not call ksm_vma_flags).
+   */
+  exec(pid: number, comm?: string): void {
+    const process = this.process(pid);
+    const oldMm = process.mm;
+    const mm = new Mm(this.nextMmId++, oldMm.homeNid);
+    mm.flags = oldMm.flags & MMF_VM_MERGE_ANY;
+    if (mm.flags & MMF_VM_MERGE_ANY) this.ksm?.enter(mm);
+    const stackPages = 33;
+    const stack = new Vma(mm.mmapBaseVpn + 0x1000, mm.mmapBaseVpn + 0x1000 + stackPages, VM_READ | VM_WRITE, {
+      kind: 'anon',
+    });
+    mm.insertVma(stack);
+    process.mm = mm;
+    if (comm !== undefined) process.comm = comm;
+    // The argument and environment strings land on the top stack page.
+    this.faultIn(mm, stack, stack.endVpn - 1, 'write');
+    this.teardownMm(oldMm);
+  }
+
+  exit(pid: number): void {
+    const process = this.process(pid);
+    process.state = 'exited';
+    this.teardownMm(process.mm);
+    this.processes.delete(pid);
+  }
+
+  /** mmput() of the last user: ksm_exit() first, then exit_mmap() zaps everything. */
+  private teardownMm(mm: Mm): void {
+    mm.users = 0;
+    if (mm.flags & MMF_VM_MERGEABLE) this.ksm?.exit(mm);
+    for (const vma of mm.vmas) {
+      this.releaseVma(mm, vma, 0, vma.pageCount);
+      this.dropVma(vma);
+    }
+    mm.vmas.length = 0;
+  }
+
+  // ---------------------------------------------------------------- mappings
+
+  mmap(pid: number, options: MmapOptions): number {
+    const mm = this.process(pid).mm;
+    const pageCount = Math.ceil(options.lengthBytes / PAGE_SIZE);
+    if (!Number.isFinite(options.lengthBytes) || pageCount <= 0) throw new ErrnoError('EINVAL', 'mmap');
+    let startVpn: number;
+    if (options.address !== undefined) {
+      if (options.address % PAGE_SIZE !== 0 || options.address <= 0) throw new ErrnoError('EINVAL', 'mmap');
+      startVpn = options.address / PAGE_SIZE;
+      if (this.rangeOverlaps(mm, startVpn, startVpn + pageCount)) throw new ErrnoError('EEXIST', 'mmap');
+    } else {
+      startVpn = this.pickTopDown(mm, pageCount);
+    }
+    const prot = options.prot ?? { read: true, write: true };
+    let flags = (prot.read ? VM_READ : 0) | (prot.write ? VM_WRITE : 0);
+    if (options.shared) flags |= VM_SHARED | VM_MAYSHARE;
+    if (options.hugetlb) flags |= VM_HUGETLB;
+    if (options.special) flags |= VM_SPECIAL;
+    if (options.droppable) flags |= VM_DROPPABLE;
+    if (options.dax) flags |= VM_DAX;
+    let backing: VmaBacking = { kind: 'anon' };
+    if (options.file !== undefined) backing = { kind: 'file', file: options.file, pgoff: 0 };
+    else if (options.shared) {
+      const object = new SharedObject(pageCount);
+      object.vmaRefs = 1;
+      backing = { kind: 'shmem', object, pgoff: 0 };
+    }
+    // ksm_vma_flags() (6.16+): a MERGE_ANY mm gets VM_MERGEABLE at creation,
+    // and (6.18.3+) is registered again if ksmd had dropped its slot.
+    if (mm.flags & MMF_VM_MERGE_ANY && vmaFlagsKsmCompatible(flags)) {
+      if (!(mm.flags & MMF_VM_MERGEABLE)) this.ksmEnter(mm);
+      flags |= VM_MERGEABLE;
+    }
+    mm.insertVma(new Vma(startVpn, startVpn + pageCount, flags, backing));
+    return startVpn * PAGE_SIZE;
+  }
+
+  munmap(pid: number, address: number, lengthBytes: number): void {
+    const mm = this.process(pid).mm;
+    const [start, end] = this.checkRange(address, lengthBytes, 'munmap');
+    if (start === end) throw new ErrnoError('EINVAL', 'munmap');
+    for (const vma of this.splitRange(mm, start, end)) {
+      this.releaseVma(mm, vma, 0, vma.pageCount);
+      this.dropVma(vma);
+      mm.vmas.splice(mm.vmas.indexOf(vma), 1);
+    }
+  }
+
+  madvise(pid: number, address: number, lengthBytes: number, advice: MadviseAdvice): void {
+    const mm = this.process(pid).mm;
+    const [start, end] = this.checkRange(address, lengthBytes, 'madvise');
+    if (start === end) return;
+    const covered = this.coveredPages(mm, start, end);
+    if (advice === 'dontneed') {
+      // madvise_dontneed_free_valid_vma(): locked, PFN-mapped and hugetlb VMAs refuse.
+      for (const vma of this.vmasInRange(mm, start, end)) {
+        if (vma.flags & (VM_LOCKED | VM_HUGETLB | VM_SPECIAL)) throw new ErrnoError('EINVAL', 'madvise');
+      }
+      for (const vma of this.vmasInRange(mm, start, end)) {
+        const from = Math.max(start, vma.startVpn) - vma.startVpn;
+        const to = Math.min(end, vma.endVpn) - vma.startVpn;
+        this.releaseVma(mm, vma, from, to);
+      }
+    } else {
+      for (const vma of this.splitRange(mm, start, end)) this.applyAdvice(mm, vma, advice);
+    }
+    // Unmapped gaps: the mapped parts were handled, and the call reports ENOMEM.
+    if (covered < end - start) throw new ErrnoError('ENOMEM', 'madvise');
+  }
+
+  private applyAdvice(mm: Mm, vma: Vma, advice: Exclude<MadviseAdvice, 'dontneed'>): void {
+    switch (advice) {
+      case 'mergeable':
+        // ksm_madvise(MADV_MERGEABLE): incompatible VMAs silently keep their flags.
+        if (vma.has(VM_MERGEABLE) || !vmaFlagsKsmCompatible(vma.flags)) return;
+        if (!(mm.flags & MMF_VM_MERGEABLE)) this.ksmEnter(mm);
+        vma.flags |= VM_MERGEABLE;
+        return;
+      case 'unmergeable':
+        if (!vma.has(VM_MERGEABLE)) return;
+        if (vma.anonVma) this.unmergeKsmPages(mm, vma, vma.startVpn, vma.endVpn);
+        vma.flags &= ~VM_MERGEABLE;
+        return;
+      case 'hugepage':
+        vma.flags = (vma.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE;
+        return;
+      case 'nohugepage':
+        vma.flags = (vma.flags | VM_NOHUGEPAGE) & ~VM_HUGEPAGE;
+        return;
+    }
+  }
+
+  /** mlock(): VM_LOCKED, then populate (write faults on private writable mappings, which breaks COW). */
+  mlock(pid: number, address: number, lengthBytes: number): void {
+    const mm = this.process(pid).mm;
+    const [start, end] = this.checkRange(address, lengthBytes, 'mlock');
+    if (this.coveredPages(mm, start, end) < end - start) throw new ErrnoError('ENOMEM', 'mlock');
+    for (const vma of this.splitRange(mm, start, end)) {
+      vma.flags |= VM_LOCKED;
+      const kind: FaultKind = (vma.flags & (VM_WRITE | VM_SHARED)) === VM_WRITE ? 'write' : 'read';
+      for (let vpn = vma.startVpn; vpn < vma.endVpn; vpn++) {
+        const frame = this.faultIn(mm, vma, vpn, kind);
+        if (frame > ZERO_FRAME) this.frames.flags[frame]! |= FRAME_MLOCKED;
+      }
+    }
+  }
+
+  /**
+   * prctl(PR_SET_MEMORY_MERGE / PR_GET_MEMORY_MERGE), kernel/sys.c + mm/ksm.c
+   * ksm_enable_merge_any()/ksm_disable_merge_any(). Returns the syscall's value.
+   */
+  prctl(pid: number, option: number, arg2: number, arg3 = 0, arg4 = 0, arg5 = 0): number {
+    const mm = this.process(pid).mm;
+    if (option === PR_SET_MEMORY_MERGE) {
+      if (arg3 !== 0 || arg4 !== 0 || arg5 !== 0) throw new ErrnoError('EINVAL', 'prctl');
+      if (arg2 !== 0) {
+        if (mm.flags & MMF_VM_MERGE_ANY) return 0;
+        if (!(mm.flags & MMF_VM_MERGEABLE)) this.ksmEnter(mm);
+        mm.flags |= MMF_VM_MERGE_ANY;
+        for (const vma of mm.vmas) if (vmaFlagsKsmCompatible(vma.flags)) vma.flags |= VM_MERGEABLE;
+        return 0;
+      }
+      if (!(mm.flags & MMF_VM_MERGE_ANY)) return 0;
+      for (const vma of mm.vmas) {
+        if (!vma.has(VM_MERGEABLE)) continue;
+        if (vma.anonVma) this.unmergeKsmPages(mm, vma, vma.startVpn, vma.endVpn);
+        vma.flags &= ~VM_MERGEABLE;
+      }
+      mm.flags &= ~MMF_VM_MERGE_ANY;
+      return 0;
+    }
+    if (option === PR_GET_MEMORY_MERGE) {
+      if (arg2 !== 0 || arg3 !== 0 || arg4 !== 0 || arg5 !== 0) throw new ErrnoError('EINVAL', 'prctl');
+      return mm.flags & MMF_VM_MERGE_ANY ? 1 : 0;
+    }
+    throw new ErrnoError('EINVAL', 'prctl');
+  }
+
+  // ---------------------------------------------------------------- data access
+
+  /** Stores `bytes` at `address`, taking write faults (COW) as a user store would. */
+  write(pid: number, address: number, bytes: Uint8Array): void {
+    const mm = this.process(pid).mm;
+    let done = 0;
+    while (done < bytes.length) {
+      const at = address + done;
+      const vpn = Math.floor(at / PAGE_SIZE);
+      const vma = mm.findVma(vpn);
+      if (vma === undefined || !vma.has(VM_WRITE)) throw new ErrnoError('EFAULT', 'write');
+      const inPage = at - vpn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
+      const frame = this.faultIn(mm, vma, vpn, 'write');
+      const chunk = this.frames.chunkOf(frame);
+      chunk.set(bytes.subarray(done, done + n), this.frames.offsetOf(frame) + inPage);
+      this.frames.contentsChanged(frame);
+      done += n;
+    }
+  }
+
+  /** Loads `lengthBytes` from `address`, taking read faults (untouched anonymous pages read the zero page). */
+  read(pid: number, address: number, lengthBytes: number): Uint8Array {
+    const mm = this.process(pid).mm;
+    const out = new Uint8Array(lengthBytes);
+    let done = 0;
+    while (done < lengthBytes) {
+      const at = address + done;
+      const vpn = Math.floor(at / PAGE_SIZE);
+      const vma = mm.findVma(vpn);
+      if (vma === undefined || !vma.has(VM_READ)) throw new ErrnoError('EFAULT', 'read');
+      const inPage = at - vpn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, lengthBytes - done);
+      const frame = this.faultIn(mm, vma, vpn, 'read');
+      const off = this.frames.offsetOf(frame) + inPage;
+      out.set(this.frames.chunkOf(frame).subarray(off, off + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /**
+   * Reads memory through the page tables without faulting anything in (an
+   * untouched or zero-mapped page reads as zeroes). For checks that must not
+   * change the state they look at.
+   */
+  peek(pid: number, address: number, lengthBytes: number): Uint8Array {
+    const mm = this.process(pid).mm;
+    const out = new Uint8Array(lengthBytes);
+    let done = 0;
+    while (done < lengthBytes) {
+      const at = address + done;
+      const vpn = Math.floor(at / PAGE_SIZE);
+      const inPage = at - vpn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, lengthBytes - done);
+      const vma = mm.findVma(vpn);
+      if (vma === undefined) throw new ErrnoError('EFAULT', 'peek');
+      const frame = this.frameAt(vma, vpn);
+      if (frame > ZERO_FRAME) {
+        const off = this.frames.offsetOf(frame) + inPage;
+        out.set(this.frames.chunkOf(frame).subarray(off, off + n), done);
+      }
+      done += n;
+    }
+    return out;
+  }
+
+  /** The frame a virtual page maps now (ZERO_FRAME for none/zero page), without faulting. */
+  frameAt(vma: Vma, vpn: number): number {
+    const i = vpn - vma.startVpn;
+    const pte = vma.pte[i]!;
+    if (pte > 0) return pte - 1;
+    if (vma.backing.kind === 'shmem') {
+      const frame = vma.backing.object.frames[vma.backing.pgoff + i]!;
+      return frame >= 0 ? frame : ZERO_FRAME;
+    }
+    if (vma.backing.kind === 'file') {
+      const frame = vma.backing.file.frames[vma.backing.pgoff + i] ?? -1;
+      return frame >= 0 ? frame : ZERO_FRAME;
+    }
+    return ZERO_FRAME;
+  }
+
+  /** mprotect(): new read/write permissions; PTEs lose their write bit with VM_WRITE. */
+  mprotect(pid: number, address: number, lengthBytes: number, prot: { read: boolean; write: boolean }): void {
+    const mm = this.process(pid).mm;
+    const [start, end] = this.checkRange(address, lengthBytes, 'mprotect');
+    if (this.coveredPages(mm, start, end) < end - start) throw new ErrnoError('ENOMEM', 'mprotect');
+    for (const vma of this.splitRange(mm, start, end)) {
+      vma.flags =
+        (vma.flags & ~(VM_READ | VM_WRITE)) | (prot.read ? VM_READ : 0) | (prot.write ? VM_WRITE : 0);
+      if (!prot.write) for (let i = 0; i < vma.pageCount; i++) vma.pteFlags[i]! &= ~PTE_WRITE;
+    }
+  }
+
+  /**
+   * A FOLL_FORCE write, as through /proc/PID/mem: ignores the VMA's
+   * protection, and COWs a shared or KSM page like any write.
+   */
+  pokeForce(pid: number, address: number, bytes: Uint8Array): void {
+    const mm = this.process(pid).mm;
+    let done = 0;
+    while (done < bytes.length) {
+      const at = address + done;
+      const vpn = Math.floor(at / PAGE_SIZE);
+      const vma = mm.findVma(vpn);
+      if (vma === undefined) throw new ErrnoError('EFAULT', 'write');
+      const inPage = at - vpn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
+      const i = vpn - vma.startVpn;
+      // The write fault copies a shared or KSM page even without VM_WRITE (do_wp_page sees no VM_WRITE: no reuse).
+      const frame = this.faultIn(mm, vma, vpn, 'write');
+      if (!vma.has(VM_WRITE)) vma.pteFlags[i]! &= ~PTE_WRITE;
+      this.frames.chunkOf(frame).set(bytes.subarray(done, done + n), this.frames.offsetOf(frame) + inPage);
+      this.frames.contentsChanged(frame);
+      done += n;
+    }
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  /**
+   * handle_mm_fault() for one page. Returns the frame now mapped (ZERO_FRAME
+   * for the zero page), or -1 when an unshare found nothing to do.
+   */
+  faultIn(mm: Mm, vma: Vma, vpn: number, kind: FaultKind): number {
+    const i = vpn - vma.startVpn;
+    const pte = vma.pte[i]!;
+    const backing = vma.backing;
+    if (backing.kind === 'shmem') return this.sharedFault(mm, vma, i, backing.object, backing.pgoff + i);
+    if (pte === PTE_NONE) {
+      if (kind === 'unshare') return -1;
+      if (backing.kind === 'file') {
+        const cached = this.pageCacheFrame(backing.file, backing.pgoff + i);
+        if (kind === 'read' || !(vma.flags & VM_WRITE)) {
+          this.mapFrame(vma, i, cached, 0);
+          return cached;
+        }
+        return this.copyOnWrite(mm, vma, i, cached, kind);
+      }
+      if (kind === 'read') {
+        vma.pte[i] = PTE_ZERO;
+        vma.pteFlags[i] = 0;
+        return ZERO_FRAME;
+      }
+      return this.anonymousFault(mm, vma, vpn);
+    }
+    if (pte === PTE_ZERO || pte === PTE_KSM_ZERO) {
+      if (kind === 'read' || (kind === 'unshare' && pte === PTE_ZERO)) return ZERO_FRAME;
+      // A write (or an unshare of a KSM zero page) installs a fresh zeroed page.
+      const frame = this.allocAnon(mm);
+      vma.anonVma = true;
+      if (pte === PTE_KSM_ZERO) this.removeKsmZeroPte(mm);
+      vma.pte[i] = frame + 1;
+      vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : 0;
+      this.frames.mapcount[frame]!++;
+      return frame;
+    }
+    const frame = pte - 1;
+    if (kind === 'read') return frame;
+    const flags = this.frames.flags[frame]!;
+    if (kind === 'unshare') {
+      if (!(flags & FRAME_KSM)) return frame;
+      return this.copyOnWrite(mm, vma, i, frame, kind);
+    }
+    if (vma.pteFlags[i]! & PTE_WRITE) {
+      vma.pteFlags[i]! |= PTE_DIRTY;
+      return frame;
+    }
+    // do_wp_page(): a KSM folio is never reused, even by its last mapper.
+    if (flags & FRAME_ANON && !(flags & FRAME_KSM) && vma.has(VM_WRITE)) {
+      const exclusive =
+        (flags & FRAME_ANON_EXCLUSIVE) !== 0 ||
+        (!this.frames.isLarge(frame) && this.frames.mapcount[frame] === 1);
+      if (exclusive) {
+        this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
+        vma.pteFlags[i] = PTE_WRITE | PTE_DIRTY;
+        return frame;
+      }
+    }
+    return this.copyOnWrite(mm, vma, i, frame, kind);
+  }
+
+  private anonymousFault(mm: Mm, vma: Vma, vpn: number): number {
+    vma.anonVma = true;
+    const hugeStart = vpn - (vpn % HPAGE_PMD_NR);
+    if (this.thpEligible(vma, hugeStart)) {
+      const head = this.frames.allocHuge(mm.homeNid);
+      if (head >= 0) {
+        for (let k = 0; k < HPAGE_PMD_NR; k++) {
+          const i = hugeStart + k - vma.startVpn;
+          this.frames.flags[head + k]! |= FRAME_ANON | FRAME_ANON_EXCLUSIVE;
+          this.mapFrame(vma, i, head + k, PTE_WRITE | (hugeStart + k === vpn ? PTE_DIRTY : 0));
+        }
+        return head + (vpn - hugeStart);
+      }
+    }
+    const frame = this.allocAnon(mm);
+    this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
+    this.mapFrame(vma, vpn - vma.startVpn, frame, PTE_WRITE | PTE_DIRTY);
+    return frame;
+  }
+
+  /** A THP can back [hugeStart, hugeStart+512) only if the range is inside the VMA and has no page table yet. */
+  private thpEligible(vma: Vma, hugeStart: number): boolean {
+    if (this.thp === 'never' || vma.has(VM_NOHUGEPAGE) || vma.backing.kind !== 'anon') return false;
+    if (this.thp === 'madvise' && !vma.has(VM_HUGEPAGE)) return false;
+    if (hugeStart < vma.startVpn || hugeStart + HPAGE_PMD_NR > vma.endVpn) return false;
+    const from = hugeStart - vma.startVpn;
+    for (let k = 0; k < HPAGE_PMD_NR; k++) if (vma.pte[from + k] !== PTE_NONE) return false;
+    return true;
+  }
+
+  private copyOnWrite(mm: Mm, vma: Vma, i: number, oldFrame: number, kind: FaultKind): number {
+    const frame = this.allocAnon(mm);
+    this.copyFrame(oldFrame, frame);
+    const oldFlags = this.frames.flags[oldFrame]!;
+    if (oldFlags & FRAME_KSM) this.vmstat.cow_ksm++;
+    vma.anonVma = true;
+    this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
+    if (vma.pte[i]! > 0) this.putMapping(oldFrame);
+    // An unshare fault keeps the old PTE's protection: the copy is not made writable.
+    vma.pte[i] = frame + 1;
+    vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : 0;
+    this.frames.mapcount[frame]!++;
+    return frame;
+  }
+
+  private sharedFault(mm: Mm, vma: Vma, i: number, object: SharedObject, index: number): number {
+    let frame = object.frames[index]!;
+    if (frame < 0) {
+      frame = this.frames.alloc(mm.homeNid);
+      if (frame < 0) throw new ErrnoError('ENOMEM', 'fault');
+      object.frames[index] = frame;
+    }
+    if (vma.pte[i] === PTE_NONE) this.mapFrame(vma, i, frame, vma.has(VM_WRITE) ? PTE_WRITE : 0);
+    return frame;
+  }
+
+  private pageCacheFrame(file: FileObject, index: number): number {
+    let frame = file.frames[index] ?? -1;
+    if (frame >= 0) return frame;
+    frame = this.frames.alloc(0);
+    if (frame < 0) throw new ErrnoError('ENOMEM', 'fault');
+    const from = index * PAGE_SIZE;
+    const bytes = file.contents.subarray(from, Math.min(from + PAGE_SIZE, file.contents.length));
+    this.frames.chunkOf(frame).set(bytes, this.frames.offsetOf(frame));
+    if (index < file.frames.length) file.frames[index] = frame;
+    return frame;
+  }
+
+  private allocAnon(mm: Mm): number {
+    const frame = this.frames.alloc(mm.homeNid);
+    if (frame < 0) throw new ErrnoError('ENOMEM', 'fault');
+    this.frames.flags[frame]! |= FRAME_ANON;
+    return frame;
+  }
+
+  private copyFrame(from: number, to: number): void {
+    const src = this.frames.chunkOf(from);
+    const off = this.frames.offsetOf(from);
+    this.frames.chunkOf(to).set(src.subarray(off, off + PAGE_SIZE), this.frames.offsetOf(to));
+    // Same bytes, same checksum: carry the cache over.
+    const f = this.frames.flags;
+    if (f[from]! & FRAME_CSUM_VALID) {
+      this.frames.checksum[to] = this.frames.checksum[from]!;
+      f[to]! |= FRAME_CSUM_VALID;
+    }
+  }
+
+  private mapFrame(vma: Vma, i: number, frame: number, pteFlags: number): void {
+    vma.pte[i] = frame + 1;
+    vma.pteFlags[i] = pteFlags;
+    this.frames.mapcount[frame]!++;
+  }
+
+  /** Drops one mapping of a frame; an anonymous frame with no mapping left is freed. */
+  private putMapping(frame: number): void {
+    const left = --this.frames.mapcount[frame]!;
+    assert(left >= 0, `negative mapcount on frame ${frame}`);
+    if (left === 0 && this.frames.flags[frame]! & FRAME_ANON) this.frames.free(frame);
+  }
+
+  private removeKsmZeroPte(mm: Mm): void {
+    mm.ksmZeroPages--;
+    this.ksm?.ksmZeroPageRemoved(mm);
+  }
+
+  /** Zaps PTEs [from, to) of a VMA (munmap, MADV_DONTNEED, exit); releases the VMA itself when the whole of it goes. */
+  private releaseVma(mm: Mm, vma: Vma, from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      const pte = vma.pte[i]!;
+      if (pte > 0) this.putMapping(pte - 1);
+      else if (pte === PTE_KSM_ZERO) this.removeKsmZeroPte(mm);
+      vma.pte[i] = PTE_NONE;
+      vma.pteFlags[i] = 0;
+    }
+  }
+
+  /** The VMA leaves its mm (munmap, exit): a shmem object frees its pages with its last mapper. */
+  private dropVma(vma: Vma): void {
+    if (vma.backing.kind !== 'shmem') return;
+    const object = vma.backing.object;
+    if (--object.vmaRefs > 0) return;
+    for (let k = 0; k < object.frames.length; k++) {
+      const frame = object.frames[k]!;
+      if (frame >= 0 && this.frames.mapcount[frame] === 0) this.frames.free(frame);
+      object.frames[k] = -1;
+    }
+  }
+
+  private copyVma(vma: Vma): Vma {
+    const copy = new Vma(vma.startVpn, vma.endVpn, vma.flags, vma.backing);
+    copy.anonVma = vma.anonVma;
+    copy.pte = vma.pte.slice();
+    copy.pteFlags = vma.pteFlags.slice();
+    if (vma.backing.kind === 'shmem') vma.backing.object.vmaRefs++;
+    const private_ = !vma.has(VM_SHARED);
+    for (let i = 0; i < vma.pageCount; i++) {
+      const pte = vma.pte[i]!;
+      if (pte <= 0) continue;
+      const frame = pte - 1;
+      this.frames.mapcount[frame]!++;
+      if (private_) {
+        // copy_present_pte(): a private page becomes shared copy-on-write in both.
+        vma.pteFlags[i]! &= ~PTE_WRITE;
+        copy.pteFlags[i]! &= ~PTE_WRITE;
+        this.frames.flags[frame]! &= ~FRAME_ANON_EXCLUSIVE;
+      }
+    }
+    return copy;
+  }
+
+  // ---------------------------------------------------------------- range helpers
+
+  private checkRange(address: number, lengthBytes: number, syscall: string): [number, number] {
+    if (!Number.isInteger(address) || address % PAGE_SIZE !== 0 || address < 0)
+      throw new ErrnoError('EINVAL', syscall);
+    if (!Number.isInteger(lengthBytes) || lengthBytes < 0) throw new ErrnoError('EINVAL', syscall);
+    const start = address / PAGE_SIZE;
+    return [start, start + Math.ceil(lengthBytes / PAGE_SIZE)];
+  }
+
+  private rangeOverlaps(mm: Mm, start: number, end: number): boolean {
+    const vma = mm.vmas[mm.indexAtOrAfter(start)];
+    return vma !== undefined && vma.startVpn < end;
+  }
+
+  private pickTopDown(mm: Mm, pageCount: number): number {
+    let end = mm.mmapBaseVpn;
+    for (let i = mm.vmas.length - 1; i >= 0; i--) {
+      const vma = mm.vmas[i]!;
+      if (vma.startVpn >= end) continue;
+      if (vma.endVpn <= end - pageCount) break;
+      end = vma.startVpn;
+    }
+    const start = end - pageCount;
+    assert(start > 0, 'address space exhausted');
+    return start;
+  }
+
+  private vmasInRange(mm: Mm, start: number, end: number): Vma[] {
+    const out: Vma[] = [];
+    for (let i = mm.indexAtOrAfter(start); i < mm.vmas.length; i++) {
+      const vma = mm.vmas[i]!;
+      if (vma.startVpn >= end) break;
+      out.push(vma);
+    }
+    return out;
+  }
+
+  private coveredPages(mm: Mm, start: number, end: number): number {
+    let covered = 0;
+    for (const vma of this.vmasInRange(mm, start, end)) {
+      covered += Math.min(end, vma.endVpn) - Math.max(start, vma.startVpn);
+    }
+    return covered;
+  }
+
+  /** Splits VMAs so that [start, end) is covered by whole VMAs, and returns them. */
+  private splitRange(mm: Mm, start: number, end: number): Vma[] {
+    const first = mm.findVma(start);
+    if (first !== undefined && first.startVpn < start) mm.insertVma(first.splitAt(start));
+    const last = mm.findVma(end - 1);
+    if (last !== undefined && last.endVpn > end) mm.insertVma(last.splitAt(end));
+    return this.vmasInRange(mm, start, end);
+  }
+
+  // ---------------------------------------------------------------- for KSM
+
+  /** __ksm_enter() through the attached KSM, if any (a host without KSM ignores the advice). */
+  private ksmEnter(mm: Mm): void {
+    if (this.ksm === null) return;
+    this.ksm.enter(mm);
+  }
+
+  /**
+   * unmerge_ksm_pages(): an unshare fault on every address of the range that
+   * maps a KSM page or a KSM zero page. Items and counters are left for ksmd.
+   */
+  unmergeKsmPages(mm: Mm, vma: Vma, startVpn: number, endVpn: number): void {
+    for (let vpn = startVpn; vpn < endVpn; vpn++) {
+      if (mm.users === 0) return;
+      this.ksmBreakKsm(mm, vma, vpn);
+    }
+  }
+
+  /** break_ksm(): unshare the page at vpn if it is a KSM page or a KSM zero page. */
+  ksmBreakKsm(mm: Mm, vma: Vma, vpn: number): void {
+    const pte = vma.pte[vpn - vma.startVpn]!;
+    if (pte === PTE_KSM_ZERO || (pte > 0 && this.frames.flags[pte - 1]! & FRAME_KSM)) {
+      this.faultIn(mm, vma, vpn, 'unshare');
+    }
+  }
+
+  /**
+   * write_protect_page(): make the PTE read-only and clean, moving its dirty
+   * bit to the page, and drop the anon-exclusive mark. Always succeeds here:
+   * the simulated host has no GUP pins or transient references.
+   */
+  ksmWriteProtectPage(vma: Vma, vpn: number, frame: number): boolean {
+    const i = vpn - vma.startVpn;
+    if (vma.pte[i] !== frame + 1) return false;
+    const pteFlags = vma.pteFlags[i]!;
+    if (pteFlags & PTE_DIRTY) this.frames.flags[frame]! |= FRAME_DIRTY;
+    vma.pteFlags[i] = 0;
+    this.frames.flags[frame]! &= ~FRAME_ANON_EXCLUSIVE;
+    return true;
+  }
+
+  /** replace_page(): map kframe at vpn instead of frame (read-only), dropping frame's mapping. */
+  ksmReplacePage(vma: Vma, vpn: number, frame: number, kframe: number): boolean {
+    const i = vpn - vma.startVpn;
+    if (vma.pte[i] !== frame + 1) return false;
+    this.mapFrame(vma, i, kframe, 0);
+    this.putMapping(frame);
+    return true;
+  }
+
+  /** replace_page() with the zero page as kpage: the special PTE with its dirty marker (is_ksm_zero_pte). */
+  ksmMapZeroPage(mm: Mm, vma: Vma, vpn: number, frame: number): boolean {
+    const i = vpn - vma.startVpn;
+    if (vma.pte[i] !== frame + 1) return false;
+    vma.pte[i] = PTE_KSM_ZERO;
+    vma.pteFlags[i] = PTE_DIRTY;
+    mm.ksmZeroPages++;
+    this.putMapping(frame);
+    return true;
+  }
+
+  /** split_huge_page() of the folio containing frame. */
+  ksmSplitFolio(frame: number): void {
+    if (!this.frames.isLarge(frame)) return;
+    this.frames.splitFolio(frame);
+    this.vmstat.thp_split_page++;
+  }
+
+  /** The live processes' mms, for whole-host checks. */
+  liveMms(): Mm[] {
+    return this.liveProcesses().map((p) => p.mm);
+  }
+
+  /** The shared zero page's address helper for tests: vpn of an address. */
+  static vpnOf(address: number): number {
+    return Math.floor(address / PAGE_SIZE);
+  }
+
+  static readonly PAGE_SHIFT = PAGE_SHIFT;
+}
+
+/** ksm_compatible(): VMAs that may carry VM_MERGEABLE. */
+export function vmaFlagsKsmCompatible(flags: number): boolean {
+  return (flags & (VM_SHARED | VM_MAYSHARE | VM_SPECIAL | VM_HUGETLB | VM_DROPPABLE | VM_DAX)) === 0;
+}

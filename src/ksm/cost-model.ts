@@ -1,0 +1,28 @@
+/**
+ * What ksmd's work costs in CPU time, so that the virtual clock moves as the
+ * real ksmd's would: batches take time, sleep_millisecs 0 does not spin in
+ * zero time, and the scan-time advisor sees a CPU share. The defaults are
+ * figures of the order measured on this project's machine (a 2-core EPYC VM:
+ * about 1 million pages/s for a checksum-only pass, 215k–340k pages/s in a
+ * steady pass); `ksmkit calibrate` (a later tool) measures them on the host.
+ */
+export interface CostModel {
+  /** Fixed cost of one ksmd batch (wake-up, locks, LRU drain at pass start). */
+  readonly batchNs: number;
+  /** Visiting one page: page table walk, rmap item lookup, folio get/put. */
+  readonly visitPageNs: number;
+  /** calc_checksum() of one 4 KiB page. */
+  readonly checksumNs: number;
+  /** One memcmp_pages() during a tree walk. */
+  readonly compareNs: number;
+  /** One successful merge (write-protect, replace_page, rmap work). */
+  readonly mergeNs: number;
+}
+
+export const DEFAULT_COST_MODEL: CostModel = {
+  batchNs: 2_000,
+  visitPageNs: 350,
+  checksumNs: 600,
+  compareNs: 180,
+  mergeNs: 3_000,
+};

@@ -1,0 +1,1325 @@
+/**
+ * Kernel Samepage Merging over the simulated host: a line-by-line model of
+ * Linux 6.18's mm/ksm.c. Function names follow the kernel's
+ * (`scanGetNextRmapItem` is `scan_get_next_rmap_item`, ...), and so does
+ * every order that decides a result: the mm slot list with insertion before
+ * the cursor, VMA and address order, the sorted rmap list of each mm, the
+ * red-black tree shapes (lib/rbtree.c port), and lazy cleanup (unstable items
+ * counted until revisited, stale stable nodes dropped only when looked up).
+ *
+ * Not modelled (no effect on counters in the simulated host): page locks and
+ * try-lock failures (BUSY), GUP pins and transient references that make
+ * write_protect_page() fail, page migration between NUMA nodes (so the
+ * migrate_nodes list stays empty), memory hot-remove, rmap item allocation
+ * failure, and swap.
+ */
+import { assert } from '../host/assert.ts';
+import { HPAGE_PMD_NR, msecsToJiffies } from '../host/constants.ts';
+import { ErrnoError } from '../host/errno.ts';
+import {
+  FRAME_ANON,
+  FRAME_CSUM_VALID,
+  FRAME_DIRTY,
+  FRAME_KSM,
+  type FramePool,
+  ZERO_FRAME,
+} from '../host/frames.ts';
+import type { Host, KsmHooks } from '../host/host.ts';
+import {
+  MMF_VM_MERGE_ANY,
+  MMF_VM_MERGEABLE,
+  type Mm,
+  PTE_KSM_ZERO,
+  PTE_NONE,
+  PTE_ZERO,
+  VM_MERGEABLE,
+  type Vma,
+} from '../host/mm.ts';
+import { comparePages, pageIsZero, pagesEqual } from '../host/page-compare.ts';
+import { type PageChecksum, pageChecksumJs, ZERO_PAGE_CHECKSUM } from '../host/xxhash64.ts';
+import { type CostModel, DEFAULT_COST_MODEL } from './cost-model.ts';
+import { DECLINE_REASONS, type DeclineReason, type KsmEvent, type KsmEventListener } from './events.ts';
+import { RB_NIL, rbErase, rbInsertColor, rbLinkNode, rbReplaceNode } from './rbtree.ts';
+import { RmapItemPool, SEQNR_MASK, STABLE_FLAG, UNSTABLE_FLAG } from './rmap-item.ts';
+import { NODE_CHAIN, NODE_DUP, NODE_REGULAR, STABLE_NODE_CHAIN, StableNodePool } from './stable-node.ts';
+
+export const KSM_RUN_STOP = 0;
+export const KSM_RUN_MERGE = 1;
+export const KSM_RUN_UNMERGE = 2;
+
+export type AdvisorMode = 'none' | 'scan-time';
+
+/** The tunables of /sys/kernel/mm/ksm with Linux 6.18's defaults. */
+export interface KsmSettings {
+  run: number;
+  pagesToScan: number;
+  sleepMillisecs: number;
+  mergeAcrossNodes: number;
+  maxPageSharing: number;
+  stableNodeChainsPruneMillisecs: number;
+  useZeroPages: boolean;
+  smartScan: boolean;
+  advisorMode: AdvisorMode;
+  advisorMaxCpu: number;
+  advisorMinPagesToScan: number;
+  advisorMaxPagesToScan: number;
+  advisorTargetScanTime: number;
+}
+
+export function defaultKsmSettings(): KsmSettings {
+  return {
+    run: KSM_RUN_STOP,
+    pagesToScan: 100,
+    sleepMillisecs: 20,
+    mergeAcrossNodes: 1,
+    maxPageSharing: 256,
+    stableNodeChainsPruneMillisecs: 2000,
+    useZeroPages: false,
+    smartScan: true,
+    advisorMode: 'none',
+    advisorMaxCpu: 70,
+    advisorMinPagesToScan: 500,
+    advisorMaxPagesToScan: 30000,
+    advisorTargetScanTime: 200,
+  };
+}
+
+/** Mirrors `struct ksm_mm_slot`: an mm registered with ksmd, linked in the scan list. */
+export class MmSlot {
+  prev: MmSlot = this;
+  next: MmSlot = this;
+  /** First rmap item of the mm's address-sorted list, or -1. */
+  rmapList = -1;
+  constructor(
+    readonly index: number,
+    /** null only for the list head sentinel (ksm_mm_head). */
+    readonly mm: Mm | null,
+  ) {}
+}
+
+export interface KsmOptions {
+  readonly checksum?: PageChecksum;
+  readonly costModel?: CostModel;
+}
+
+/** The global counters of /sys/kernel/mm/ksm, as a plain record. */
+export interface KsmCounters {
+  readonly pages_shared: number;
+  readonly pages_sharing: number;
+  readonly pages_unshared: number;
+  readonly pages_volatile: number;
+  readonly pages_scanned: number;
+  readonly pages_skipped: number;
+  readonly full_scans: number;
+  readonly stable_node_chains: number;
+  readonly stable_node_dups: number;
+  readonly ksm_zero_pages: number;
+  readonly general_profit: number;
+  readonly rmap_items: number;
+}
+
+const NO_PAGE = -1;
+
+export class Ksm implements KsmHooks {
+  readonly settings: KsmSettings = defaultKsmSettings();
+  readonly items = new RmapItemPool();
+  readonly nodes = new StableNodePool();
+  readonly costModel: CostModel;
+
+  // Global statistics (mm/ksm.c's ksm_pages_shared, ...).
+  pagesShared = 0;
+  pagesSharing = 0;
+  pagesUnshared = 0;
+  rmapItems = 0;
+  stableNodeChains = 0;
+  stableNodeDups = 0;
+  pagesScanned = 0;
+  pagesSkipped = 0;
+  ksmZeroPages = 0;
+
+  /** ksmd's CPU time so far, from the cost model (what /proc/<ksmd>/stat would show). */
+  ksmdCpuNs = 0;
+
+  private readonly frames: FramePool;
+  private readonly checksum: PageChecksum;
+  private listener: KsmEventListener | null = null;
+
+  /** Roots of the stable and unstable trees, one per NUMA node (index 0 when merging across nodes). */
+  private stableRoots: Int32Array;
+  private unstableRoots: Int32Array;
+
+  private readonly mmHead = new MmSlot(-1, null);
+  private readonly slotsByMm = new Map<Mm, MmSlot>();
+  private readonly slotsByIndex: (MmSlot | undefined)[] = [];
+  private readonly freeSlotIndices: number[] = [];
+
+  // The scan cursor (struct ksm_scan).
+  private scanSlot: MmSlot;
+  private scanVpn = 0;
+  /** The rmap list link: -1 for the slot's list head, else the item whose `next` is the link. */
+  private scanLink = -1;
+  /** Completed full scans (full_scans). */
+  seqnr = 0;
+
+  // Outputs of scanGetNextRmapItem (the kernel's `struct page **page` parameter).
+  private scanFrame = NO_PAGE;
+  // Second outputs of the chain walkers (the kernel's `**_stable_node_dup`, `**_stable_node`).
+  private outDup = RB_NIL;
+  private outNode = RB_NIL;
+  // Output of unstableTreeSearchInsert (`**tree_pagep`).
+  private treeFrame = NO_PAGE;
+  // Set by stableTreeSearch when the content is there but every copy is full.
+  private chainFull = false;
+
+  // ksmd on the virtual clock.
+  private ksmdWakeAtNs = 0;
+  private batchCostNs = 0;
+
+  // Scan-time advisor context (struct advisor_ctx) and the pass start time.
+  private advisorScanStartNs = 0;
+  private advisorScanTimePrev = 0;
+  private advisorChangePrev = 0;
+  private advisorCpuPrevNs = 0;
+
+  constructor(
+    readonly host: Host,
+    options: KsmOptions = {},
+  ) {
+    this.frames = host.frames;
+    this.checksum = options.checksum ?? pageChecksumJs;
+    this.costModel = options.costModel ?? DEFAULT_COST_MODEL;
+    this.stableRoots = new Int32Array(host.frames.numaNodes).fill(RB_NIL);
+    this.unstableRoots = new Int32Array(host.frames.numaNodes).fill(RB_NIL);
+    this.scanSlot = this.mmHead;
+    host.attachKsm(this);
+  }
+
+  onEvent(listener: KsmEventListener | null): void {
+    this.listener = listener;
+  }
+
+  private emit(event: KsmEvent): void {
+    this.listener?.(event);
+  }
+
+  private decline(item: number, reason: DeclineReason): void {
+    this.items.lastDecline[item] = DECLINE_CODE.get(reason)!;
+    if (this.listener === null) return;
+    const mm = this.slotMm(item);
+    this.listener({ type: 'ksm_decline', mmId: mm.id, vpn: this.items.vpn[item]!, reason });
+  }
+
+  // ================================================================ counters
+
+  counters(): KsmCounters {
+    const volatile = this.rmapItems - this.pagesShared - this.pagesSharing - this.pagesUnshared;
+    return {
+      pages_shared: this.pagesShared,
+      pages_sharing: this.pagesSharing,
+      pages_unshared: this.pagesUnshared,
+      pages_volatile: Math.max(volatile, 0),
+      pages_scanned: this.pagesScanned,
+      pages_skipped: this.pagesSkipped,
+      full_scans: this.seqnr,
+      stable_node_chains: this.stableNodeChains,
+      stable_node_dups: this.stableNodeDups,
+      ksm_zero_pages: this.ksmZeroPages,
+      general_profit: this.generalProfit(),
+      rmap_items: this.rmapItems,
+    };
+  }
+
+  /** general_profit_show(): (pages_sharing + ksm_zero_pages) × PAGE_SIZE − rmap_items × sizeof(rmap_item). */
+  generalProfit(): number {
+    return (this.pagesSharing + this.ksmZeroPages) * 4096 - this.rmapItems * 64;
+  }
+
+  /** ksm_process_profit(). */
+  processProfit(mm: Mm): number {
+    return (mm.ksmMergingPages + mm.ksmZeroPages) * 4096 - mm.ksmRmapItems * 64;
+  }
+
+  /** Registered mms in scan-list order. */
+  registeredMms(): Mm[] {
+    const out: Mm[] = [];
+    for (let s = this.mmHead.next; s !== this.mmHead; s = s.next) out.push(s.mm!);
+    return out;
+  }
+
+  isRegistered(mm: Mm): boolean {
+    return this.slotsByMm.has(mm);
+  }
+
+  /** The rmap items of a registered mm, in list order (for checks and tools). */
+  rmapItemsOf(mm: Mm): number[] {
+    const slot = this.slotsByMm.get(mm);
+    const out: number[] = [];
+    if (slot === undefined) return out;
+    for (let item = slot.rmapList; item >= 0; item = this.items.next[item]!) out.push(item);
+    return out;
+  }
+
+  // ================================================================ hooks from the MM
+
+  /** __ksm_enter(). */
+  enter(mm: Mm): void {
+    assert(!this.slotsByMm.has(mm), `mm ${mm.id} is already registered`);
+    const index = this.freeSlotIndices.pop() ?? this.slotsByIndex.length;
+    const slot = new MmSlot(index, mm);
+    this.slotsByIndex[index] = slot;
+    this.slotsByMm.set(mm, slot);
+    const needsWakeup = this.mmHead.next === this.mmHead;
+    // Behind the cursor, so the new mm settles for a pass; at the tail while unmerging.
+    const before = this.settings.run & KSM_RUN_UNMERGE ? this.mmHead : this.scanSlot;
+    linkBefore(slot, before);
+    mm.flags |= MMF_VM_MERGEABLE;
+    if (needsWakeup) this.wakeKsmd();
+    this.emit({ type: 'ksm_enter', mmId: mm.id });
+  }
+
+  /** __ksm_exit(). */
+  exit(mm: Mm): void {
+    const slot = this.slotsByMm.get(mm);
+    if (slot !== undefined && slot !== this.scanSlot) {
+      if (slot.rmapList < 0) {
+        this.freeSlot(slot);
+        mm.flags &= ~(MMF_VM_MERGE_ANY | MMF_VM_MERGEABLE);
+      } else {
+        // list_move() to just after the cursor: ksmd frees the items on its next visit.
+        unlink(slot);
+        linkBefore(slot, this.scanSlot.next);
+      }
+    }
+    this.emit({ type: 'ksm_exit', mmId: mm.id });
+  }
+
+  /** ksm_fork() as fixed in 6.18: the child starts with no merging pages or items of its own. */
+  fork(parent: Mm, child: Mm): void {
+    if (!(parent.flags & MMF_VM_MERGEABLE)) return;
+    child.ksmMergingPages = 0;
+    child.ksmRmapItems = 0;
+    this.ksmZeroPages += child.ksmZeroPages;
+    this.enter(child);
+  }
+
+  ksmZeroPageRemoved(_mm: Mm): void {
+    this.ksmZeroPages--;
+  }
+
+  // ================================================================ ksmd
+
+  private shouldRun(): boolean {
+    return (this.settings.run & KSM_RUN_MERGE) !== 0 && this.mmHead.next !== this.mmHead;
+  }
+
+  private wakeKsmd(): void {
+    this.ksmdWakeAtNs = Math.min(this.ksmdWakeAtNs, this.host.clock.nowNs);
+  }
+
+  /**
+   * ksm_do_scan(): one batch of up to `pageCount` pages. A batch ends early at
+   * the end of a full scan. Returns the pages processed (pages_scanned delta).
+   * Runs whatever `run` says: it is the scanner itself, not ksmd's decision to run.
+   */
+  scanPages(pageCount: number): number {
+    const before = this.pagesScanned;
+    this.batchCostNs = this.costModel.batchNs;
+    let budget = pageCount;
+    while (budget-- > 0) {
+      const item = this.scanGetNextRmapItem();
+      if (item < 0) break;
+      this.cmpAndMergePage(this.scanFrame, item);
+      this.pagesScanned++;
+    }
+    this.host.clock.advanceNs(this.batchCostNs);
+    this.ksmdCpuNs += this.batchCostNs;
+    return this.pagesScanned - before;
+  }
+
+  /**
+   * Lets ksmd complete `passes` full scans back to back, one unbounded batch
+   * each (the kernel backend does the same with a huge pages_to_scan). Does
+   * nothing when ksmd would not run (run without the MERGE bit, or no mm
+   * registered). Returns the number of full scans completed.
+   */
+  fullScans(passes: number): number {
+    const start = this.seqnr;
+    while (this.seqnr - start < passes && this.shouldRun()) this.scanPages(Number.POSITIVE_INFINITY);
+    return this.seqnr - start;
+  }
+
+  /**
+   * Lets `ms` of virtual time pass with ksmd running as ksm_scan_thread() does:
+   * a batch of pages_to_scan, then sleep_millisecs (in whole jiffies), while
+   * should_run; asleep otherwise until a run write or a registration wakes it.
+   */
+  advance(ms: number): void {
+    assert(ms >= 0, 'advance() takes a non-negative duration');
+    const clock = this.host.clock;
+    const targetNs = clock.nowNs + ms * 1e6;
+    for (;;) {
+      if (!this.shouldRun()) {
+        clock.advanceTo(targetNs);
+        this.ksmdWakeAtNs = Number.POSITIVE_INFINITY;
+        return;
+      }
+      if (this.ksmdWakeAtNs > targetNs) {
+        clock.advanceTo(targetNs);
+        return;
+      }
+      clock.advanceTo(this.ksmdWakeAtNs);
+      this.scanPages(this.settings.pagesToScan);
+      const sleepJiffies = msecsToJiffies(this.settings.sleepMillisecs);
+      this.ksmdWakeAtNs = clock.nowNs + (sleepJiffies * 1e9) / 250;
+    }
+  }
+
+  // ================================================================ the scan
+
+  private slotMm(item: number): Mm {
+    return this.slotsByIndex[this.items.slot[item]!]!.mm!;
+  }
+
+  private linkNext(slot: MmSlot, link: number): number {
+    return link < 0 ? slot.rmapList : this.items.next[link]!;
+  }
+
+  private setLinkNext(slot: MmSlot, link: number, item: number): void {
+    if (link < 0) slot.rmapList = item;
+    else this.items.next[link] = item;
+  }
+
+  /** scan_get_next_rmap_item(): the next page to process, or -1 at the end of a pass (or an empty list). */
+  private scanGetNextRmapItem(): number {
+    if (this.mmHead.next === this.mmHead) return -1;
+    let slot = this.scanSlot;
+    if (slot === this.mmHead) {
+      if (this.settings.advisorMode === 'scan-time') this.advisorScanStartNs = this.host.clock.nowNs;
+      this.unstableRoots.fill(RB_NIL);
+      slot = this.mmHead.next;
+      this.scanSlot = slot;
+      if (slot === this.mmHead) return -1;
+      this.scanVpn = 0;
+      this.scanLink = -1;
+      this.emit({ type: 'ksm_start_scan', seqnr: this.seqnr, rmapItems: this.rmapItems });
+    }
+    const frames = this.frames;
+    const frameFlags = frames.flags;
+    for (;;) {
+      const mm = slot.mm!;
+      const exiting = mm.users === 0;
+      if (!exiting) {
+        const vmas = mm.vmas;
+        for (let vi = mm.indexAtOrAfter(this.scanVpn); vi < vmas.length; vi++) {
+          const vma = vmas[vi]!;
+          if (!(vma.flags & VM_MERGEABLE)) continue;
+          if (this.scanVpn < vma.startVpn) this.scanVpn = vma.startVpn;
+          if (!vma.anonVma) this.scanVpn = vma.endVpn;
+          const pte = vma.pte;
+          const n = vma.pageCount;
+          while (this.scanVpn < vma.endVpn) {
+            // The 6.18 range walk: jump over holes and special PTEs (zero page) to the next normal page.
+            let i = this.scanVpn - vma.startVpn;
+            while (i < n && pte[i]! <= 0) i++;
+            if (i >= n) {
+              this.scanVpn = vma.endVpn;
+              break;
+            }
+            this.scanVpn = vma.startVpn + i;
+            const frame = pte[i]! - 1;
+            if (!(frameFlags[frame]! & FRAME_ANON)) {
+              this.scanVpn++;
+              continue;
+            }
+            this.batchCostNs += this.costModel.visitPageNs;
+            const item = this.getNextRmapItem(slot, this.scanVpn);
+            this.scanLink = item;
+            if (this.shouldSkipRmapItem(frame, item)) {
+              this.scanVpn++;
+              continue;
+            }
+            this.scanVpn++;
+            this.scanFrame = frame;
+            return item;
+          }
+        }
+      }
+      if (exiting) {
+        this.scanVpn = 0;
+        this.scanLink = -1;
+      }
+      // Nuke the items above the last page found: no VM_MERGEABLE page is there any more.
+      this.removeTrailingRmapItems(slot, this.scanLink);
+      const next = slot.next;
+      this.scanSlot = next;
+      if (this.scanVpn === 0) {
+        // No VM_MERGEABLE VMA at all (or exiting): drop the slot. Since 6.18.3
+        // MMF_VM_MERGE_ANY is kept, so a prctl'd mm re-registers on its next mapping.
+        this.freeSlot(slot);
+        mm.flags &= ~MMF_VM_MERGEABLE;
+        if (exiting) mm.flags &= ~MMF_VM_MERGE_ANY;
+      }
+      slot = next;
+      if (slot !== this.mmHead) {
+        this.scanVpn = 0;
+        this.scanLink = -1;
+        continue;
+      }
+      if (this.settings.advisorMode === 'scan-time') this.scanTimeAdvisor();
+      this.emit({ type: 'ksm_stop_scan', seqnr: this.seqnr, rmapItems: this.rmapItems });
+      this.seqnr++;
+      return -1;
+    }
+  }
+
+  /** get_next_rmap_item(): reuse the item for vpn, freeing every item passed over, or allocate one. */
+  private getNextRmapItem(slot: MmSlot, vpn: number): number {
+    const items = this.items;
+    const link = this.scanLink;
+    for (;;) {
+      const item = this.linkNext(slot, link);
+      if (item < 0) break;
+      const itemVpn = items.vpn[item]!;
+      if (itemVpn === vpn) return item;
+      if (itemVpn > vpn) break;
+      this.setLinkNext(slot, link, items.next[item]!);
+      this.removeRmapItemFromTree(item);
+      this.freeRmapItem(item);
+    }
+    const item = items.alloc(slot.index, vpn);
+    this.rmapItems++;
+    slot.mm!.ksmRmapItems++;
+    items.next[item] = this.linkNext(slot, link);
+    this.setLinkNext(slot, link, item);
+    return item;
+  }
+
+  private removeTrailingRmapItems(slot: MmSlot, link: number): void {
+    for (;;) {
+      const item = this.linkNext(slot, link);
+      if (item < 0) return;
+      this.setLinkNext(slot, link, this.items.next[item]!);
+      this.removeRmapItemFromTree(item);
+      this.freeRmapItem(item);
+    }
+  }
+
+  private freeRmapItem(item: number): void {
+    this.rmapItems--;
+    this.slotMm(item).ksmRmapItems--;
+    this.items.free(item);
+  }
+
+  private freeSlot(slot: MmSlot): void {
+    unlink(slot);
+    this.slotsByMm.delete(slot.mm!);
+    this.slotsByIndex[slot.index] = undefined;
+    this.freeSlotIndices.push(slot.index);
+  }
+
+  /** should_skip_rmap_item(): smart scan. */
+  private shouldSkipRmapItem(frame: number, item: number): boolean {
+    if (!this.settings.smartScan) return false;
+    if (this.frames.flags[frame]! & FRAME_KSM) return false;
+    const items = this.items;
+    const age = items.age[item]!;
+    if (age !== 255) items.age[item] = age + 1;
+    if (age < 3) return false;
+    if (items.remainingSkips[item] === 0) {
+      items.remainingSkips[item] = skipAge(age);
+      return false;
+    }
+    this.pagesSkipped++;
+    items.remainingSkips[item]!--;
+    this.removeRmapItemFromTree(item);
+    this.decline(item, 'smart_scan_skipped');
+    return true;
+  }
+
+  /** calc_checksum(), through the frame's cached value when the contents did not change since. */
+  private calcChecksum(frame: number): number {
+    const flags = this.frames.flags;
+    if (flags[frame]! & FRAME_CSUM_VALID) return this.frames.checksum[frame]!;
+    this.batchCostNs += this.costModel.checksumNs;
+    const sum = this.checksum(this.frames.chunkOf(frame), this.frames.offsetOf(frame));
+    this.frames.checksum[frame] = sum;
+    flags[frame]! |= FRAME_CSUM_VALID;
+    return sum;
+  }
+
+  /** memcmp_pages(). */
+  private memcmpPages(a: number, b: number): number {
+    this.batchCostNs += this.costModel.compareNs;
+    const frames = this.frames;
+    return comparePages(frames.chunkOf(a), frames.offsetOf(a), frames.chunkOf(b), frames.offsetOf(b));
+  }
+
+  private isKsmFrame(frame: number): boolean {
+    return (this.frames.flags[frame]! & FRAME_KSM) !== 0;
+  }
+
+  /** get_kpfn_nid(). */
+  private kpfnNid(frame: number): number {
+    return this.settings.mergeAcrossNodes ? 0 : this.frames.nidOf(frame);
+  }
+
+  /**
+   * cmp_and_merge_page() as of 6.9+: a page that is not a KSM page must pass
+   * the checksum gate (and the zero-page path) before any tree search, so a
+   * volatile page costs one checksum and nothing else.
+   */
+  private cmpAndMergePage(frame: number, item: number): void {
+    const items = this.items;
+    let stableNode = RB_NIL;
+    let bypass = false;
+    if (this.isKsmFrame(frame)) {
+      stableNode = this.frames.ksmNode[frame]!;
+      // The steady state of a merged mapping: nothing to do, not even a checksum.
+      if (items.head[item] === stableNode && items.flags[item]! & STABLE_FLAG) return;
+      // A fork child's mapping of a KSM page may go over the sharing limit.
+      if (!this.isPageSharingCandidate(stableNode)) bypass = true;
+    } else {
+      this.removeRmapItemFromTree(item);
+      const checksum = this.calcChecksum(frame);
+      if (items.oldchecksum[item] !== checksum) {
+        items.oldchecksum[item] = checksum;
+        this.decline(item, 'checksum_changed');
+        return;
+      }
+      if (!this.tryToMergeWithZeroPage(item, frame)) return;
+    }
+    this.chainFull = false;
+    let kframe = this.stableTreeSearch(frame);
+    if (kframe === frame && items.head[item] === stableNode && items.flags[item]! & STABLE_FLAG) return;
+    this.removeRmapItemFromTree(item);
+    if (kframe !== NO_PAGE) {
+      const ok = this.tryToMergeWithKsmPage(item, frame, kframe);
+      if (ok) this.stableTreeAppend(item, this.frames.ksmNode[kframe]!, bypass);
+      else this.decline(item, 'merge_failed');
+      return;
+    }
+    const treeItem = this.unstableTreeSearchInsert(item, frame);
+    if (treeItem === RB_NIL) {
+      if (this.chainFull) this.decline(item, 'chain_full');
+      return;
+    }
+    const treeFrame = this.treeFrame;
+    // Both subpages of one THP: the split inside the merge fails on the extra reference.
+    const split =
+      this.frames.isLarge(frame) && this.frames.folioHead[frame] === this.frames.folioHead[treeFrame];
+    kframe = split ? NO_PAGE : this.tryToMergeTwoPages(item, frame, treeItem, treeFrame);
+    if (kframe !== NO_PAGE) {
+      const node = this.stableTreeInsert(kframe);
+      this.stableTreeAppend(treeItem, node, false);
+      this.stableTreeAppend(item, node, false);
+    } else if (split) {
+      this.host.ksmSplitFolio(frame);
+      this.decline(item, 'thp_not_yet_split');
+    } else {
+      this.decline(item, 'merge_failed');
+    }
+  }
+
+  /**
+   * try_to_merge_with_zero_page(): with use_zero_pages, an empty page is
+   * replaced by the zero page. Returns false when that settled the page (merged,
+   * or its VMA went away), true when the normal path must go on.
+   */
+  private tryToMergeWithZeroPage(item: number, frame: number): boolean {
+    if (!this.settings.useZeroPages || this.items.oldchecksum[item] !== ZERO_PAGE_CHECKSUM) return true;
+    const mm = this.slotMm(item);
+    const vpn = this.items.vpn[item]!;
+    const vma = this.findMergeableVma(mm, vpn);
+    if (vma === null) return false;
+    if (!this.tryToMergeOnePage(mm, vma, vpn, frame, ZERO_FRAME)) return true;
+    this.ksmZeroPages++;
+    this.emit({ type: 'ksm_merge_zero_page', pfn: frame, mmId: mm.id, vpn });
+    return false;
+  }
+
+  /** find_mergeable_vma(): the VMA at vpn if it is VM_MERGEABLE with an anon_vma. */
+  private findMergeableVma(mm: Mm, vpn: number): Vma | null {
+    if (mm.users === 0) return null;
+    const vma = mm.findVma(vpn);
+    if (vma === undefined || !(vma.flags & VM_MERGEABLE) || !vma.anonVma) return null;
+    return vma;
+  }
+
+  /** get_mergeable_page(): the anonymous page an unstable tree item stands for, or -1. */
+  private getMergeablePage(item: number): number {
+    const vpn = this.items.vpn[item]!;
+    const vma = this.findMergeableVma(this.slotMm(item), vpn);
+    if (vma === null) return NO_PAGE;
+    const pte = vma.pte[vpn - vma.startVpn]!;
+    if (pte <= 0) return NO_PAGE;
+    const frame = pte - 1;
+    return this.frames.flags[frame]! & FRAME_ANON ? frame : NO_PAGE;
+  }
+
+  // ================================================================ merge primitives
+
+  /**
+   * try_to_merge_one_page(): kframe -1 turns `frame` itself into a KSM page;
+   * ZERO_FRAME maps the zero page (use_zero_pages); else maps kframe instead.
+   */
+  private tryToMergeOnePage(mm: Mm, vma: Vma, vpn: number, frame: number, kframe: number): boolean {
+    if (frame === kframe) return true;
+    const frames = this.frames;
+    if (!(frames.flags[frame]! & FRAME_ANON)) return false;
+    if (frames.isLarge(frame)) this.host.ksmSplitFolio(frame);
+    if (!this.host.ksmWriteProtectPage(vma, vpn, frame)) return false;
+    this.batchCostNs += this.costModel.mergeNs;
+    if (kframe === NO_PAGE) {
+      frames.flags[frame]! |= FRAME_KSM | FRAME_DIRTY;
+      frames.ksmNode[frame] = -1;
+      return true;
+    }
+    if (kframe === ZERO_FRAME) {
+      if (!pageIsZero(frames.chunkOf(frame), frames.offsetOf(frame))) return false;
+      return this.host.ksmMapZeroPage(mm, vma, vpn, frame);
+    }
+    if (
+      !pagesEqual(
+        frames.chunkOf(frame),
+        frames.offsetOf(frame),
+        frames.chunkOf(kframe),
+        frames.offsetOf(kframe),
+      )
+    ) {
+      return false;
+    }
+    return this.host.ksmReplacePage(vma, vpn, frame, kframe);
+  }
+
+  /** try_to_merge_with_ksm_page(). */
+  private tryToMergeWithKsmPage(item: number, frame: number, kframe: number): boolean {
+    const mm = this.slotMm(item);
+    const vpn = this.items.vpn[item]!;
+    const vma = this.findMergeableVma(mm, vpn);
+    if (vma === null) return false;
+    const ok = this.tryToMergeOnePage(mm, vma, vpn, frame, kframe);
+    if (this.listener !== null) {
+      if (kframe === NO_PAGE) this.emit({ type: 'ksm_merge_one_page', pfn: frame, mmId: mm.id, vpn, ok });
+      else this.emit({ type: 'ksm_merge_with_ksm_page', kpfn: kframe, pfn: frame, mmId: mm.id, vpn, ok });
+    }
+    if (!ok) return false;
+    this.removeRmapItemFromTree(item);
+    return true;
+  }
+
+  /** try_to_merge_two_pages(): the scanned page becomes the KSM page; the tree page's mapping moves to it. */
+  private tryToMergeTwoPages(item: number, frame: number, treeItem: number, treeFrame: number): number {
+    if (!this.tryToMergeWithKsmPage(item, frame, NO_PAGE)) return NO_PAGE;
+    if (!this.tryToMergeWithKsmPage(treeItem, treeFrame, frame)) {
+      this.breakCow(item);
+      return NO_PAGE;
+    }
+    return frame;
+  }
+
+  /** break_cow(). */
+  private breakCow(item: number): void {
+    const mm = this.slotMm(item);
+    const vpn = this.items.vpn[item]!;
+    const vma = this.findMergeableVma(mm, vpn);
+    if (vma !== null) this.host.ksmBreakKsm(mm, vma, vpn);
+  }
+
+  // ================================================================ stable tree
+
+  /** is_page_sharing_candidate() with the kernel's offset. */
+  private isPageSharingCandidate(node: number, offset = 0): boolean {
+    const len = this.nodes.rmapHlistLen[node]!;
+    return len !== 0 && len + offset < this.settings.maxPageSharing;
+  }
+
+  /**
+   * ksm_get_folio(): the KSM page of a node, or -1 after removing the node
+   * when its page is gone (stale: the frame no longer carries this node's tag).
+   */
+  private ksmGetFolio(node: number): number {
+    const kpfn = this.nodes.kpfn[node]!;
+    if (kpfn >= 0 && this.frames.flags[kpfn]! & FRAME_KSM && this.frames.ksmNode[kpfn] === node) return kpfn;
+    this.removeNodeFromStableTree(node);
+    return NO_PAGE;
+  }
+
+  /** remove_node_from_stable_tree(): detach every item (they become volatile) and free the node. */
+  private removeNodeFromStableTree(node: number): void {
+    const items = this.items;
+    const nodes = this.nodes;
+    for (let item = nodes.first[node]!; item >= 0; item = items.hnext[item]!) {
+      if (items.hnext[item]! >= 0) {
+        this.pagesSharing--;
+        if (this.listener !== null) {
+          this.emit({
+            type: 'ksm_remove_rmap_item',
+            pfn: nodes.kpfn[node]!,
+            mmId: this.slotMm(item).id,
+            vpn: items.vpn[item]!,
+          });
+        }
+      } else this.pagesShared--;
+      this.slotMm(item).ksmMergingPages--;
+      nodes.rmapHlistLen[node]!--;
+      items.flags[item] = 0;
+      items.head[item] = -1;
+    }
+    this.emit({ type: 'ksm_remove_ksm_page', pfn: nodes.kpfn[node]! });
+    this.stableNodeDupDel(node);
+    nodes.free(node);
+  }
+
+  /** stable_node_dup_del(): out of its chain (a dup) or out of the tree (a regular node). */
+  private stableNodeDupDel(node: number): void {
+    const nodes = this.nodes;
+    if (nodes.kind[node] === NODE_DUP) {
+      const prev = nodes.dupPrev[node]!;
+      const next = nodes.dupNext[node]!;
+      if (prev >= 0) nodes.dupNext[prev] = next;
+      else nodes.first[nodes.chain[node]!] = next;
+      if (next >= 0) nodes.dupPrev[next] = prev;
+      this.stableNodeDups--;
+    } else {
+      assert(nodes.kind[node] === NODE_REGULAR, `stable node ${node} is not regular`);
+      rbErase(nodes, this.stableRoots, nodes.nid[node]!, node);
+    }
+  }
+
+  /** stable_node_chain_add_dup(): at the head of the chain's list. */
+  private stableNodeChainAddDup(dup: number, chain: number): void {
+    const nodes = this.nodes;
+    nodes.kind[dup] = NODE_DUP;
+    nodes.chain[dup] = chain;
+    const first = nodes.first[chain]!;
+    nodes.dupPrev[dup] = -1;
+    nodes.dupNext[dup] = first;
+    if (first >= 0) nodes.dupPrev[first] = dup;
+    nodes.first[chain] = dup;
+    this.stableNodeDups++;
+  }
+
+  private moveDupToHead(dup: number, chain: number): void {
+    const nodes = this.nodes;
+    const prev = nodes.dupPrev[dup]!;
+    const next = nodes.dupNext[dup]!;
+    if (prev >= 0) nodes.dupNext[prev] = next;
+    else nodes.first[chain] = next;
+    if (next >= 0) nodes.dupPrev[next] = prev;
+    this.stableNodeDups--;
+    this.stableNodeChainAddDup(dup, chain);
+  }
+
+  /** alloc_stable_node_chain(): a chain takes `dup`'s place in the tree, with `dup` as its first dup. */
+  private allocStableNodeChain(dup: number, nid: number): number {
+    const nodes = this.nodes;
+    const chain = nodes.alloc(NODE_CHAIN);
+    nodes.chainPruneTime[chain] = this.host.clock.jiffies;
+    nodes.nid[chain] = nid;
+    this.stableNodeChains++;
+    rbReplaceNode(nodes, this.stableRoots, nid, dup, chain);
+    this.stableNodeChainAddDup(dup, chain);
+    return chain;
+  }
+
+  /** free_stable_node_chain(). */
+  private freeStableNodeChain(chain: number, nid: number): void {
+    rbErase(this.nodes, this.stableRoots, nid, chain);
+    this.nodes.free(chain);
+    this.stableNodeChains--;
+  }
+
+  /**
+   * stable_node_dup() (6.9+): walk the chain's dups, dropping stale ones, and
+   * keep the best: the first valid dup, replaced by a later sharing candidate
+   * when the best so far is not one or has fewer items. Without pruning the
+   * walk stops at the first candidate. A chain left with a single dup collapses
+   * into a regular node; a chain left with none is freed (then -1 is returned
+   * and the caller restarts its walk). Sets outDup and outNode (the chain, or
+   * the dup that took its place).
+   */
+  private stableNodeDup(chain: number, nid: number, prune: boolean): number {
+    const nodes = this.nodes;
+    const jiffies = this.host.clock.jiffies;
+    if (
+      !prune ||
+      jiffies < nodes.chainPruneTime[chain]! + msecsToJiffies(this.settings.stableNodeChainsPruneMillisecs)
+    ) {
+      prune = false;
+    } else {
+      nodes.chainPruneTime[chain] = jiffies;
+    }
+    let found = RB_NIL;
+    let foundLen = 0;
+    let treeFrame = NO_PAGE;
+    for (let dup = nodes.first[chain]!; dup >= 0; ) {
+      const next = nodes.dupNext[dup]!;
+      const frame = this.ksmGetFolio(dup);
+      if (frame !== NO_PAGE) {
+        const better =
+          found === RB_NIL ||
+          (this.isPageSharingCandidate(dup) &&
+            (!this.isPageSharingCandidate(found) || nodes.rmapHlistLen[dup]! > foundLen));
+        if (better) {
+          found = dup;
+          foundLen = nodes.rmapHlistLen[dup]!;
+          treeFrame = frame;
+          if (!prune && this.isPageSharingCandidate(found)) break;
+        }
+      }
+      dup = next;
+    }
+    this.outNode = chain;
+    this.outDup = found;
+    if (found === RB_NIL) {
+      this.freeStableNodeChain(chain, nid);
+      return NO_PAGE;
+    }
+    if (nodes.first[chain] === found && nodes.dupNext[found] === -1) {
+      // The only dup left: it takes the chain's place as a regular node.
+      rbReplaceNode(nodes, this.stableRoots, nid, chain, found);
+      nodes.kind[found] = NODE_REGULAR;
+      nodes.chain[found] = -1;
+      nodes.dupNext[found] = -1;
+      nodes.dupPrev[found] = -1;
+      nodes.nid[found] = nid;
+      nodes.free(chain);
+      this.stableNodeChains--;
+      this.stableNodeDups--;
+      this.outNode = found;
+    } else if (nodes.first[chain] !== found && this.isPageSharingCandidate(found, 1)) {
+      this.moveDupToHead(found, chain);
+    }
+    return treeFrame;
+  }
+
+  /**
+   * __stable_node_chain(): chain_prune() when prune, chain() otherwise. A page
+   * to compare against with outDup/outNode set, or -1 when the walk must restart.
+   */
+  private stableNodeChainLookup(node: number, nid: number, prune: boolean): number {
+    if (this.nodes.kind[node] !== NODE_CHAIN) {
+      this.outNode = node;
+      this.outDup = node;
+      return this.ksmGetFolio(node);
+    }
+    return this.stableNodeDup(node, nid, prune);
+  }
+
+  /** stable_tree_search(): a KSM page with the same content to merge with, or -1. */
+  private stableTreeSearch(frame: number): number {
+    if (this.isKsmFrame(frame) && this.frames.ksmNode[frame]! >= 0) return frame; // KSM page forked
+    const nid = this.kpfnNid(frame);
+    const nodes = this.nodes;
+    again: for (;;) {
+      let node = this.stableRoots[nid]!;
+      while (node !== RB_NIL) {
+        const treeFrame = this.stableNodeChainLookup(node, nid, true);
+        if (treeFrame === NO_PAGE) continue again;
+        const stableNode = this.outNode;
+        const dup = this.outDup;
+        const ret = this.memcmpPages(frame, treeFrame);
+        if (ret < 0) node = nodes.left[stableNode]!;
+        else if (ret > 0) node = nodes.right[stableNode]!;
+        else {
+          // Every copy is full (or has no mapper left): wait for a twin in the unstable tree.
+          if (!this.isPageSharingCandidate(dup)) {
+            this.chainFull = true;
+            return NO_PAGE;
+          }
+          const kframe = this.ksmGetFolio(dup);
+          if (kframe === NO_PAGE) continue again;
+          return kframe;
+        }
+      }
+      return NO_PAGE;
+    }
+  }
+
+  /** stable_tree_insert(): a node for a new KSM page; a dup in a (new) chain when the content is there already. */
+  private stableTreeInsert(kframe: number): number {
+    const nid = this.kpfnNid(kframe);
+    const nodes = this.nodes;
+    let parent = RB_NIL;
+    let goLeft = false;
+    let equalNode = RB_NIL;
+    again: for (;;) {
+      parent = RB_NIL;
+      equalNode = RB_NIL;
+      let node = this.stableRoots[nid]!;
+      while (node !== RB_NIL) {
+        const treeFrame = this.stableNodeChainLookup(node, nid, false);
+        if (treeFrame === NO_PAGE) continue again;
+        // chain() may have collapsed the chain: outNode holds the node now at this position.
+        node = this.outNode;
+        const ret = this.memcmpPages(kframe, treeFrame);
+        parent = node;
+        if (ret < 0) {
+          goLeft = true;
+          node = nodes.left[node]!;
+        } else if (ret > 0) {
+          goLeft = false;
+          node = nodes.right[node]!;
+        } else {
+          equalNode = node;
+          break;
+        }
+      }
+      break;
+    }
+    const dup = nodes.alloc(NODE_REGULAR);
+    nodes.kpfn[dup] = kframe;
+    nodes.nid[dup] = nid;
+    this.frames.ksmNode[kframe] = dup;
+    if (equalNode === RB_NIL) {
+      rbLinkNode(nodes, dup, parent, goLeft);
+      if (parent === RB_NIL) this.stableRoots[nid] = dup;
+      rbInsertColor(nodes, this.stableRoots, nid, dup);
+    } else {
+      const chain =
+        nodes.kind[equalNode] === NODE_CHAIN ? equalNode : this.allocStableNodeChain(equalNode, nid);
+      this.stableNodeChainAddDup(dup, chain);
+    }
+    return dup;
+  }
+
+  /** stable_tree_append(): link the item at the head of the node's list. */
+  private stableTreeAppend(item: number, node: number, _bypass: boolean): void {
+    const items = this.items;
+    const nodes = this.nodes;
+    assert(nodes.rmapHlistLen[node]! >= 0, `append to chain ${node}`);
+    nodes.rmapHlistLen[node]!++;
+    items.head[item] = node;
+    items.flags[item] = STABLE_FLAG;
+    const first = nodes.first[node]!;
+    items.hprev[item] = -1;
+    items.hnext[item] = first;
+    if (first >= 0) items.hprev[first] = item;
+    nodes.first[node] = item;
+    if (first >= 0) this.pagesSharing++;
+    else this.pagesShared++;
+    this.slotMm(item).ksmMergingPages++;
+  }
+
+  // ================================================================ unstable tree
+
+  /** unstable_tree_search_insert(): an equal tree item (treeFrame set), or RB_NIL after inserting (or not) the item. */
+  private unstableTreeSearchInsert(item: number, frame: number): number {
+    const items = this.items;
+    const nid = this.kpfnNid(frame);
+    let node = this.unstableRoots[nid]!;
+    let parent = RB_NIL;
+    let goLeft = false;
+    while (node !== RB_NIL) {
+      const treeFrame = this.getMergeablePage(node);
+      if (treeFrame === NO_PAGE) {
+        this.decline(item, 'unstable_tree_page_gone');
+        return RB_NIL;
+      }
+      if (treeFrame === frame) {
+        this.decline(item, 'same_page_after_fork');
+        return RB_NIL;
+      }
+      const ret = this.memcmpPages(frame, treeFrame);
+      parent = node;
+      if (ret < 0) {
+        goLeft = true;
+        node = items.left[node]!;
+      } else if (ret > 0) {
+        goLeft = false;
+        node = items.right[node]!;
+      } else if (!this.settings.mergeAcrossNodes && this.frames.nidOf(treeFrame) !== nid) {
+        this.decline(item, 'other_numa_node');
+        return RB_NIL;
+      } else {
+        this.treeFrame = treeFrame;
+        return node;
+      }
+    }
+    items.flags[item] = UNSTABLE_FLAG | (this.seqnr & SEQNR_MASK);
+    items.nid[item] = nid;
+    rbLinkNode(items, item, parent, goLeft);
+    if (parent === RB_NIL) this.unstableRoots[nid] = item;
+    rbInsertColor(items, this.unstableRoots, nid, item);
+    this.pagesUnshared++;
+    this.decline(item, 'no_twin_yet');
+    return RB_NIL;
+  }
+
+  /** remove_rmap_item_from_tree(). */
+  private removeRmapItemFromTree(item: number): void {
+    const items = this.items;
+    const flags = items.flags[item]!;
+    if (flags & STABLE_FLAG) {
+      const node = items.head[item]!;
+      // A stale node is removed with all its items by the lookup itself.
+      if (this.ksmGetFolio(node) === NO_PAGE) return;
+      const prev = items.hprev[item]!;
+      const next = items.hnext[item]!;
+      if (prev >= 0) items.hnext[prev] = next;
+      else this.nodes.first[node] = next;
+      if (next >= 0) items.hprev[next] = prev;
+      if (this.nodes.first[node]! >= 0) this.pagesSharing--;
+      else this.pagesShared--;
+      this.slotMm(item).ksmMergingPages--;
+      assert(this.nodes.rmapHlistLen[node]! > 0, `stable node ${node} item count underflow`);
+      this.nodes.rmapHlistLen[node]!--;
+      items.head[item] = -1;
+      items.flags[item] = 0;
+    } else if (flags & UNSTABLE_FLAG) {
+      // Items inserted in an earlier pass sit in a tree that was reset already.
+      const age = (this.seqnr - (flags & SEQNR_MASK)) & 0xff;
+      assert(age <= 1, `unstable rmap item ${item} is ${age} passes old`);
+      if (age === 0) rbErase(items, this.unstableRoots, items.nid[item]!, item);
+      this.pagesUnshared--;
+      items.flags[item] = 0;
+    }
+  }
+
+  // ================================================================ unmerge everything (run = 2)
+
+  /** unmerge_and_remove_all_rmap_items(). */
+  private unmergeAndRemoveAllRmapItems(): void {
+    this.scanSlot = this.mmHead.next;
+    while (this.scanSlot !== this.mmHead) {
+      const slot = this.scanSlot;
+      const mm = slot.mm!;
+      if (mm.users !== 0) {
+        for (const vma of mm.vmas) {
+          if (!(vma.flags & VM_MERGEABLE) || !vma.anonVma) continue;
+          this.host.unmergeKsmPages(mm, vma, vma.startVpn, vma.endVpn);
+        }
+      }
+      this.removeTrailingRmapItems(slot, -1);
+      this.scanSlot = slot.next;
+      if (mm.users === 0) {
+        this.freeSlot(slot);
+        mm.flags &= ~(MMF_VM_MERGE_ANY | MMF_VM_MERGEABLE);
+      }
+    }
+    this.removeAllStableNodes();
+    this.seqnr = 0;
+  }
+
+  /** remove_stable_node(): false (EBUSY) while the KSM page is still mapped. */
+  private removeStableNode(node: number): boolean {
+    const frame = this.ksmGetFolio(node);
+    if (frame === NO_PAGE) return true;
+    if (this.frames.mapcount[frame]! > 0) return false;
+    this.frames.ksmNode[frame] = -1;
+    this.removeNodeFromStableTree(node);
+    return true;
+  }
+
+  /** remove_all_stable_nodes(): false if some KSM page is still mapped (EBUSY for the callers). */
+  private removeAllStableNodes(): boolean {
+    let ok = true;
+    const nodes = this.nodes;
+    for (let nid = 0; nid < this.stableRoots.length; nid++) {
+      for (;;) {
+        const node = this.stableRoots[nid]!;
+        if (node === RB_NIL) break;
+        if (nodes.kind[node] === NODE_CHAIN) {
+          // remove_stable_node_chain(): every dup, then the chain itself.
+          let busy = false;
+          for (let dup = nodes.first[node]!; dup >= 0; ) {
+            const next = nodes.dupNext[dup]!;
+            if (!this.removeStableNode(dup)) busy = true;
+            dup = next;
+          }
+          if (busy) {
+            ok = false;
+            break;
+          }
+          assert(nodes.first[node] === -1, 'chain still has dups');
+          this.freeStableNodeChain(node, nid);
+        } else if (!this.removeStableNode(node)) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    return ok;
+  }
+
+  // ================================================================ sysfs stores (values already parsed)
+
+  /** run_store(). */
+  setRun(value: number): void {
+    if (!Number.isInteger(value) || value < 0 || value > KSM_RUN_UNMERGE)
+      throw new ErrnoError('EINVAL', 'write');
+    if (this.settings.run !== value) {
+      this.settings.run = value;
+      if (value & KSM_RUN_UNMERGE) this.unmergeAndRemoveAllRmapItems();
+    }
+    if (value & KSM_RUN_MERGE) this.wakeKsmd();
+  }
+
+  setPagesToScan(value: number): void {
+    if (this.settings.advisorMode === 'scan-time') throw new ErrnoError('EINVAL', 'write');
+    this.settings.pagesToScan = value;
+  }
+
+  setSleepMillisecs(value: number): void {
+    if (value !== this.settings.sleepMillisecs) this.wakeKsmd();
+    this.settings.sleepMillisecs = value;
+  }
+
+  /** merge_across_nodes_store(). */
+  setMergeAcrossNodes(value: number): void {
+    if (value > 1) throw new ErrnoError('EINVAL', 'write');
+    if (this.settings.mergeAcrossNodes === value) return;
+    if (this.pagesShared !== 0 || !this.removeAllStableNodes()) throw new ErrnoError('EBUSY', 'write');
+    this.settings.mergeAcrossNodes = value;
+  }
+
+  /** max_page_sharing_store(). */
+  setMaxPageSharing(value: number): void {
+    if (value < 2) throw new ErrnoError('EINVAL', 'write');
+    if (this.settings.maxPageSharing === value) return;
+    if (this.pagesShared !== 0 || !this.removeAllStableNodes()) throw new ErrnoError('EBUSY', 'write');
+    this.settings.maxPageSharing = value;
+  }
+
+  /** advisor_mode_store() → set_advisor_defaults() on a change. */
+  setAdvisorMode(mode: AdvisorMode): void {
+    if (this.settings.advisorMode === mode) return;
+    this.settings.advisorMode = mode;
+    if (mode === 'none') {
+      this.settings.pagesToScan = 100;
+    } else {
+      this.advisorScanTimePrev = 0;
+      this.advisorChangePrev = 0;
+      this.advisorCpuPrevNs = 0;
+      this.advisorScanStartNs = 0;
+      this.settings.pagesToScan = this.settings.advisorMinPagesToScan;
+    }
+  }
+
+  // ================================================================ scan-time advisor
+
+  /** scan_time_advisor(): all integer arithmetic, truncating, as the kernel's. */
+  private scanTimeAdvisor(): void {
+    const s = this.settings;
+    const nowNs = this.host.clock.nowNs;
+    let scanTime = Math.floor(Math.floor((nowNs - this.advisorScanStartNs) / 1e6) / 1000);
+    if (scanTime === 0) scanTime = 1;
+    const cpuNow = this.ksmdCpuNs;
+    const cpuMs = Math.floor((cpuNow - this.advisorCpuPrevNs) / 1e6);
+    let cpuPercent = Math.floor((cpuMs * 100) / (scanTime * 1000));
+    if (cpuPercent === 0) cpuPercent = 1;
+    const last = this.advisorScanTimePrev !== 0 ? this.advisorScanTimePrev : scanTime;
+    let factor = Math.floor((s.advisorTargetScanTime * 100) / scanTime);
+    if (factor === 0) factor = 1;
+    let change = Math.floor((scanTime * 100) / last);
+    if (change === 0) change = 1;
+    change = Math.floor((70 * this.advisorChangePrev + 30 * change) / 100);
+    let pages = Math.floor((s.pagesToScan * 100) / factor);
+    pages = Math.floor((pages * change) / 100);
+    let perPageCost = Math.floor(s.pagesToScan / cpuPercent);
+    if (perPageCost === 0) perPageCost = 1;
+    pages = Math.min(pages, perPageCost * s.advisorMaxCpu);
+    pages = Math.max(pages, perPageCost * 10);
+    pages = Math.min(pages, s.advisorMaxPagesToScan);
+    this.advisorChangePrev = change;
+    this.advisorScanTimePrev = scanTime;
+    this.advisorCpuPrevNs = cpuNow;
+    s.pagesToScan = pages >>> 0;
+    this.emit({ type: 'ksm_advisor', scanTimeS: scanTime, pagesToScan: s.pagesToScan, cpuPercent });
+  }
+
+  // ================================================================ introspection
+
+  /** "Why is this page not merged?": the page's state as ksmd last left it. */
+  explainPage(mm: Mm, vpn: number): PageState {
+    const vma = mm.findVma(vpn);
+    if (vma === undefined) return { state: 'not_mapped' };
+    const pte = vma.pte[vpn - vma.startVpn]!;
+    if (pte === PTE_KSM_ZERO) return { state: 'ksm_zero_page' };
+    if (!(vma.flags & VM_MERGEABLE)) return { state: 'not_mergeable', why: 'vma_not_mergeable' };
+    if (pte === PTE_NONE) return { state: 'not_mergeable', why: 'no_anonymous_page' };
+    if (pte === PTE_ZERO) return { state: 'not_mergeable', why: 'zero_page' };
+    const slot = this.slotsByMm.get(mm);
+    if (slot === undefined) return { state: 'not_mergeable', why: 'not_registered' };
+    let item = slot.rmapList;
+    while (item >= 0 && this.items.vpn[item]! < vpn) item = this.items.next[item]!;
+    if (item < 0 || this.items.vpn[item] !== vpn) return { state: 'not_yet_scanned' };
+    const flags = this.items.flags[item]!;
+    const code = this.items.lastDecline[item]!;
+    const reason = code === 0 ? null : DECLINE_REASONS[code - 1]!;
+    if (flags & STABLE_FLAG) {
+      const node = this.items.head[item]!;
+      return { state: 'merged', kpfn: this.nodes.kpfn[node]!, mappings: this.nodes.rmapHlistLen[node]! };
+    }
+    if (flags & UNSTABLE_FLAG) return { state: 'unshared', reason };
+    return { state: 'volatile', reason };
+  }
+
+  /** What the scan cursor points at (for tests that pin the kernel's slot order). */
+  cursor(): { readonly mm: Mm | null; readonly vpn: number } {
+    return { mm: this.scanSlot.mm, vpn: this.scanVpn };
+  }
+
+  /** Stable tree roots (for whole-host checks). */
+  stableTreeRoots(): Int32Array {
+    return this.stableRoots;
+  }
+
+  /** Every live stable node that is a regular node or a dup (not a chain), in tree order. */
+  ksmPageNodes(): number[] {
+    const out: number[] = [];
+    const nodes = this.nodes;
+    const walk = (node: number): void => {
+      if (node === RB_NIL) return;
+      walk(nodes.left[node]!);
+      if (nodes.kind[node] === NODE_CHAIN) {
+        for (let dup = nodes.first[node]!; dup >= 0; dup = nodes.dupNext[dup]!) out.push(dup);
+      } else out.push(node);
+      walk(nodes.right[node]!);
+    };
+    for (const root of this.stableRoots) walk(root);
+    return out;
+  }
+
+  /** The HPAGE_PMD_NR constant re-exported for tools that reason about THP splits. */
+  static readonly HPAGE_PMD_NR = HPAGE_PMD_NR;
+  static readonly STABLE_NODE_CHAIN = STABLE_NODE_CHAIN;
+}
+
+const DECLINE_CODE = new Map<DeclineReason, number>(DECLINE_REASONS.map((r, i) => [r, i + 1]));
+
+/** Why a page is, or is not, merged: what `explainPage` answers. */
+export type PageState =
+  | { readonly state: 'not_mapped' }
+  | {
+      readonly state: 'not_mergeable';
+      readonly why: 'vma_not_mergeable' | 'no_anonymous_page' | 'zero_page' | 'not_registered';
+    }
+  | { readonly state: 'ksm_zero_page' }
+  | { readonly state: 'merged'; readonly kpfn: number; readonly mappings: number }
+  | { readonly state: 'not_yet_scanned' }
+  | { readonly state: 'unshared'; readonly reason: DeclineReason | null }
+  | { readonly state: 'volatile'; readonly reason: DeclineReason | null };
+
+/** skip_age(). */
+function skipAge(age: number): number {
+  if (age <= 3) return 1;
+  if (age <= 5) return 2;
+  if (age <= 8) return 4;
+  return 8;
+}
+
+function unlink(slot: MmSlot): void {
+  slot.prev.next = slot.next;
+  slot.next.prev = slot.prev;
+  slot.prev = slot;
+  slot.next = slot;
+}
+
+/** list_add_tail(slot, before): insert just before `before`. */
+function linkBefore(slot: MmSlot, before: MmSlot): void {
+  slot.prev = before.prev;
+  slot.next = before;
+  before.prev.next = slot;
+  before.prev = slot;
+}

@@ -1,0 +1,138 @@
+/**
+ * Mirrors `struct ksm_stable_node` (mm/ksm.c) in its three roles: a regular
+ * node of a stable tree (one KSM page), a chain (one content with several KSM
+ * page copies, `rmap_hlist_len == STABLE_NODE_CHAIN`) and a dup (one copy hung
+ * off a chain, not itself in the tree).
+ *
+ * Layout, per node:
+ *
+ * | field             | type          | bytes | kernel field / meaning                                   |
+ * |-------------------|---------------|-------|----------------------------------------------------------|
+ * | left/right/parent | Int32Array ×3 | 12    | node: rb_node links (regular node or chain in a tree)     |
+ * | color             | Uint8Array    | 1     | node: rb colour                                          |
+ * | kind              | Uint8Array    | 1     | NODE_REGULAR / NODE_CHAIN / NODE_DUP (head == DUP_HEAD)   |
+ * | first             | Int32Array    | 4     | hlist.first: first rmap item, or a chain's first dup     |
+ * | dupNext/dupPrev   | Int32Array ×2 | 8     | hlist_dup: links in the chain's dup list                 |
+ * | chain             | Int32Array    | 4     | (ours) the chain a dup hangs off, for hlist_del at head  |
+ * | kpfn              | Int32Array    | 4     | kpfn: the KSM page's frame                               |
+ * | chainPruneTime    | Float64Array  | 8     | chain_prune_time, in jiffies (chains only)               |
+ * | rmapHlistLen      | Int32Array    | 4     | rmap_hlist_len (STABLE_NODE_CHAIN for a chain)           |
+ * | nid               | Uint16Array   | 2     | nid: stable tree the node is linked in                   |
+ *
+ * Total: 52 bytes per node (the kernel's is 64).
+ */
+import { assert } from '../host/assert.ts';
+import type { RbLinks } from './rbtree.ts';
+import { growInt32, growUint8 } from './rmap-item.ts';
+
+export const NODE_FREE = 0;
+export const NODE_REGULAR = 1;
+export const NODE_CHAIN = 2;
+export const NODE_DUP = 3;
+export const STABLE_NODE_CHAIN = -1024;
+
+export const STABLE_NODE_BYTES = 12 + 1 + 1 + 4 + 8 + 4 + 4 + 8 + 4 + 2;
+
+export class StableNodePool implements RbLinks {
+  left: Int32Array;
+  right: Int32Array;
+  parent: Int32Array;
+  color: Uint8Array;
+  kind: Uint8Array;
+  first: Int32Array;
+  dupNext: Int32Array;
+  dupPrev: Int32Array;
+  chain: Int32Array;
+  kpfn: Int32Array;
+  chainPruneTime: Float64Array;
+  rmapHlistLen: Int32Array;
+  nid: Uint16Array;
+  private freeList: Int32Array;
+  private freeTop = 0;
+  private highWater = 0;
+  private liveCount = 0;
+
+  constructor(capacity = 256) {
+    this.left = new Int32Array(capacity);
+    this.right = new Int32Array(capacity);
+    this.parent = new Int32Array(capacity);
+    this.color = new Uint8Array(capacity);
+    this.kind = new Uint8Array(capacity);
+    this.first = new Int32Array(capacity);
+    this.dupNext = new Int32Array(capacity);
+    this.dupPrev = new Int32Array(capacity);
+    this.chain = new Int32Array(capacity);
+    this.kpfn = new Int32Array(capacity);
+    this.chainPruneTime = new Float64Array(capacity);
+    this.rmapHlistLen = new Int32Array(capacity);
+    this.nid = new Uint16Array(capacity);
+    this.freeList = new Int32Array(capacity);
+  }
+
+  get capacity(): number {
+    return this.left.length;
+  }
+
+  get live(): number {
+    return this.liveCount;
+  }
+
+  alloc(kind: number): number {
+    let node: number;
+    if (this.freeTop > 0) node = this.freeList[--this.freeTop]!;
+    else {
+      if (this.highWater === this.capacity) this.grow();
+      node = this.highWater++;
+    }
+    this.left[node] = -1;
+    this.right[node] = -1;
+    this.parent[node] = -1;
+    this.color[node] = 0;
+    this.kind[node] = kind;
+    this.first[node] = -1;
+    this.dupNext[node] = -1;
+    this.dupPrev[node] = -1;
+    this.chain[node] = -1;
+    this.kpfn[node] = -1;
+    this.chainPruneTime[node] = 0;
+    this.rmapHlistLen[node] = kind === NODE_CHAIN ? STABLE_NODE_CHAIN : 0;
+    this.nid[node] = 0;
+    this.liveCount++;
+    return node;
+  }
+
+  free(node: number): void {
+    assert(this.kind[node] !== NODE_FREE, `double free of stable node ${node}`);
+    this.kind[node] = NODE_FREE;
+    if (this.freeTop === this.freeList.length) {
+      const bigger = new Int32Array(this.freeList.length * 2);
+      bigger.set(this.freeList);
+      this.freeList = bigger;
+    }
+    this.freeList[this.freeTop++] = node;
+    this.liveCount--;
+  }
+
+  private grow(): void {
+    const n = this.capacity * 2;
+    const i32 = (a: Int32Array): Int32Array => growInt32(a, n);
+    const u8 = (a: Uint8Array): Uint8Array => growUint8(a, n);
+    this.left = i32(this.left);
+    this.right = i32(this.right);
+    this.parent = i32(this.parent);
+    this.color = u8(this.color);
+    this.kind = u8(this.kind);
+    this.first = i32(this.first);
+    this.dupNext = i32(this.dupNext);
+    this.dupPrev = i32(this.dupPrev);
+    this.chain = i32(this.chain);
+    this.kpfn = i32(this.kpfn);
+    const t = new Float64Array(n);
+    t.set(this.chainPruneTime);
+    this.chainPruneTime = t;
+    this.rmapHlistLen = i32(this.rmapHlistLen);
+    const d = new Uint16Array(n);
+    d.set(this.nid);
+    this.nid = d;
+  }
+}
