@@ -94,7 +94,9 @@ export function runDemo(options: DemoOptions): void {
   );
   write(
     'Each image page is now one write-protected KSM page (pages_shared) mapped by every guest (pages_sharing);' +
-      ' a guest that writes to one gets a private copy by copy-on-write.',
+      ' a guest that writes to one gets a private copy by copy-on-write. The zero pages of all guests share a' +
+      ' few KSM pages too: at most max_page_sharing (256) mappings each. Pages of their own wait in the unstable' +
+      ' tree (pages_unshared) until smart_scan starts skipping them (then they count as pages_volatile).',
   );
 }
 

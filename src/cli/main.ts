@@ -2,6 +2,7 @@
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { runDemo } from './demo.ts';
+import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -20,5 +21,35 @@ program
   .option('--guests <n>', 'number of guests', positiveInt, 8)
   .option('--guest-mib <n>', 'memory per guest in MiB', positiveInt, 16)
   .action((opts) => runDemo({ guests: opts.guests, guestMiB: opts.guestMib, write: (l) => console.log(l) }));
+
+const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
+
+program
+  .command('replay')
+  .description('run a workload file on one backend and print one line (or JSON object) per step')
+  .argument('<file>', 'workload file (YAML or JSON)')
+  .option(
+    '--backend <name>',
+    'sim (the engine) or kernel (this machine)',
+    (v): BackendName => {
+      if (v !== 'sim' && v !== 'kernel') throw new InvalidArgumentError("must be 'sim' or 'kernel'");
+      return v;
+    },
+    'sim' as BackendName,
+  )
+  .option('--json', 'one JSON object per line', false)
+  .option('--force', 'run the kernel backend even if other processes on this machine are mergeable', false)
+  .action(async (file, opts) => {
+    process.exitCode = await replayCommand(file, opts, io);
+  });
+
+program
+  .command('diff')
+  .description('run workload files on the engine and on the real kernel; print every counter that differs')
+  .argument('<files...>', 'workload files')
+  .option('--force', 'run even if other processes on this machine are mergeable', false)
+  .action(async (files, opts) => {
+    process.exitCode = await diffCommand(files, opts, io);
+  });
 
 await program.parseAsync(process.argv);

@@ -387,7 +387,9 @@ steps: []
     const backend = new FakeBackend();
     const outcome = await runReplay(workload, backend, { writeChunkPages: 2 });
     assert.deepEqual(backend.calls, [
-      'start max_page_sharing=10 smart_scan=0',
+      'start',
+      'set max_page_sharing=10',
+      'set smart_scan=0',
       'spawn a merge-any',
       `mmap a/r 0x${LAYOUT_START_ADDRESS.toString(16)} 5 thp`,
       'write a/r 0+2',
@@ -452,7 +454,13 @@ describe('replay: steps', () => {
     );
     assert.deepEqual(
       backend.calls.filter((call) => call.startsWith('set ')),
-      ['set pages_to_scan=1000', 'set sleep_millisecs=50'],
+      [
+        'set use_zero_pages=0',
+        'set max_page_sharing=256',
+        'set smart_scan=1',
+        'set pages_to_scan=1000',
+        'set sleep_millisecs=50',
+      ],
     );
   });
 

@@ -88,7 +88,8 @@ export interface StepResult {
 
 /** A setup call (before step 1) that the backend refused. */
 export interface SetupRefusal {
-  readonly op: 'spawn' | 'mmap' | 'write' | 'madvise' | 'mlock';
+  readonly op: 'set' | 'spawn' | 'mmap' | 'write' | 'madvise' | 'mlock';
+  /** The process, or for a refused `ksm:` setting the sysfs file's name. */
   readonly process: string;
   readonly region?: string;
   readonly errno: ErrnoName;
@@ -138,8 +139,15 @@ export async function* replay(
 ): AsyncGenerator<StepResult, void, undefined> {
   const session = new ReplaySession(workload, backend, options);
   try {
-    await backend.start(workload.ksm.map(({ name, value }) => [name, value] as const));
-    const refusals = await session.setUp();
+    // The `ksm:` settings go one by one through setSysfs, so that one the kernel
+    // refuses is reported with its errno like any refused setup call.
+    await backend.start([]);
+    const refusals: SetupRefusal[] = [];
+    for (const { name, value } of workload.ksm) {
+      const result = await attempt(() => backend.setSysfs(name, value));
+      if (!result.ok) refusals.push({ op: 'set', process: name, errno: result.errno });
+    }
+    refusals.push(...(await session.setUp()));
     const snapshot = await backend.counters();
     const info = backend.info();
     const start: ReplayStart = {
