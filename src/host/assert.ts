@@ -7,6 +7,14 @@ export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new AssertionFailure(message);
 }
 
+/**
+ * Throws an AssertionFailure. Hot paths write `if (!cond) fail(\`...\`)` so that
+ * the message is only built when the check fails.
+ */
+export function fail(message: string): never {
+  throw new AssertionFailure(message);
+}
+
 export function assertNever(value: never, what = 'value'): never {
   throw new AssertionFailure(`unexpected ${what}: ${String(value)}`);
 }

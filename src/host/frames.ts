@@ -13,14 +13,15 @@
  * | ksmNode    | Int32Array   | 4     | the KSM tag: stable node index, or -1 (NULL node)             |
  * | folioHead  | Int32Array   | 4     | head frame of the large folio (THP) this frame belongs to, or -1 |
  * | checksum   | Uint32Array  | 4     | cached calc_checksum(); valid while FRAME_CSUM_VALID is set   |
+ * | pinCount   | Uint16Array  | 2     | GUP pins (O_DIRECT, vfio): references beyond the mappings     |
  *
- * 17 bytes of metadata per frame beside the 4096 bytes of contents.
+ * 19 bytes of metadata per frame beside the 4096 bytes of contents.
  *
  * The checksum cache is ours, not the kernel's: the kernel rehashes every page
  * it visits; we hash a frame again only after it was written, which gives the
  * same checksum values at a fraction of the cost.
  */
-import { assert } from './assert.ts';
+import { assert, fail } from './assert.ts';
 import { HPAGE_PMD_NR, PAGE_SIZE } from './constants.ts';
 
 export const FRAME_USED = 1 << 0;
@@ -58,6 +59,7 @@ export class FramePool {
   readonly ksmNode: Int32Array;
   readonly folioHead: Int32Array;
   readonly checksum: Uint32Array;
+  readonly pinCount: Uint16Array;
   private readonly chunks: (Uint8Array | undefined)[];
   /** Next never-used frame per node (frames below it were handed out at least once). */
   private readonly bump: Int32Array;
@@ -81,6 +83,7 @@ export class FramePool {
     this.ksmNode = new Int32Array(this.frameCount).fill(-1);
     this.folioHead = new Int32Array(this.frameCount).fill(-1);
     this.checksum = new Uint32Array(this.frameCount);
+    this.pinCount = new Uint16Array(this.frameCount);
     this.chunks = new Array<Uint8Array | undefined>(Math.ceil(this.frameCount / CHUNK_FRAMES)).fill(
       undefined,
     );
@@ -112,7 +115,7 @@ export class FramePool {
   /** The contents array holding `frame`; pair with `offsetOf`. */
   chunkOf(frame: number): Uint8Array {
     const chunk = this.chunks[frame >>> CHUNK_SHIFT];
-    assert(chunk !== undefined, `frame ${frame} has no contents (never allocated)`);
+    if (!(chunk !== undefined)) fail(`frame ${frame} has no contents (never allocated)`);
     return chunk;
   }
 
@@ -155,13 +158,15 @@ export class FramePool {
 
   free(frame: number): void {
     const flags = this.flags[frame]!;
-    assert(flags & FRAME_USED, `double free of frame ${frame}`);
+    if (!(flags & FRAME_USED)) fail(`double free of frame ${frame}`);
     assert(!(flags & FRAME_ZERO_PAGE), 'the zero page is never freed');
-    assert(this.mapcount[frame] === 0, `frame ${frame} freed while mapped ${this.mapcount[frame]} times`);
+    if (!(this.mapcount[frame] === 0))
+      fail(`frame ${frame} freed while mapped ${this.mapcount[frame]} times`);
     // Clearing the flags drops the KSM tag too: a stable node still pointing here is now stale.
     this.flags[frame] = 0;
     this.ksmNode[frame] = -1;
     this.folioHead[frame] = -1;
+    this.pinCount[frame] = 0;
     this.usedFrameCount--;
     this.pushFree(this.nidOf(frame), frame);
   }

@@ -9,7 +9,7 @@
  * needs from the MM (follow a page, write-protect it, replace it, split a THP,
  * break COW) are the `ksm*` methods at the end.
  */
-import { assert } from './assert.ts';
+import { assert, fail } from './assert.ts';
 import { VirtualClock } from './clock.ts';
 import { HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE } from './constants.ts';
 import { ErrnoError } from './errno.ts';
@@ -164,7 +164,7 @@ export class Host {
     mm.ksmMergingPages = oldMm.ksmMergingPages;
     mm.ksmRmapItems = oldMm.ksmRmapItems;
     this.ksm?.fork(oldMm, mm);
-    for (const vma of oldMm.vmas) mm.vmas.push(this.copyVma(vma));
+    for (const vma of oldMm.vmas) mm.vmas.push(this.copyVma(vma, mm));
     const child = new Process(this.nextPid++, parent.pid, parent.comm, mm);
     this.processes.set(child.pid, child);
     return child;
@@ -301,6 +301,34 @@ export class Host {
       case 'nohugepage':
         vma.flags = (vma.flags | VM_NOHUGEPAGE) & ~VM_HUGEPAGE;
         return;
+    }
+  }
+
+  /**
+   * pin_user_pages(FOLL_WRITE | FOLL_LONGTERM), as O_DIRECT or a vfio device
+   * does: the pages are faulted in writable and hold a reference beyond their
+   * mappings, so write_protect_page() refuses them and KSM cannot merge them.
+   */
+  pin(pid: number, address: number, lengthBytes: number): void {
+    const mm = this.process(pid).mm;
+    const [start, end] = this.checkRange(address, lengthBytes, 'pin');
+    if (this.coveredPages(mm, start, end) < end - start) throw new ErrnoError('EFAULT', 'pin');
+    for (let vpn = start; vpn < end; vpn++) {
+      const frame = this.faultIn(mm, mm.findVma(vpn)!, vpn, 'write');
+      if (this.frames.pinCount[frame] === 0xffff) throw new ErrnoError('ENOMEM', 'pin');
+      this.frames.pinCount[frame]!++;
+    }
+  }
+
+  /** unpin_user_pages() of pages pinned by `pin` (the mapping may have changed since: the frame the PTE maps is unpinned). */
+  unpin(pid: number, address: number, lengthBytes: number): void {
+    const mm = this.process(pid).mm;
+    const [start, end] = this.checkRange(address, lengthBytes, 'unpin');
+    for (let vpn = start; vpn < end; vpn++) {
+      const vma = mm.findVma(vpn);
+      if (vma === undefined) continue;
+      const frame = this.frameAt(vma, vpn);
+      if (frame > ZERO_FRAME && this.frames.pinCount[frame]! > 0) this.frames.pinCount[frame]!--;
     }
   }
 
@@ -629,7 +657,7 @@ export class Host {
   /** Drops one mapping of a frame; an anonymous frame with no mapping left is freed. */
   private putMapping(frame: number): void {
     const left = --this.frames.mapcount[frame]!;
-    assert(left >= 0, `negative mapcount on frame ${frame}`);
+    if (!(left >= 0)) fail(`negative mapcount on frame ${frame}`);
     if (left === 0 && this.frames.flags[frame]! & FRAME_ANON) this.frames.free(frame);
   }
 
@@ -661,7 +689,7 @@ export class Host {
     }
   }
 
-  private copyVma(vma: Vma): Vma {
+  private copyVma(vma: Vma, child: Mm): Vma {
     const copy = new Vma(vma.startVpn, vma.endVpn, vma.flags, vma.backing);
     copy.anonVma = vma.anonVma;
     copy.pte = vma.pte.slice();
@@ -673,6 +701,16 @@ export class Host {
       if (pte <= 0) continue;
       const frame = pte - 1;
       this.frames.mapcount[frame]!++;
+      if (private_ && this.frames.pinCount[frame]! > 0 && this.frames.flags[frame]! & FRAME_ANON_EXCLUSIVE) {
+        // page_needs_cow_for_dma(): a pinned exclusive page is copied for the child at once.
+        this.frames.mapcount[frame]!--;
+        const copyFrame = this.allocAnon(child);
+        this.copyFrame(frame, copyFrame);
+        this.frames.flags[copyFrame]! |= FRAME_ANON_EXCLUSIVE;
+        copy.pte[i] = copyFrame + 1;
+        this.frames.mapcount[copyFrame]!++;
+        continue;
+      }
       if (private_) {
         // copy_present_pte(): a private page becomes shared copy-on-write in both.
         vma.pteFlags[i]! &= ~PTE_WRITE;
@@ -767,12 +805,14 @@ export class Host {
 
   /**
    * write_protect_page(): make the PTE read-only and clean, moving its dirty
-   * bit to the page, and drop the anon-exclusive mark. Always succeeds here:
-   * the simulated host has no GUP pins or transient references.
+   * bit to the page, and drop the anon-exclusive mark. Fails on a pinned page
+   * (the only extra references the simulated host has).
    */
   ksmWriteProtectPage(vma: Vma, vpn: number, frame: number): boolean {
     const i = vpn - vma.startVpn;
     if (vma.pte[i] !== frame + 1) return false;
+    // page_count() must equal the mappings (+ the scanner's reference): a pin is one more.
+    if (this.frames.pinCount[frame]! > 0) return false;
     const pteFlags = vma.pteFlags[i]!;
     if (pteFlags & PTE_DIRTY) this.frames.flags[frame]! |= FRAME_DIRTY;
     vma.pteFlags[i] = 0;

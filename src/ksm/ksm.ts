@@ -13,7 +13,7 @@
  * migrate_nodes list stays empty), memory hot-remove, rmap item allocation
  * failure, and swap.
  */
-import { assert } from '../host/assert.ts';
+import { assert, fail } from '../host/assert.ts';
 import { HPAGE_PMD_NR, msecsToJiffies } from '../host/constants.ts';
 import { ErrnoError } from '../host/errno.ts';
 import {
@@ -263,7 +263,7 @@ export class Ksm implements KsmHooks {
 
   /** __ksm_enter(). */
   enter(mm: Mm): void {
-    assert(!this.slotsByMm.has(mm), `mm ${mm.id} is already registered`);
+    if (this.slotsByMm.has(mm)) fail(`mm ${mm.id} is already registered`);
     const index = this.freeSlotIndices.pop() ?? this.slotsByIndex.length;
     const slot = new MmSlot(index, mm);
     this.slotsByIndex[index] = slot;
@@ -781,7 +781,7 @@ export class Ksm implements KsmHooks {
       if (next >= 0) nodes.dupPrev[next] = prev;
       this.stableNodeDups--;
     } else {
-      assert(nodes.kind[node] === NODE_REGULAR, `stable node ${node} is not regular`);
+      if (!(nodes.kind[node] === NODE_REGULAR)) fail(`stable node ${node} is not regular`);
       rbErase(nodes, this.stableRoots, nodes.nid[node]!, node);
     }
   }
@@ -987,7 +987,7 @@ export class Ksm implements KsmHooks {
   private stableTreeAppend(item: number, node: number, _bypass: boolean): void {
     const items = this.items;
     const nodes = this.nodes;
-    assert(nodes.rmapHlistLen[node]! >= 0, `append to chain ${node}`);
+    if (!(nodes.rmapHlistLen[node]! >= 0)) fail(`append to chain ${node}`);
     nodes.rmapHlistLen[node]!++;
     items.head[item] = node;
     items.flags[item] = STABLE_FLAG;
@@ -1062,14 +1062,14 @@ export class Ksm implements KsmHooks {
       if (this.nodes.first[node]! >= 0) this.pagesSharing--;
       else this.pagesShared--;
       this.slotMm(item).ksmMergingPages--;
-      assert(this.nodes.rmapHlistLen[node]! > 0, `stable node ${node} item count underflow`);
+      if (!(this.nodes.rmapHlistLen[node]! > 0)) fail(`stable node ${node} item count underflow`);
       this.nodes.rmapHlistLen[node]!--;
       items.head[item] = -1;
       items.flags[item] = 0;
     } else if (flags & UNSTABLE_FLAG) {
       // Items inserted in an earlier pass sit in a tree that was reset already.
       const age = (this.seqnr - (flags & SEQNR_MASK)) & 0xff;
-      assert(age <= 1, `unstable rmap item ${item} is ${age} passes old`);
+      if (!(age <= 1)) fail(`unstable rmap item ${item} is ${age} passes old`);
       if (age === 0) rbErase(items, this.unstableRoots, items.nid[item]!, item);
       this.pagesUnshared--;
       items.flags[item] = 0;

@@ -24,7 +24,7 @@
  * a union; we keep them apart (still under 64 bytes) so that a stale field can
  * never be misread as the other role.
  */
-import { assert } from '../host/assert.ts';
+import { assert, fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
 
 export const SEQNR_MASK = 0x0ff;
@@ -113,7 +113,7 @@ export class RmapItemPool implements RbLinks {
   }
 
   free(item: number): void {
-    assert(this.slot[item]! >= 0, `double free of rmap item ${item}`);
+    if (!(this.slot[item]! >= 0)) fail(`double free of rmap item ${item}`);
     this.slot[item] = -1;
     if (this.freeTop === this.freeList.length) {
       const bigger = new Int32Array(this.freeList.length * 2);

@@ -358,3 +358,82 @@ describe('ksmd on the virtual clock', () => {
     t.expectSysfs({ pages_to_scan: 100 });
   });
 });
+
+describe('extra references and memory pressure', () => {
+  test('a pinned page cannot be write-protected, so it never merges; unpinned, it does', () => {
+    const t = scenario().trace();
+    const r = t.process('A').mmap(2).fill(8).madvise('mergeable');
+    t.host.pin(r.owner.pid, r.pageAddress(0), 4096);
+    t.ksmd.start();
+    t.expectSysfs({ pages_shared: 0, pages_sharing: 0 });
+    assert.ok(t.events.some((e) => e.type === 'ksm_merge_with_ksm_page' && !e.ok));
+    t.host.unpin(r.owner.pid, r.pageAddress(0), 4096);
+    t.ksmd.fullScans(1);
+    t.expectSysfs({ pages_shared: 1, pages_sharing: 1 });
+  });
+
+  test('fork copies a pinned page for the child at once (page_needs_cow_for_dma)', () => {
+    const t = scenario();
+    const r = t.process('A').mmap(1).fill(8);
+    t.host.pin(r.owner.pid, r.address, 4096);
+    const child = r.owner.fork('B');
+    assert.notEqual(child.region(r).frames()[0], r.frames()[0]);
+  });
+
+  test('a full host fails the fault with ENOMEM and keeps every page it had', () => {
+    const t = scenario({ memoryBytes: 64 * 4096 });
+    const p = t.process('A');
+    const r = p.mmap(100);
+    let written = 0;
+    assert.throws(
+      () => {
+        for (; written < 100; written++) r.fill(written + 1, written, 1);
+      },
+      (e: unknown) => (e as { code: string }).code === 'ENOMEM',
+    );
+    assert.ok(written > 50 && written < 64, `filled ${written} pages`);
+    for (let i = 0; i < written; i++) assert.equal(r.read(i)[0], i + 1);
+    t.verify();
+  });
+});
+
+describe('why is this page not merged?', () => {
+  test('explainPage follows a page through its states', () => {
+    const t = scenario();
+    const a = t.process('A');
+    const r = a.mmap(3).fill((p) => (p === 2 ? 9 : 4));
+    const explain = (page: number) => t.ksm.explainPage(a.proc.mm, r.pageAddress(page) / 4096);
+    assert.deepEqual(explain(0), { state: 'not_mergeable', why: 'vma_not_mergeable' });
+    r.madvise('mergeable');
+    assert.deepEqual(explain(0), { state: 'not_yet_scanned' });
+    t.write('run', '1');
+    t.ksmd.fullScans(1);
+    assert.deepEqual(explain(0), { state: 'volatile', reason: 'checksum_changed' });
+    t.ksmd.fullScans(1);
+    assert.equal(explain(0).state, 'merged');
+    assert.deepEqual(explain(2), { state: 'unshared', reason: 'no_twin_yet' });
+    assert.deepEqual(t.ksm.explainPage(a.proc.mm, 1), { state: 'not_mapped' });
+  });
+});
+
+describe('the unstable tree compares live contents', () => {
+  test('a page changed after its insertion can hide an equal page from a search in that pass', () => {
+    // Three processes, one page each, scanned in this order: A, B, C.
+    // Pass 2: A (0x50) goes in, B (0x60) goes right of it. Then A is rewritten
+    // to 0x70 before C (0x60) is scanned: C compares with A first (now 0x70),
+    // goes left, finds nothing and is inserted: B and C do not merge this pass.
+    const t = scenario({ invariants: true });
+    const a = t.process('A').mmap(1).fill(0x50).madvise('mergeable');
+    t.process('B').mmap(1).fill(0x60).madvise('mergeable');
+    t.process('C').mmap(1).fill(0x60).madvise('mergeable');
+    t.write('run', '1').write('smart_scan', '0');
+    t.ksmd.fullScans(1);
+    assert.equal(t.ksmd.scanPages(2), 2); // A and B of pass 2
+    a.fill(0x70);
+    t.ksmd.scanPages(10);
+    t.expectSysfs({ pages_shared: 0, pages_sharing: 0, pages_unshared: 3, full_scans: 2 });
+    // The next pass rebuilds the tree from current contents: B and C merge.
+    t.ksmd.fullScans(1);
+    t.expectSysfs({ pages_shared: 1, pages_sharing: 1 });
+  });
+});

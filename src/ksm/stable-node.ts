@@ -21,7 +21,7 @@
  *
  * Total: 52 bytes per node (the kernel's is 64).
  */
-import { assert } from '../host/assert.ts';
+import { assert, fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
 import { growInt32, growUint8 } from './rmap-item.ts';
 
@@ -102,7 +102,7 @@ export class StableNodePool implements RbLinks {
   }
 
   free(node: number): void {
-    assert(this.kind[node] !== NODE_FREE, `double free of stable node ${node}`);
+    if (!(this.kind[node] !== NODE_FREE)) fail(`double free of stable node ${node}`);
     this.kind[node] = NODE_FREE;
     if (this.freeTop === this.freeList.length) {
       const bigger = new Int32Array(this.freeList.length * 2);
