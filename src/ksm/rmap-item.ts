@@ -24,7 +24,7 @@
  * a union; we keep them apart (still under 64 bytes) so that a stale field can
  * never be misread as the other role.
  */
-import { assert, fail } from '../host/assert.ts';
+import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
 
 export const SEQNR_MASK = 0x0ff;

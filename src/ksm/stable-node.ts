@@ -21,7 +21,7 @@
  *
  * Total: 52 bytes per node (the kernel's is 64).
  */
-import { assert, fail } from '../host/assert.ts';
+import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
 import { growInt32, growUint8 } from './rmap-item.ts';
 
