@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// Builds native/agent.c into native/build/ksmkit-agent, the process that stands
+// for one workload process on the kernel backend. Run from package.json's
+// install step. Never fails an install: on a machine that cannot run the kernel
+// backend (not Linux, no C compiler, no source) it prints one line saying why
+// and exits 0; the kernel backend then reports itself unavailable. A compile
+// error on Linux with a compiler is a real failure of this repository: exit 1.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const source = join(root, 'native', 'agent.c');
+const outDir = join(root, 'native', 'build');
+const output = join(outDir, 'ksmkit-agent');
+const self = new URL(import.meta.url).pathname;
+
+function mtimeMs(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+function findCompiler() {
+  const candidates = [process.env.CC, 'cc', 'gcc', 'clang'].filter((c) => c !== undefined && c !== '');
+  for (const cc of candidates) {
+    const probe = spawnSync(cc, ['--version'], { stdio: 'ignore' });
+    if (probe.status === 0) return cc;
+  }
+  return undefined;
+}
+
+function skip(reason) {
+  console.log(`build-agent: skipped, ${reason}; the kernel backend is unavailable`);
+  process.exit(0);
+}
+
+if (process.platform !== 'linux') skip(`it needs Linux (this is ${process.platform})`);
+if (mtimeMs(source) < 0) skip(`${source} is missing`);
+const cc = findCompiler();
+if (cc === undefined) skip('no C compiler found (tried $CC, cc, gcc, clang)');
+
+if (mtimeMs(output) >= Math.max(mtimeMs(source), mtimeMs(self))) {
+  console.log(`build-agent: ${output} is up to date`);
+  process.exit(0);
+}
+
+mkdirSync(outDir, { recursive: true });
+// Built beside the target and renamed into place, so that a test running at
+// the same time never executes a half-written binary.
+const temp = `${output}.${process.pid}.tmp`;
+const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-o', temp, source];
+const r = spawnSync(cc, args, { stdio: 'inherit' });
+if (r.status !== 0) {
+  console.error(`build-agent: ${cc} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+  process.exit(1);
+}
+renameSync(temp, output);
+console.log(`build-agent: built ${output} with ${cc}`);
