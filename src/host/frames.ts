@@ -17,12 +17,23 @@
  *
  * 19 bytes of metadata per frame beside the 4096 bytes of contents.
  *
+ * Content modes. `bytes` keeps the 4096 bytes of every frame. `fingerprint`
+ * keeps one 64-bit value per frame instead (8 bytes, for hosts of tens of GiB
+ * on a machine that could not hold their bytes): the frame's contents are
+ * *defined* as that value, big-endian, repeated 512 times. memcmp order of
+ * such pages is the numeric order of their values, and their checksum is the
+ * XXH64 of the expanded page, so a workload whose pages all have this form
+ * gives the same counters in both modes (a test holds that). Writes that would
+ * leave a page not of this form are refused in fingerprint mode.
+ *
  * The checksum cache is ours, not the kernel's: the kernel rehashes every page
  * it visits; we hash a frame again only after it was written, which gives the
  * same checksum values at a fraction of the cost.
  */
 import { assert, fail } from './assert.ts';
 import { HPAGE_PMD_NR, PAGE_SIZE } from './constants.ts';
+import { comparePages, pageIsZero, pagesEqual } from './page-compare.ts';
+import type { PageChecksum } from './xxhash64.ts';
 
 export const FRAME_USED = 1 << 0;
 /** PageAnon: an anonymous page (KSM scans only these). */
@@ -45,9 +56,17 @@ const CHUNK_MASK = CHUNK_FRAMES - 1;
 /** The zero page is frame 0 of node 0. */
 export const ZERO_FRAME = 0;
 
+export type ContentMode = 'bytes' | 'fingerprint';
+
 export interface FramePoolConfig {
   readonly memoryBytes: number;
   readonly numaNodes: number;
+  readonly contentMode?: ContentMode;
+}
+
+/** A write that fingerprint mode cannot represent (the page would not be one 8-byte value repeated). */
+export class FingerprintModeError extends Error {
+  override name = 'FingerprintModeError';
 }
 
 export class FramePool {
@@ -60,6 +79,12 @@ export class FramePool {
   readonly folioHead: Int32Array;
   readonly checksum: Uint32Array;
   readonly pinCount: Uint16Array;
+  readonly contentMode: ContentMode;
+  /** Fingerprint mode: the frame's 64-bit value, high and low halves. */
+  private readonly fpHi: Uint32Array;
+  private readonly fpLo: Uint32Array;
+  private readonly scratch = new Uint8Array(PAGE_SIZE);
+  private readonly scratch2 = new Uint8Array(PAGE_SIZE);
   private readonly chunks: (Uint8Array | undefined)[];
   /** Next never-used frame per node (frames below it were handed out at least once). */
   private readonly bump: Int32Array;
@@ -84,6 +109,10 @@ export class FramePool {
     this.folioHead = new Int32Array(this.frameCount).fill(-1);
     this.checksum = new Uint32Array(this.frameCount);
     this.pinCount = new Uint16Array(this.frameCount);
+    this.contentMode = config.contentMode ?? 'bytes';
+    const fpFrames = this.contentMode === 'fingerprint' ? this.frameCount : 0;
+    this.fpHi = new Uint32Array(fpFrames);
+    this.fpLo = new Uint32Array(fpFrames);
     this.chunks = new Array<Uint8Array | undefined>(Math.ceil(this.frameCount / CHUNK_FRAMES)).fill(
       undefined,
     );
@@ -184,6 +213,111 @@ export class FramePool {
     }
   }
 
+  // ---------------------------------------------------------------- contents
+
+  /** Copies `src` into the frame at `inPage` (src.length ≤ PAGE_SIZE − inPage). */
+  writeBytes(frame: number, inPage: number, src: Uint8Array): void {
+    if (this.contentMode === 'bytes') {
+      this.chunkOf(frame).set(src, this.offsetOf(frame) + inPage);
+    } else {
+      const page = this.scratch;
+      this.expand(frame, page);
+      page.set(src, inPage);
+      this.setValueFromPage(frame, page);
+    }
+    this.contentsChanged(frame);
+  }
+
+  /** Sets the whole page to its 64-bit value repeated (both modes). */
+  writeValue(frame: number, hi: number, lo: number): void {
+    if (this.contentMode === 'fingerprint') {
+      this.fpHi[frame] = hi >>> 0;
+      this.fpLo[frame] = lo >>> 0;
+    } else {
+      const chunk = this.chunkOf(frame);
+      const off = this.offsetOf(frame);
+      for (let k = 0; k < PAGE_SIZE; k += 8) writeValueAt(chunk, off + k, hi, lo);
+    }
+    this.contentsChanged(frame);
+  }
+
+  /** Copies `n` bytes of the frame from `inPage` into dst at dstOff. */
+  readBytes(frame: number, inPage: number, dst: Uint8Array, dstOff: number, n: number): void {
+    if (this.contentMode === 'bytes') {
+      const off = this.offsetOf(frame) + inPage;
+      dst.set(this.chunkOf(frame).subarray(off, off + n), dstOff);
+    } else {
+      this.expand(frame, this.scratch);
+      dst.set(this.scratch.subarray(inPage, inPage + n), dstOff);
+    }
+  }
+
+  /** Same contents in `to` as in `from`, with the checksum cache carried over. */
+  copyContents(from: number, to: number): void {
+    if (this.contentMode === 'bytes') {
+      const off = this.offsetOf(from);
+      this.chunkOf(to).set(this.chunkOf(from).subarray(off, off + PAGE_SIZE), this.offsetOf(to));
+    } else {
+      this.fpHi[to] = this.fpHi[from]!;
+      this.fpLo[to] = this.fpLo[from]!;
+    }
+    this.flags[to]! &= ~FRAME_CSUM_VALID;
+    if (this.flags[from]! & FRAME_CSUM_VALID) {
+      this.checksum[to] = this.checksum[from]!;
+      this.flags[to]! |= FRAME_CSUM_VALID;
+    }
+  }
+
+  /** memcmp order of two frames' contents. */
+  compare(a: number, b: number): -1 | 0 | 1 {
+    if (this.contentMode === 'bytes') {
+      return comparePages(this.chunkOf(a), this.offsetOf(a), this.chunkOf(b), this.offsetOf(b));
+    }
+    const ha = this.fpHi[a]!;
+    const hb = this.fpHi[b]!;
+    if (ha !== hb) return ha < hb ? -1 : 1;
+    const la = this.fpLo[a]!;
+    const lb = this.fpLo[b]!;
+    return la === lb ? 0 : la < lb ? -1 : 1;
+  }
+
+  equal(a: number, b: number): boolean {
+    if (this.contentMode === 'bytes') {
+      return pagesEqual(this.chunkOf(a), this.offsetOf(a), this.chunkOf(b), this.offsetOf(b));
+    }
+    return this.fpHi[a] === this.fpHi[b] && this.fpLo[a] === this.fpLo[b];
+  }
+
+  isZero(frame: number): boolean {
+    if (this.contentMode === 'bytes') return pageIsZero(this.chunkOf(frame), this.offsetOf(frame));
+    return this.fpHi[frame] === 0 && this.fpLo[frame] === 0;
+  }
+
+  /** calc_checksum() of the frame's contents (uncached). */
+  checksumOf(frame: number, hasher: PageChecksum): number {
+    if (this.contentMode === 'bytes') return hasher(this.chunkOf(frame), this.offsetOf(frame));
+    this.expand(frame, this.scratch2);
+    return hasher(this.scratch2, 0);
+  }
+
+  private expand(frame: number, page: Uint8Array): void {
+    const hi = this.fpHi[frame]!;
+    const lo = this.fpLo[frame]!;
+    for (let k = 0; k < PAGE_SIZE; k += 8) writeValueAt(page, k, hi, lo);
+  }
+
+  private setValueFromPage(frame: number, page: Uint8Array): void {
+    for (let k = 8; k < PAGE_SIZE; k++) {
+      if (page[k] !== page[k & 7]) {
+        throw new FingerprintModeError(
+          'a host in fingerprint mode holds pages made of one 8-byte value repeated; this write would break that',
+        );
+      }
+    }
+    this.fpHi[frame] = ((page[0]! << 24) | (page[1]! << 16) | (page[2]! << 8) | page[3]!) >>> 0;
+    this.fpLo[frame] = ((page[4]! << 24) | (page[5]! << 16) | (page[6]! << 8) | page[7]!) >>> 0;
+  }
+
   /** Marks the frame's contents changed: its cached checksum is no longer valid. */
   contentsChanged(frame: number): void {
     this.flags[frame]! &= ~FRAME_CSUM_VALID;
@@ -191,7 +325,12 @@ export class FramePool {
 
   private initFrame(frame: number): void {
     this.ensureChunk(frame);
-    this.chunkOf(frame).fill(0, this.offsetOf(frame), this.offsetOf(frame) + PAGE_SIZE);
+    if (this.contentMode === 'bytes') {
+      this.chunkOf(frame).fill(0, this.offsetOf(frame), this.offsetOf(frame) + PAGE_SIZE);
+    } else {
+      this.fpHi[frame] = 0;
+      this.fpLo[frame] = 0;
+    }
     this.flags[frame] = FRAME_USED;
     this.mapcount[frame] = 0;
     this.ksmNode[frame] = -1;
@@ -225,9 +364,21 @@ export class FramePool {
   }
 
   private ensureChunk(frame: number): void {
+    if (this.contentMode === 'fingerprint') return;
     const index = frame >>> CHUNK_SHIFT;
     if (this.chunks[index] !== undefined) return;
     const framesInChunk = Math.min(CHUNK_FRAMES, this.frameCount - index * CHUNK_FRAMES);
     this.chunks[index] = new Uint8Array(framesInChunk * PAGE_SIZE);
   }
+}
+
+function writeValueAt(page: Uint8Array, at: number, hi: number, lo: number): void {
+  page[at] = hi >>> 24;
+  page[at + 1] = (hi >>> 16) & 0xff;
+  page[at + 2] = (hi >>> 8) & 0xff;
+  page[at + 3] = hi & 0xff;
+  page[at + 4] = lo >>> 24;
+  page[at + 5] = (lo >>> 16) & 0xff;
+  page[at + 6] = (lo >>> 8) & 0xff;
+  page[at + 7] = lo & 0xff;
 }

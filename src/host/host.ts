@@ -14,6 +14,7 @@ import { VirtualClock } from './clock.ts';
 import { HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE } from './constants.ts';
 import { ErrnoError } from './errno.ts';
 import {
+  type ContentMode,
   FRAME_ANON,
   FRAME_ANON_EXCLUSIVE,
   FRAME_CSUM_VALID,
@@ -68,6 +69,8 @@ export type ThpMode = 'always' | 'madvise' | 'never';
 export interface HostConfig {
   /** Physical memory of the host. */
   readonly memoryBytes: number;
+  /** Page contents as bytes (default) or as 64-bit fingerprints (see frames.ts). */
+  readonly contentMode?: ContentMode;
   readonly numaNodes?: number;
   /** /sys/kernel/mm/transparent_hugepage/enabled (this machine: madvise). */
   readonly thp?: ThpMode;
@@ -117,7 +120,11 @@ export class Host {
   private nextMmId = 1;
 
   constructor(config: HostConfig) {
-    this.frames = new FramePool({ memoryBytes: config.memoryBytes, numaNodes: config.numaNodes ?? 1 });
+    this.frames = new FramePool({
+      memoryBytes: config.memoryBytes,
+      numaNodes: config.numaNodes ?? 1,
+      contentMode: config.contentMode ?? 'bytes',
+    });
     this.clock = config.clock ?? new VirtualClock();
     this.thp = config.thp ?? 'madvise';
   }
@@ -392,11 +399,23 @@ export class Host {
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
       const frame = this.faultIn(mm, vma, vpn, 'write');
-      const chunk = this.frames.chunkOf(frame);
-      chunk.set(bytes.subarray(done, done + n), this.frames.offsetOf(frame) + inPage);
-      this.frames.contentsChanged(frame);
+      this.frames.writeBytes(frame, inPage, bytes.subarray(done, done + n));
       done += n;
     }
+  }
+
+  /**
+   * Stores a whole page given as its 64-bit value repeated 512 times
+   * (big-endian), the only form a fingerprint-mode host holds; cheap in both modes.
+   */
+  writePageValue(pid: number, address: number, hi: number, lo: number): void {
+    const mm = this.process(pid).mm;
+    if (address % PAGE_SIZE !== 0) throw new ErrnoError('EINVAL', 'write');
+    const vpn = address / PAGE_SIZE;
+    const vma = mm.findVma(vpn);
+    if (vma === undefined || !vma.has(VM_WRITE)) throw new ErrnoError('EFAULT', 'write');
+    const frame = this.faultIn(mm, vma, vpn, 'write');
+    this.frames.writeValue(frame, hi, lo);
   }
 
   /** Loads `lengthBytes` from `address`, taking read faults (untouched anonymous pages read the zero page). */
@@ -412,8 +431,7 @@ export class Host {
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, lengthBytes - done);
       const frame = this.faultIn(mm, vma, vpn, 'read');
-      const off = this.frames.offsetOf(frame) + inPage;
-      out.set(this.frames.chunkOf(frame).subarray(off, off + n), done);
+      if (frame !== ZERO_FRAME) this.frames.readBytes(frame, inPage, out, done, n);
       done += n;
     }
     return out;
@@ -436,10 +454,7 @@ export class Host {
       const vma = mm.findVma(vpn);
       if (vma === undefined) throw new ErrnoError('EFAULT', 'peek');
       const frame = this.frameAt(vma, vpn);
-      if (frame > ZERO_FRAME) {
-        const off = this.frames.offsetOf(frame) + inPage;
-        out.set(this.frames.chunkOf(frame).subarray(off, off + n), done);
-      }
+      if (frame > ZERO_FRAME) this.frames.readBytes(frame, inPage, out, done, n);
       done += n;
     }
     return out;
@@ -491,8 +506,7 @@ export class Host {
       // The write fault copies a shared or KSM page even without VM_WRITE (do_wp_page sees no VM_WRITE: no reuse).
       const frame = this.faultIn(mm, vma, vpn, 'write');
       if (!vma.has(VM_WRITE)) vma.pteFlags[i]! &= ~PTE_WRITE;
-      this.frames.chunkOf(frame).set(bytes.subarray(done, done + n), this.frames.offsetOf(frame) + inPage);
-      this.frames.contentsChanged(frame);
+      this.frames.writeBytes(frame, inPage, bytes.subarray(done, done + n));
       done += n;
     }
   }
@@ -624,7 +638,7 @@ export class Host {
     if (frame < 0) throw new ErrnoError('ENOMEM', 'fault');
     const from = index * PAGE_SIZE;
     const bytes = file.contents.subarray(from, Math.min(from + PAGE_SIZE, file.contents.length));
-    this.frames.chunkOf(frame).set(bytes, this.frames.offsetOf(frame));
+    this.frames.writeBytes(frame, 0, bytes);
     if (index < file.frames.length) file.frames[index] = frame;
     return frame;
   }
@@ -637,15 +651,7 @@ export class Host {
   }
 
   private copyFrame(from: number, to: number): void {
-    const src = this.frames.chunkOf(from);
-    const off = this.frames.offsetOf(from);
-    this.frames.chunkOf(to).set(src.subarray(off, off + PAGE_SIZE), this.frames.offsetOf(to));
-    // Same bytes, same checksum: carry the cache over.
-    const f = this.frames.flags;
-    if (f[from]! & FRAME_CSUM_VALID) {
-      this.frames.checksum[to] = this.frames.checksum[from]!;
-      f[to]! |= FRAME_CSUM_VALID;
-    }
+    this.frames.copyContents(from, to);
   }
 
   private mapFrame(vma: Vma, i: number, frame: number, pteFlags: number): void {

@@ -35,7 +35,6 @@ import {
   VM_MERGEABLE,
   type Vma,
 } from '../host/mm.ts';
-import { comparePages, pageIsZero, pagesEqual } from '../host/page-compare.ts';
 import { type PageChecksum, pageChecksumJs, ZERO_PAGE_CHECKSUM } from '../host/xxhash64.ts';
 import { type CostModel, DEFAULT_COST_MODEL } from './cost-model.ts';
 import { DECLINE_REASONS, type DeclineReason, type KsmEvent, type KsmEventListener } from './events.ts';
@@ -541,7 +540,7 @@ export class Ksm implements KsmHooks {
     const flags = this.frames.flags;
     if (flags[frame]! & FRAME_CSUM_VALID) return this.frames.checksum[frame]!;
     this.batchCostNs += this.costModel.checksumNs;
-    const sum = this.checksum(this.frames.chunkOf(frame), this.frames.offsetOf(frame));
+    const sum = this.frames.checksumOf(frame, this.checksum);
     this.frames.checksum[frame] = sum;
     flags[frame]! |= FRAME_CSUM_VALID;
     return sum;
@@ -550,8 +549,7 @@ export class Ksm implements KsmHooks {
   /** memcmp_pages(). */
   private memcmpPages(a: number, b: number): number {
     this.batchCostNs += this.costModel.compareNs;
-    const frames = this.frames;
-    return comparePages(frames.chunkOf(a), frames.offsetOf(a), frames.chunkOf(b), frames.offsetOf(b));
+    return this.frames.compare(a, b);
   }
 
   private isKsmFrame(frame: number): boolean {
@@ -675,19 +673,10 @@ export class Ksm implements KsmHooks {
       return true;
     }
     if (kframe === ZERO_FRAME) {
-      if (!pageIsZero(frames.chunkOf(frame), frames.offsetOf(frame))) return false;
+      if (!frames.isZero(frame)) return false;
       return this.host.ksmMapZeroPage(mm, vma, vpn, frame);
     }
-    if (
-      !pagesEqual(
-        frames.chunkOf(frame),
-        frames.offsetOf(frame),
-        frames.chunkOf(kframe),
-        frames.offsetOf(kframe),
-      )
-    ) {
-      return false;
-    }
+    if (!frames.equal(frame, kframe)) return false;
     return this.host.ksmReplacePage(vma, vpn, frame, kframe);
   }
 

@@ -3,6 +3,7 @@
  * and its control surface as files. What a tool or a test holds.
  */
 import { VirtualClock } from '../host/clock.ts';
+import type { ContentMode } from '../host/frames.ts';
 import { Host, type ThpMode } from '../host/host.ts';
 import type { PageChecksum } from '../host/xxhash64.ts';
 import type { CostModel } from '../ksm/cost-model.ts';
@@ -15,6 +16,8 @@ export interface SimulatedHostConfig {
   readonly memoryBytes?: number;
   readonly numaNodes?: number;
   readonly thp?: ThpMode;
+  /** 'fingerprint' holds 8 bytes per page instead of 4096 (see host/frames.ts). */
+  readonly contentMode?: ContentMode;
   /** The page checksum; default the pure TypeScript XXH64 (the Node backend passes the native one). */
   readonly checksum?: PageChecksum;
   readonly costModel?: CostModel;
@@ -31,6 +34,7 @@ export class SimulatedHost {
       memoryBytes: config.memoryBytes ?? 1 << 30,
       numaNodes: config.numaNodes ?? 1,
       thp: config.thp ?? 'madvise',
+      contentMode: config.contentMode ?? 'bytes',
       clock: config.clock ?? new VirtualClock(),
     });
     this.ksm = new Ksm(this.host, {
