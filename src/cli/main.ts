@@ -2,6 +2,7 @@
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { runDemo } from './demo.ts';
+import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 
 function positiveInt(value: string): number {
@@ -51,5 +52,7 @@ program
   .action(async (files, opts) => {
     process.exitCode = await diffCommand(files, opts, io);
   });
+
+registerRecord(program, io);
 
 await program.parseAsync(process.argv);

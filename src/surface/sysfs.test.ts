@@ -164,3 +164,11 @@ describe('kstrto parsers', () => {
     assert.deepEqual(kstrtoint('5\n\n'), { ok: false, errno: 'EINVAL' });
   });
 });
+
+test('an empty write succeeds and changes nothing (sysfs_kf_write returns 0 for count 0)', () => {
+  const sim = new SimulatedHost({ memoryBytes: 64 * 2 ** 20 });
+  for (const name of ['run', 'advisor_mode', 'max_page_sharing', 'use_zero_pages'])
+    assert.equal(writeErr(sim, name, ''), null);
+  assert.equal(sim.sysfs.read('max_page_sharing'), '256\n');
+  assert.equal(writeErr(sim, 'pages_shared', ''), 'EACCES');
+});

@@ -222,6 +222,8 @@ export class KsmSysfs {
     // sysfs refuses a write open of a 0444 attribute even to root (observed on 6.18.44).
     if (attr.store === undefined || !credentials.root)
       throw new ErrnoError('EACCES', 'open', pathOf(attr.name));
+    // sysfs_kf_write() returns 0 for a zero-byte write before any store function sees it.
+    if (text.length === 0) return;
     try {
       attr.store(this.ksm, text);
     } catch (e) {
