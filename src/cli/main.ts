@@ -2,6 +2,7 @@
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { runDemo } from './demo.ts';
+import { registerFuzz } from './fuzz.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 
@@ -54,5 +55,6 @@ program
   });
 
 registerRecord(program, io);
+registerFuzz(program, io);
 
 await program.parseAsync(process.argv);

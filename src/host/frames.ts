@@ -15,8 +15,9 @@
  * | checksum   | Uint32Array  | 4     | cached calc_checksum(); valid while FRAME_CSUM_VALID is set   |
  * | pinCount   | Uint16Array  | 2     | GUP pins (O_DIRECT, vfio): references beyond the mappings     |
  * | prefix     | Uint32Array  | 4     | first 4 bytes, big-endian: decides most compares in the trees |
+ * | batchRefs  | Uint8Array   | 1     | references held by ksmd's per-CPU mlock batch until drained   |
  *
- * 23 bytes of metadata per frame beside the 4096 bytes of contents. The
+ * 24 bytes of metadata per frame beside the 4096 bytes of contents. The
  * prefix is ours: a differing first word has the sign memcmp would give, so a
  * tree walk rarely touches page memory at all (cache misses are most of its cost).
  *
@@ -84,6 +85,7 @@ export class FramePool {
   readonly folioHead: Int32Array;
   readonly checksum: Uint32Array;
   readonly pinCount: Uint16Array;
+  readonly batchRefs: Uint8Array;
   readonly contentMode: ContentMode;
   /** Fingerprint mode: the frame's 64-bit value, high and low halves. */
   private readonly fpHi: Uint32Array;
@@ -117,6 +119,7 @@ export class FramePool {
     this.folioHead = new Int32Array(this.frameCount).fill(-1);
     this.checksum = new Uint32Array(this.frameCount);
     this.pinCount = new Uint16Array(this.frameCount);
+    this.batchRefs = new Uint8Array(this.frameCount);
     this.contentMode = config.contentMode ?? 'bytes';
     assert(LITTLE_ENDIAN || this.contentMode === 'fingerprint', 'byte mode needs a little-endian platform');
     this.prefix = new Uint32Array(this.contentMode === 'bytes' ? this.frameCount : 0);
@@ -209,6 +212,7 @@ export class FramePool {
     this.ksmNode[frame] = -1;
     this.folioHead[frame] = -1;
     this.pinCount[frame] = 0;
+    this.batchRefs[frame] = 0;
     this.usedFrameCount--;
     this.pushFree(this.nidOf(frame), frame);
   }

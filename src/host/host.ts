@@ -97,6 +97,9 @@ export interface MmapOptions {
   readonly dax?: boolean;
 }
 
+/** PAGEVEC_SIZE: entries of a per-CPU folio batch. */
+const MLOCK_BATCH_SIZE = 31;
+
 export const PR_SET_MEMORY_MERGE = 67;
 export const PR_GET_MEMORY_MERGE = 68;
 
@@ -117,6 +120,8 @@ export class Host {
   private readonly processes = new Map<number, Process>();
   private nextPid = 1000;
   private nextMmId = 1;
+  /** ksmd's per-CPU mlock folio batch (frames holding a batched reference). */
+  private readonly mlockBatch: number[] = [];
 
   constructor(config: HostConfig) {
     this.frames = new FramePool({
@@ -663,7 +668,42 @@ export class Host {
   private putMapping(frame: number): void {
     const left = --this.frames.mapcount[frame]!;
     if (!(left >= 0)) fail(`negative mapcount on frame ${frame}`);
-    if (left === 0 && this.frames.flags[frame]! & FRAME_ANON) this.frames.free(frame);
+    // A page still referenced by a per-CPU batch is freed when the batch drains.
+    if (left === 0 && this.frames.flags[frame]! & FRAME_ANON && this.frames.batchRefs[frame] === 0) {
+      this.frames.free(frame);
+    }
+  }
+
+  /**
+   * mlock_folio()/munlock_folio() in ksmd's context: the folio goes into the
+   * per-CPU mlock batch with a reference, dropped when the batch drains (it
+   * holds PAGEVEC_SIZE = 31; a large folio drains it at once; and ksmd drains
+   * every CPU's batches at the start of each pass with lru_add_drain_all()).
+   * Until then write_protect_page() sees one reference too many, so a fork
+   * child's copy of a page just replaced in a locked VMA cannot merge in the
+   * same pass (found by `ksmkit fuzz` against 6.18.44, seed 36).
+   */
+  private mlockBatchAdd(frame: number): void {
+    this.frames.batchRefs[frame]!++;
+    this.mlockBatch.push(frame);
+    if (this.mlockBatch.length >= MLOCK_BATCH_SIZE || this.frames.isLarge(frame)) this.drainLruBatches();
+  }
+
+  /** lru_add_drain_all(): every batched reference is dropped; unmapped pages held only by a batch are freed. */
+  drainLruBatches(): void {
+    const frames = this.frames;
+    for (const frame of this.mlockBatch) {
+      if (frames.batchRefs[frame] === 0) continue;
+      frames.batchRefs[frame]!--;
+      if (
+        frames.batchRefs[frame] === 0 &&
+        frames.mapcount[frame] === 0 &&
+        frames.flags[frame]! & FRAME_ANON
+      ) {
+        frames.free(frame);
+      }
+    }
+    this.mlockBatch.length = 0;
   }
 
   private removeKsmZeroPte(mm: Mm): void {
@@ -695,7 +735,8 @@ export class Host {
   }
 
   private copyVma(vma: Vma, child: Mm): Vma {
-    const copy = new Vma(vma.startVpn, vma.endVpn, vma.flags, vma.backing);
+    // Memory locks are not inherited across fork (dup_mmap clears VM_LOCKED_MASK).
+    const copy = new Vma(vma.startVpn, vma.endVpn, vma.flags & ~VM_LOCKED, vma.backing);
     copy.anonVma = vma.anonVma;
     copy.pte = vma.pte.slice();
     copy.pteFlags = vma.pteFlags.slice();
@@ -816,9 +857,12 @@ export class Host {
   ksmWriteProtectPage(vma: Vma, vpn: number, frame: number): boolean {
     const i = vpn - vma.startVpn;
     if (vma.pte[i] !== frame + 1) return false;
-    // page_count() must equal the mappings (+ the scanner's reference): a pin is one more.
-    if (this.frames.pinCount[frame]! > 0) return false;
     const pteFlags = vma.pteFlags[i]!;
+    // Only a writable, dirty or exclusive PTE is cleared and checked: then
+    // page_count() must equal the mappings (+ the scanner's reference), and a
+    // pin or a batched reference is one more.
+    const checked = pteFlags & (PTE_WRITE | PTE_DIRTY) || this.frames.flags[frame]! & FRAME_ANON_EXCLUSIVE;
+    if (checked && (this.frames.pinCount[frame]! > 0 || this.frames.batchRefs[frame]! > 0)) return false;
     if (pteFlags & PTE_DIRTY) this.frames.flags[frame]! |= FRAME_DIRTY;
     vma.pteFlags[i] = 0;
     this.frames.flags[frame]! &= ~FRAME_ANON_EXCLUSIVE;
@@ -830,6 +874,10 @@ export class Host {
     const i = vpn - vma.startVpn;
     if (vma.pte[i] !== frame + 1) return false;
     this.mapFrame(vma, i, kframe, 0);
+    // folio_add_anon_rmap_pte() mlocks kpage in a locked VMA; folio_remove_rmap_pte() munlocks the old page.
+    const locked = (vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED;
+    if (locked) this.mlockBatchAdd(kframe);
+    if (locked) this.mlockBatchAdd(frame);
     this.putMapping(frame);
     return true;
   }
@@ -841,15 +889,39 @@ export class Host {
     vma.pte[i] = PTE_KSM_ZERO;
     vma.pteFlags[i] = PTE_DIRTY;
     mm.ksmZeroPages++;
+    if ((vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) this.mlockBatchAdd(frame);
     this.putMapping(frame);
     return true;
   }
 
-  /** split_huge_page() of the folio containing frame. */
-  ksmSplitFolio(frame: number): void {
-    if (!this.frames.isLarge(frame)) return;
-    this.frames.splitFolio(frame);
+  /**
+   * split_huge_page() of the folio containing `frame`, mapped at `vpn` in the
+   * mm KSM is working on. Since 6.12 an anonymous split remaps every subpage
+   * that holds only zeroes to the shared zero page (remap_page with
+   * RMP_USE_SHARED_ZEROPAGE, try_to_map_unused_to_zeropage), in every mm
+   * that maps it, unless the folio is mlocked: those pages leave the scan
+   * (found by `ksmkit fuzz` against 6.18.44, seed 42).
+   */
+  ksmSplitFolio(frame: number, vpn: number): void {
+    const frames = this.frames;
+    if (!frames.isLarge(frame)) return;
+    const head = frames.folioHead[frame]!;
+    const hugeStart = vpn - (frame - head);
+    frames.splitFolio(frame);
     this.vmstat.thp_split_page++;
+    for (const mm of this.liveMms()) {
+      for (let k = 0; k < HPAGE_PMD_NR; k++) {
+        const vma = mm.findVma(hugeStart + k);
+        if (vma === undefined) continue;
+        const i = hugeStart + k - vma.startVpn;
+        const f = head + k;
+        if (vma.pte[i] !== f + 1 || vma.flags & VM_LOCKED || frames.flags[f]! & FRAME_MLOCKED) continue;
+        if (!frames.isZero(f)) continue;
+        vma.pte[i] = PTE_ZERO;
+        vma.pteFlags[i] = 0;
+        this.putMapping(f);
+      }
+    }
   }
 
   /** The live processes' mms, for whole-host checks. */

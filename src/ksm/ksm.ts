@@ -394,6 +394,8 @@ export class Ksm implements KsmHooks {
     let slot = this.scanSlot;
     if (slot === this.mmHead) {
       if (this.settings.advisorMode === 'scan-time') this.advisorScanStartNs = this.host.clock.nowNs;
+      // lru_add_drain_all(): pages held by per-CPU batches get their references back before the pass.
+      this.host.drainLruBatches();
       this.unstableRoots.fill(RB_NIL);
       slot = this.mmHead.next;
       this.scanSlot = slot;
@@ -611,7 +613,7 @@ export class Ksm implements KsmHooks {
       this.stableTreeAppend(treeItem, node, false);
       this.stableTreeAppend(item, node, false);
     } else if (split) {
-      this.host.ksmSplitFolio(frame);
+      this.host.ksmSplitFolio(frame, items.vpn[item]!);
       this.decline(item, 'thp_not_yet_split');
     } else {
       this.decline(item, 'merge_failed');
@@ -664,7 +666,7 @@ export class Ksm implements KsmHooks {
     if (frame === kframe) return true;
     const frames = this.frames;
     if (!(frames.flags[frame]! & FRAME_ANON)) return false;
-    if (frames.isLarge(frame)) this.host.ksmSplitFolio(frame);
+    if (frames.isLarge(frame)) this.host.ksmSplitFolio(frame, vpn);
     if (!this.host.ksmWriteProtectPage(vma, vpn, frame)) return false;
     this.batchCostNs += this.costModel.mergeNs;
     if (kframe === NO_PAGE) {

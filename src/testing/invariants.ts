@@ -60,7 +60,12 @@ export function checkInvariants(sim: SimulatedHost): void {
       frames.mapcount[f] === mapcount[f],
       () => `frame ${f}: mapcount ${frames.mapcount[f]}, page tables ${mapcount[f]}`,
     );
-    if (flags & FRAME_ANON) check(mapcount[f]! > 0, () => `anonymous frame ${f} is allocated but unmapped`);
+    if (flags & FRAME_ANON) {
+      check(
+        mapcount[f]! > 0 || frames.batchRefs[f]! > 0,
+        () => `anonymous frame ${f} is allocated but unmapped`,
+      );
+    }
   }
 
   // Stable nodes: every item list consistent, SH/SG/Mm recounted.
@@ -98,7 +103,10 @@ export function checkInvariants(sim: SimulatedHost): void {
     const kpfn = nodes.kpfn[node]!;
     // A live KSM page points back at its node; a freed one left the node stale (dropped on lookup).
     if (frames.flags[kpfn]! & FRAME_KSM && frames.ksmNode[kpfn] === node) {
-      check(frames.mapcount[kpfn]! > 0, () => `KSM page ${kpfn} of node ${node} is unmapped but not freed`);
+      check(
+        frames.mapcount[kpfn]! > 0 || frames.batchRefs[kpfn]! > 0,
+        () => `KSM page ${kpfn} of node ${node} is unmapped but not freed`,
+      );
     }
   };
   const roots = ksm.stableTreeRoots();

@@ -47,18 +47,21 @@ function attempt(fn: () => void): OpResult {
 
 export class SimBackend implements Backend {
   readonly name = 'sim' as const;
-  private sim: SimulatedHost;
+  private simHost: SimulatedHost | null = null;
   private readonly processes = new Map<string, SimProcess>();
   private scannedBase = 0;
   private skippedBase = 0;
 
-  constructor(private readonly config: SimulatedHostConfig = {}) {
-    this.sim = this.newHost();
-  }
+  constructor(private readonly config: SimulatedHostConfig = {}) {}
 
-  /** The engine underneath, for tools that want more than the interface gives. */
+  /** The engine underneath (made by `start`), for tools that want more than the interface gives. */
   get simulated(): SimulatedHost {
     return this.sim;
+  }
+
+  private get sim(): SimulatedHost {
+    if (this.simHost === null) throw new Error('sim backend: start() first');
+    return this.simHost;
   }
 
   private newHost(): SimulatedHost {
@@ -70,7 +73,7 @@ export class SimBackend implements Backend {
   }
 
   async start(settings: ReadonlyArray<readonly [string, string]>): Promise<void> {
-    this.sim = this.newHost();
+    this.simHost = this.newHost();
     this.processes.clear();
     for (const [name, value] of settings) {
       const r = await this.setSysfs(name, value);
