@@ -567,16 +567,50 @@ export class Host {
     }
     // do_wp_page(): a KSM folio is never reused, even by its last mapper.
     if (flags & FRAME_ANON && !(flags & FRAME_KSM) && vma.has(VM_WRITE)) {
-      const exclusive =
-        (flags & FRAME_ANON_EXCLUSIVE) !== 0 ||
-        (!this.frames.isLarge(frame) && this.frames.mapcount[frame] === 1);
-      if (exclusive) {
+      if (
+        flags & FRAME_ANON_EXCLUSIVE ||
+        (!this.frames.isLarge(frame) && this.frames.mapcount[frame] === 1)
+      ) {
         this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
         vma.pteFlags[i] = PTE_WRITE | PTE_DIRTY;
         return frame;
       }
+      if (this.frames.isLarge(frame) && this.reuseLargeFolio(vma, vpn, frame)) return frame;
     }
     return this.copyOnWrite(mm, vma, i, frame, kind);
+  }
+
+  /**
+   * A write fault on a THP that is no longer shared with another mm reuses it
+   * instead of copying a page: do_huge_pmd_wp_page() makes the whole PMD
+   * writable when the folio is PMD-mapped here alone, and (6.15+)
+   * wp_can_reuse_anon_folio() reuses a PTE-mapped large folio whose every
+   * mapping is in this mm, unless only one page of it is still mapped. A THP
+   * is only ever mapped at its own address range here (no mremap).
+   */
+  private reuseLargeFolio(vma: Vma, vpn: number, frame: number): boolean {
+    const frames = this.frames;
+    const head = frames.folioHead[frame]!;
+    const hugeStart = vpn - (frame - head);
+    let mapped = 0;
+    let here = 0;
+    for (let k = 0; k < HPAGE_PMD_NR; k++) {
+      if (frames.folioHead[head + k] !== head) continue;
+      mapped += frames.mapcount[head + k]!;
+      const v = hugeStart + k;
+      if (v >= vma.startVpn && v < vma.endVpn && vma.pte[v - vma.startVpn] === head + k + 1) here++;
+    }
+    if (mapped <= 1 || mapped !== here) return false;
+    if (here === HPAGE_PMD_NR) {
+      for (let k = 0; k < HPAGE_PMD_NR; k++) {
+        vma.pteFlags[hugeStart + k - vma.startVpn] = PTE_WRITE | PTE_DIRTY;
+        frames.flags[head + k]! |= FRAME_ANON_EXCLUSIVE;
+      }
+    } else {
+      vma.pteFlags[vpn - vma.startVpn] = PTE_WRITE | PTE_DIRTY;
+      frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
+    }
+    return true;
   }
 
   private anonymousFault(mm: Mm, vma: Vma, vpn: number): number {
