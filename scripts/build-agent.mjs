@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds native/agent.c into native/build/ksmkit-agent, the process that stands
-// for one workload process on the kernel backend. Run from package.json's
+// for one workload process on the kernel backend, and native/ksm-exec.c into
+// native/build/ksmkit-exec, the helper of `ksmkit exec`. Run from package.json's
 // install step. Never fails an install: on a machine that cannot run the kernel
 // backend (not Linux, no C compiler, no source) it prints one line saying why
 // and exits 0; the kernel backend then reports itself unavailable. A compile
@@ -13,6 +14,8 @@ const root = new URL('..', import.meta.url).pathname;
 const source = join(root, 'native', 'agent.c');
 const outDir = join(root, 'native', 'build');
 const output = join(outDir, 'ksmkit-agent');
+const execSource = join(root, 'native', 'ksm-exec.c');
+const execOutput = join(outDir, 'ksmkit-exec');
 const self = new URL(import.meta.url).pathname;
 
 function mtimeMs(path) {
@@ -33,7 +36,7 @@ function findCompiler() {
 }
 
 function skip(reason) {
-  console.log(`build-agent: skipped, ${reason}; the kernel backend is unavailable`);
+  console.log(`build-agent: skipped, ${reason}; the kernel backend and ksmkit exec are unavailable`);
   process.exit(0);
 }
 
@@ -42,20 +45,27 @@ if (mtimeMs(source) < 0) skip(`${source} is missing`);
 const cc = findCompiler();
 if (cc === undefined) skip('no C compiler found (tried $CC, cc, gcc, clang)');
 
-if (mtimeMs(output) >= Math.max(mtimeMs(source), mtimeMs(self))) {
-  console.log(`build-agent: ${output} is up to date`);
-  process.exit(0);
+/** Compiles one C file (unless up to date); exits 1 on a compile error. */
+function build(source, output) {
+  if (mtimeMs(output) >= Math.max(mtimeMs(source), mtimeMs(self))) {
+    console.log(`build-agent: ${output} is up to date`);
+    return;
+  }
+  mkdirSync(outDir, { recursive: true });
+  // Built beside the target and renamed into place, so that a test running at
+  // the same time never executes a half-written binary.
+  const temp = `${output}.${process.pid}.tmp`;
+  const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-o', temp, source];
+  const r = spawnSync(cc, args, { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`build-agent: ${cc} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+  renameSync(temp, output);
+  console.log(`build-agent: built ${output} with ${cc}`);
 }
 
-mkdirSync(outDir, { recursive: true });
-// Built beside the target and renamed into place, so that a test running at
-// the same time never executes a half-written binary.
-const temp = `${output}.${process.pid}.tmp`;
-const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-o', temp, source];
-const r = spawnSync(cc, args, { stdio: 'inherit' });
-if (r.status !== 0) {
-  console.error(`build-agent: ${cc} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
-  process.exit(1);
-}
-renameSync(temp, output);
-console.log(`build-agent: built ${output} with ${cc}`);
+build(source, output);
+// `ksmkit exec`'s helper: a missing source only means this checkout has no `exec` yet.
+if (mtimeMs(execSource) < 0) console.log(`build-agent: ${execSource} is missing; ksmkit exec is unavailable`);
+else build(execSource, execOutput);

@@ -2,9 +2,11 @@
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { runDemo } from './demo.ts';
+import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
+import { registerStatus } from './status.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -56,5 +58,7 @@ program
 
 registerRecord(program, io);
 registerFuzz(program, io);
+registerStatus(program);
+registerExec(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,98 @@
+/** `ksmkit status`: what KSM is doing on this host now. */
+import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import pc from 'picocolors';
+import { KSM_SYSFS_DIR } from '../surface/sysfs.ts';
+import { statusCommand } from '../tools/status/command.ts';
+import { DEFAULT_SERVE_HOST } from '../tools/status/serve.ts';
+import { DEFAULT_PROC_DIR } from '../tools/status/snapshot.ts';
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.1 || n > 86_400) {
+    throw new InvalidArgumentError('must be a number of seconds from 0.1 to 86400');
+  }
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65_535) throw new InvalidArgumentError('must be a port number, 0 to 65535');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/** Adds `ksmkit status` to the program. */
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .summary('what KSM is doing on this host now')
+    .description(
+      'what KSM is doing on this host: every /sys/kernel/mm/ksm file with its meaning, the saving, ' +
+        'and the processes using KSM (from /proc/PID/ksm_stat), by profit',
+    )
+    .addOption(new Option('--json', 'one JSON object (with --watch: one per line)').conflicts(['prometheus']))
+    .addOption(new Option('--prometheus', 'the Prometheus text exposition format').conflicts(['watch']))
+    .option('--watch', 'refresh in place, with rates per second (pages scanned, merged)', false)
+    .option('--interval <seconds>', 'seconds between refreshes with --watch', seconds, 2)
+    .addOption(
+      new Option('--serve <port>', 'serve the Prometheus metrics at http://HOST:PORT/metrics until Ctrl-C')
+        .argParser(port)
+        .conflicts(['json', 'prometheus', 'watch']),
+    )
+    .option('--host <address>', 'the address --serve listens on', DEFAULT_SERVE_HOST)
+    .option('--all', 'list every process, not only those using KSM', false)
+    .addOption(
+      new Option('--sysfs-dir <dir>', 'read KSM files from here (tests)').default(KSM_SYSFS_DIR).hideHelp(),
+    )
+    .addOption(
+      new Option('--proc-dir <dir>', 'read /proc from here (tests)').default(DEFAULT_PROC_DIR).hideHelp(),
+    )
+    .addOption(
+      new Option('--count <n>', 'stop --watch after n readings (tests)').argParser(positiveInt).hideHelp(),
+    )
+    .addHelpText(
+      'after',
+      "\nReading other users' /proc/PID/ksm_stat needs root; /sys/kernel/mm/ksm is readable by anyone.\n" +
+        'A file or ksm_stat line an older kernel lacks is shown as "not in this kernel".',
+    )
+    .action(async (opts, cmd) => {
+      if (cmd.getOptionValueSource('host') === 'cli' && opts.serve === undefined) {
+        cmd.error("error: option '--host <address>' only goes with '--serve <port>'");
+      }
+      const controller = new AbortController();
+      const stop = (): void => controller.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        process.exitCode = await statusCommand(
+          {
+            json: opts.json === true,
+            prometheus: opts.prometheus === true,
+            watch: opts.watch,
+            interval: opts.interval,
+            ...(opts.serve === undefined ? {} : { serve: opts.serve }),
+            host: opts.host,
+            all: opts.all,
+            sources: { ksmDir: opts.sysfsDir, procDir: opts.procDir },
+            ...(opts.count === undefined ? {} : { count: opts.count }),
+          },
+          {
+            write: (text) => process.stdout.write(text),
+            err: (line) => console.error(line),
+            isTTY: process.stdout.isTTY === true,
+            ...(process.stdout.rows === undefined ? {} : { rows: process.stdout.rows }),
+            color: process.stdout.isTTY === true && pc.isColorSupported,
+            signal: controller.signal,
+          },
+        );
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}

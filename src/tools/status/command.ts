@@ -1,0 +1,114 @@
+/**
+ * `ksmkit status` without commander: options in, exit status out, output
+ * through `io` so tests can run it against fixture directories.
+ */
+import { formatHuman } from './human.ts';
+import { toJson } from './json.ts';
+import { formatPrometheus } from './prometheus.ts';
+import { DEFAULT_SERVE_HOST, serveMetrics } from './serve.ts';
+import { readSnapshot, type StatusSources } from './snapshot.ts';
+import { watchStatus } from './watch.ts';
+
+export interface StatusCommandOptions {
+  readonly json: boolean;
+  readonly prometheus: boolean;
+  readonly watch: boolean;
+  /** Seconds between readings with --watch. */
+  readonly interval: number;
+  readonly serve?: number;
+  readonly host?: string;
+  readonly all: boolean;
+  readonly sources: StatusSources;
+  /** --watch: stop after this many readings. */
+  readonly count?: number;
+}
+
+export interface StatusIo {
+  /** Raw text to stdout (lines carry their own newline). */
+  readonly write: (text: string) => void;
+  readonly err: (line: string) => void;
+  readonly isTTY: boolean;
+  readonly rows?: number;
+  readonly color: boolean;
+  /** Aborted on SIGINT/SIGTERM: ends --watch and --serve cleanly. */
+  readonly signal: AbortSignal;
+}
+
+export const EXIT_OK = 0;
+/** No KSM in this kernel, or the server could not start. */
+export const EXIT_FAILURE = 1;
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+async function serve(port: number, options: StatusCommandOptions, io: StatusIo): Promise<number> {
+  const host = options.host ?? DEFAULT_SERVE_HOST;
+  let server: Awaited<ReturnType<typeof serveMetrics>>;
+  try {
+    server = await serveMetrics({
+      port,
+      host,
+      sources: options.sources,
+      snapshot: { allProcesses: options.all },
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the port is in use'
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need root)'
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+            ? 'no such local address'
+            : (e as Error).message;
+    io.err(`ksmkit status: cannot serve on ${host}:${port}: ${why}`);
+    return EXIT_FAILURE;
+  }
+  io.write(`ksmkit status: serving Prometheus metrics at ${server.url} (Ctrl-C to stop)\n`);
+  if (!LOOPBACK.test(host)) {
+    io.err(
+      `ksmkit status: note: ${host} is not a loopback address; anyone who can reach it can read the metrics`,
+    );
+  }
+  const snapshot = readSnapshot(options.sources);
+  if (!snapshot.available) io.err(`ksmkit status: KSM is not in this kernel: ${snapshot.unavailableReason}`);
+  else if (snapshot.unreadable > 0) {
+    io.err(
+      `ksmkit status: ${snapshot.unreadable} processes' /proc/PID/ksm_stat are unreadable: ` +
+        "other users' processes need root",
+    );
+  }
+  await new Promise<void>((resolve) => {
+    if (io.signal.aborted) resolve();
+    else io.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await server.close();
+  return EXIT_OK;
+}
+
+export async function statusCommand(options: StatusCommandOptions, io: StatusIo): Promise<number> {
+  if (options.serve !== undefined) return serve(options.serve, options, io);
+  const snapshotOptions = { allProcesses: options.all };
+  if (options.watch) {
+    await watchStatus({
+      sources: options.sources,
+      snapshot: snapshotOptions,
+      intervalMs: options.interval * 1000,
+      json: options.json,
+      color: io.color,
+      out: { write: io.write, isTTY: io.isTTY, ...(io.rows === undefined ? {} : { rows: io.rows }) },
+      signal: io.signal,
+      ...(options.count === undefined ? {} : { count: options.count }),
+    });
+    return EXIT_OK;
+  }
+  const s = readSnapshot(options.sources, snapshotOptions);
+  if (options.prometheus) io.write(formatPrometheus(s));
+  else if (options.json) io.write(`${JSON.stringify(toJson(s), null, 2)}\n`);
+  else io.write(`${formatHuman(s, { color: io.color }).join('\n')}\n`);
+  if (!s.available) {
+    if (options.json || options.prometheus)
+      io.err(`ksmkit status: KSM is not in this kernel: ${s.unavailableReason}`);
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
+}
