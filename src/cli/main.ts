@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
+import { registerCalibrate } from './calibrate.ts';
 import { runDemo } from './demo.ts';
 import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
+import { registerSimulate } from './simulate.ts';
 import { registerStatus } from './status.ts';
 
 function positiveInt(value: string): number {
@@ -60,5 +62,7 @@ registerRecord(program, io);
 registerFuzz(program, io);
 registerStatus(program);
 registerExec(program);
+registerSimulate(program);
+registerCalibrate(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,302 @@
+/**
+ * `ksmkit simulate [SCENARIO]`: what KSM would do on this host, in time.
+ * Runs ksmd on the engine's virtual clock over a scenario (a built-in name or
+ * a file), live, then prints the summary (or, with a sweep, one row per
+ * setting) and optionally JSON lines and an HTML report.
+ */
+import { writeFileSync } from 'node:fs';
+import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import pc from 'picocolors';
+import { loadCalibration } from '../simulate/cost.ts';
+import type { EngineRun } from '../simulate/engine-run.ts';
+import { SettingError } from '../simulate/engine-run.ts';
+import {
+  describeSummaryLine,
+  publishedLines,
+  sampleJson,
+  summaryJson,
+  summaryTable,
+  sweepTable,
+} from '../simulate/format.ts';
+import { runOnKernel } from '../simulate/kernel-run.ts';
+import { builtIn, builtInNames, builtInPath, DEFAULT_SCENARIO } from '../simulate/library.ts';
+import { LiveView } from '../simulate/live.ts';
+import { renderReport } from '../simulate/report.ts';
+import {
+  defaultSampleEveryMs,
+  guestCount,
+  loadScenario,
+  parseScale,
+  type Scenario,
+  ScenarioError,
+  scaleScenario,
+  totalGuestPages,
+} from '../simulate/scenario.ts';
+import { summarize } from '../simulate/summary.ts';
+import {
+  expandRuns,
+  parseSetOption,
+  type RunResult,
+  type RunSpec,
+  runSweep,
+  type SweepAxis,
+} from '../simulate/sweep.ts';
+import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { formatWorkloadIssue } from '../workload/parse.ts';
+
+export interface SimulateOptions {
+  readonly set?: readonly string[];
+  readonly advisor?: boolean;
+  readonly duration?: string;
+  readonly scale?: string;
+  readonly seed?: number;
+  readonly calibration?: string;
+  readonly fastForward?: boolean;
+  readonly json?: boolean;
+  readonly report?: string;
+  readonly backend?: 'sim' | 'kernel';
+  readonly force?: boolean;
+  readonly progress?: boolean;
+  readonly list?: boolean;
+  readonly color?: boolean;
+}
+
+export interface SimulateIo {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_INVALID = 2;
+
+/** The scenario named on the command line (a built-in name or a file). Throws ScenarioError. */
+export async function resolveScenario(arg: string | undefined): Promise<Scenario> {
+  const name = arg ?? DEFAULT_SCENARIO;
+  if (builtInPath(name) !== undefined) return builtIn(name);
+  return loadScenario(name);
+}
+
+/** The scenario with the command line's changes (duration, scale, seed). Throws a one-line Error. */
+export function applyOverrides(scenario: Scenario, options: SimulateOptions): Scenario {
+  let s = scenario;
+  if (options.duration !== undefined) {
+    const ms = parseDurationMs(options.duration);
+    if (ms === undefined || ms <= 0)
+      throw new Error(`--duration ${options.duration}: expected a duration such as 30min`);
+    s = {
+      ...s,
+      durationMs: ms,
+      sampleEveryMs: s.sampleEveryMs <= ms && ms >= s.durationMs ? s.sampleEveryMs : defaultSampleEveryMs(ms),
+    };
+  }
+  if (options.scale !== undefined) {
+    const factor = parseScale(options.scale, s);
+    if (factor === undefined)
+      throw new Error(`--scale ${options.scale}: expected a factor (4) or a guest memory size (64GiB)`);
+    s = scaleScenario(s, factor);
+  }
+  if (options.seed !== undefined) s = { ...s, seed: options.seed };
+  return s;
+}
+
+/** The whole command; returns the exit status. */
+export async function simulateCommand(
+  scenarioArg: string | undefined,
+  options: SimulateOptions,
+  io: SimulateIo,
+): Promise<number> {
+  if (options.list === true) {
+    for (const name of builtInNames()) {
+      const s = builtIn(name);
+      io.out(`${name.padEnd(16)} ${s.title}${name === DEFAULT_SCENARIO ? ' (default)' : ''}`);
+    }
+    return EXIT_OK;
+  }
+  const color = options.color ?? (process.stdout.isTTY === true && !options.json);
+  let scenario: Scenario;
+  let specs: RunSpec[];
+  try {
+    scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+    const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
+    specs = expandRuns(axes, options.advisor ?? false);
+  } catch (e) {
+    if (e instanceof ScenarioError) {
+      for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
+      return EXIT_INVALID;
+    }
+    io.err(`ksmkit simulate: ${(e as Error).message}`);
+    return EXIT_INVALID;
+  }
+  let calibration: ReturnType<typeof loadCalibration>;
+  try {
+    calibration = loadCalibration(options.calibration);
+  } catch (e) {
+    io.err(`ksmkit simulate: ${(e as Error).message}`);
+    return EXIT_INVALID;
+  }
+  const json = options.json === true;
+  const sweep = specs.length > 1;
+  if (!json) {
+    io.out(pc.bold(`ksmkit simulate: ${scenario.title}`));
+    io.out(
+      `${guestCount(scenario)} guests, ${formatBytes(totalGuestPages(scenario) * 4096)} of guest memory on a host of ` +
+        `${formatBytes(scenario.host.memoryBytes)}; ${formatDuration(scenario.durationMs)} of virtual time` +
+        `${options.backend === 'kernel' ? ' in real time on this machine’s kernel' : ''}; ` +
+        `CPU costs: ${calibration.origin === 'built in' ? 'shipped figures' : `calibrated (${calibration.origin ?? ''})`}.`,
+    );
+  }
+  const live = new LiveView({
+    progress: options.progress ?? true,
+    rows: !json && !sweep,
+    rowsPerRun: 16,
+    out: io.out,
+  });
+  let results: RunResult[];
+  try {
+    if (options.backend === 'kernel') {
+      results = await runKernelSpecs(scenario, specs, calibration.figures, options, live, json, io);
+    } else {
+      results = runSweep(scenario, specs, calibration.figures, {
+        ...(options.fastForward === false ? { fastForward: false } : {}),
+        onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
+        onSample: (index, sample, fraction) => {
+          if (json) io.out(sampleJson(specs[index]!.label, sample));
+          live.sample(sample, fraction, scenario.durationMs);
+        },
+        onRunEnd: (_index, result) => {
+          if (json) io.out(summaryJson(result.spec.label, result));
+          else if (sweep) live.line(describeSummaryLine(result.spec.label, result.summary));
+        },
+      });
+    }
+  } catch (e) {
+    live.stop();
+    if (e instanceof SettingError) {
+      io.err(`ksmkit simulate: ${e.message}`);
+      return EXIT_INVALID;
+    }
+    if (options.backend === 'kernel') {
+      io.err(`ksmkit simulate: ${(e as Error).message}`);
+      return EXIT_FAILED;
+    }
+    throw e;
+  }
+  live.stop();
+  if (!json) {
+    io.out('');
+    io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
+    const published = publishedLines(scenario, results);
+    if (published.length > 0) {
+      io.out('');
+      for (const line of published) io.out(line);
+    }
+    if (results.some((r) => r.summary.steadyAtMs !== undefined)) {
+      io.out(
+        pc.dim(
+          'Steady state reached: nothing left that could merge, so later samples repeat the last pass (--no-fast-forward simulates them).',
+        ),
+      );
+    }
+  }
+  if (options.report !== undefined) {
+    const html = renderReport({
+      scenario,
+      results,
+      calibration,
+      command: ['ksmkit simulate', ...process.argv.slice(3)].join(' '),
+      generatedAt: new Date().toISOString().slice(0, 19).replace('T', ' '),
+    });
+    writeFileSync(options.report, html);
+    if (!json) io.out(`Report: ${options.report}`);
+  }
+  return EXIT_OK;
+}
+
+async function runKernelSpecs(
+  scenario: Scenario,
+  specs: readonly RunSpec[],
+  figures: Parameters<typeof summarize>[2],
+  options: SimulateOptions,
+  live: LiveView,
+  json: boolean,
+  io: SimulateIo,
+): Promise<RunResult[]> {
+  const results: RunResult[] = [];
+  for (const [index, spec] of specs.entries()) {
+    live.startRun(index, specs.length, spec.label, scenario.durationMs);
+    const started = performance.now();
+    const run: EngineRun = await runOnKernel(scenario, {
+      settings: spec.settings,
+      force: options.force ?? false,
+      onSample: (sample, fraction) => {
+        if (json) io.out(sampleJson(spec.label, sample));
+        live.sample(sample, fraction, scenario.durationMs);
+      },
+    });
+    const result: RunResult = {
+      spec,
+      run,
+      summary: summarize(scenario, run.samples, figures, undefined),
+      wallMs: performance.now() - started,
+    };
+    if (json) io.out(summaryJson(spec.label, result));
+    results.push(result);
+  }
+  return results;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function seedOf(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('must be an integer');
+  return n;
+}
+
+/** Adds `simulate` to the ksmkit program. */
+export function registerSimulate(program: Command): void {
+  program
+    .command('simulate')
+    .description(
+      'what would KSM do on this host? runs ksmd in virtual time over a scenario and reports the memory saved, how fast and at what CPU cost',
+    )
+    .argument('[scenario]', `a built-in scenario (${builtInNames().join(', ')}) or a scenario file`)
+    .option('--list', 'list the built-in scenarios', false)
+    .option(
+      '--set <name=values>',
+      'a /sys/kernel/mm/ksm setting; several comma-separated values sweep it (repeatable)',
+      collect,
+      [] as string[],
+    )
+    .option('--advisor', 'also run with the scan-time advisor on (advisor_mode=scan-time)', false)
+    .option('--duration <time>', 'virtual time to simulate (90s, 45min, 2h); default: the scenario’s')
+    .option(
+      '--scale <factor|size>',
+      'more (or fewer) guests on a proportionally larger host: 4, or 64GiB of guest memory',
+    )
+    .option('--seed <n>', 'seed of the guests’ writes', seedOf)
+    .option(
+      '--calibration <file>',
+      'CPU cost figures from `ksmkit calibrate` (default: its default file, else shipped figures)',
+    )
+    .option('--no-fast-forward', 'simulate every pass even once nothing is left to merge')
+    .option('--json', 'one JSON object per sample (and a summary object per run)', false)
+    .option('--report <file.html>', 'write a self-contained HTML report with plots')
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'sim (the engine, default) or kernel (this machine, real time, small scenarios)',
+      )
+        .choices(['sim', 'kernel'] as const)
+        .default('sim' as const),
+    )
+    .option('--force', 'kernel backend: run even if other processes are mergeable', false)
+    .option('--no-progress', 'no progress bar')
+    .action(async (scenario, opts) => {
+      const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
+      process.exitCode = await simulateCommand(scenario, opts, io);
+    });
+}

@@ -1,0 +1,667 @@
+/**
+ * One simulation run: a scenario's guests on a SimulatedHost in fingerprint
+ * mode, ksmd on the virtual clock, the guests' writes in time, and a sample of
+ * /sys/kernel/mm/ksm every `sampleEveryMs`.
+ *
+ * ksmd is driven here batch by batch, as `Ksm.advance()` drives it
+ * (ksm_scan_thread: a batch of pages_to_scan, then sleep_millisecs in jiffies,
+ * nothing while no mm is registered), so that between two batches the guests'
+ * writes can land and the per-batch cost can be completed:
+ *
+ * - Wake-up. The sleep ends one tick later than `Ksm.advance()` has it, on a
+ *   tick boundary, as the kernel's timer wheel does (`ksmdWakeAfterSleepNs`).
+ *
+ * - Checksum cost. The kernel runs calc_checksum() on every visit of a page
+ *   that is not a KSM page; the engine charges `checksumNs` only when its
+ *   checksum cache misses (after a write). Each batch is charged here for the
+ *   visits the engine did not charge: processed pages, less the visits to KSM
+ *   pages (estimated as the batch's pages times the share of rmap items that
+ *   are stable), less the checksums the engine charged. Once the engine charges
+ *   every calc_checksum() this correction is 0 by construction.
+ *
+ * - Steady-state fast-forward. With every guest started and nothing written,
+ *   once a whole pass merged and unmerged nothing and no unmerged page has a
+ *   twin it could still merge with (checked over every page table, with the
+ *   chains' max_page_sharing room), no later pass can change pages_shared,
+ *   pages_sharing, ksm_zero_pages or the rmap items: the saving is final. The
+ *   rest of the run is then extrapolated from the last pass (CPU per second,
+ *   passes per second); pages_unshared/pages_volatile keep their last values
+ *   (smart_scan moves never-matching pages between the two pass by pass).
+ *   Samples so made say `extrapolated: true`. `fastForward: false` simulates
+ *   every batch.
+ */
+import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
+import { Rng } from '../fuzz/rng.ts';
+import { HZ, msecsToJiffies, PAGE_SIZE } from '../host/constants.ts';
+import { ErrnoError } from '../host/errno.ts';
+import { FRAME_CSUM_VALID, FRAME_KSM } from '../host/frames.ts';
+import { PR_SET_MEMORY_MERGE } from '../host/host.ts';
+import type { Vma } from '../host/mm.ts';
+import { SimulatedHost } from '../surface/simulated-host.ts';
+import type { SysfsSetting } from '../workload/workload.ts';
+import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
+import { type CostFigures, CountingCostModel } from './cost.ts';
+import { type GroupModel, type Scenario, totalGuestPages } from './scenario.ts';
+
+/** One look at /sys/kernel/mm/ksm and the host, at virtual time `tMs`. */
+export interface Sample {
+  readonly tMs: number;
+  readonly full_scans: number;
+  readonly pages_shared: number;
+  readonly pages_sharing: number;
+  readonly pages_unshared: number;
+  readonly pages_volatile: number;
+  readonly pages_scanned: number;
+  readonly pages_skipped: number;
+  readonly ksm_zero_pages: number;
+  readonly stable_node_chains: number;
+  readonly stable_node_dups: number;
+  readonly rmap_items: number;
+  readonly general_profit: number;
+  /** What ksmd uses now (the scan-time advisor changes it). */
+  readonly pages_to_scan: number;
+  /** ksmd's CPU time since the run started. */
+  readonly ksmdCpuMs: number;
+  /** ksmd's CPU use since the previous sample, in % of one CPU. */
+  readonly ksmdCpuPercent: number;
+  /** Guest frames in use plus KSM's rmap items: what the guests cost the host now. */
+  readonly memoryInUseBytes: number;
+  /** What the started guests would use without KSM. */
+  readonly guestMemoryBytes: number;
+  readonly guestsStarted: number;
+  /** Writes that broke a merged page (COW), since the start. */
+  readonly cowBreaks: number;
+  readonly guestWrites: number;
+  readonly extrapolated: boolean;
+}
+
+export interface EngineRunOptions {
+  readonly figures: CostFigures;
+  /** Written after the scenario's `ksm:` settings (advisor_mode last). */
+  readonly settings?: readonly SysfsSetting[];
+  readonly fastForward?: boolean;
+  /**
+   * Page contents as 64-bit fingerprints (default: 8 bytes a page, what makes
+   * tens of GiB fit) or as bytes (4 KiB a page): the counters are the same.
+   */
+  readonly contentMode?: 'fingerprint' | 'bytes';
+  /** Called at every sample with the fraction of the run's virtual time done. */
+  readonly onSample?: (sample: Sample, fraction: number) => void;
+}
+
+export interface EngineRun {
+  readonly samples: readonly Sample[];
+  /** Settings in force at the start (after the scenario's and the run's). */
+  readonly settings: Readonly<Record<string, string>>;
+  /** When the steady-state fast-forward took over, if it did. */
+  readonly steadyAtMs: number | undefined;
+  /** Events the engine counted, for the summary and the statistics. */
+  readonly stats: {
+    readonly batches: number;
+    readonly visits: number;
+    readonly compares: number;
+    readonly merges: number;
+    readonly checksumsCharged: number;
+    readonly checksumsAdded: number;
+    readonly hashes: number;
+  };
+}
+
+/** A sysfs write the engine (as the kernel) refused. */
+export class SettingError extends Error {
+  override name = 'SettingError';
+}
+
+interface Guest {
+  readonly group: GroupModel;
+  readonly pid: number;
+  readonly vma: Vma;
+  readonly baseAddress: number;
+  /** First page of each content run. */
+  readonly runStarts: readonly number[];
+}
+
+interface WriteStream {
+  readonly group: GroupModel;
+  readonly runIndex: number;
+  /** Writes per second per started guest. */
+  readonly ratePerGuest: number;
+  /**
+   * A run of unique pages rewritten with unique contents: no page of it can
+   * ever merge, so its writes never change what is merged (they only keep its
+   * pages volatile and cost checksums). It does not stop the fast-forward.
+   */
+  readonly neutral: boolean;
+  carry: number;
+}
+
+const NS_PER_MS = 1e6;
+
+/** Runs one scenario once on the engine. Deterministic: the same inputs give the same samples. */
+export function runOnEngine(scenario: Scenario, options: EngineRunOptions): EngineRun {
+  return new EngineRunner(scenario, options).run();
+}
+
+class EngineRunner {
+  private readonly sim: SimulatedHost;
+  private readonly cost: CountingCostModel;
+  private readonly content = new ContentSpace();
+  private readonly rng: Rng;
+  private readonly guests: Guest[] = [];
+  private readonly guestsByGroup = new Map<GroupModel, Guest[]>();
+  private readonly streams: WriteStream[];
+  private readonly samples: Sample[] = [];
+  private readonly settingsInForce: Record<string, string> = {};
+  private guestPages = 0;
+  private writes = 0;
+  /** Writes of streams that are not neutral: they may merge or unmerge pages. */
+  private mergingWrites = 0;
+  private checksumsCharged = 0;
+  private checksumsAdded = 0;
+  private batches = 0;
+  private visits = 0;
+  private compares = 0;
+  private merges = 0;
+  private hashesByEngine = 0;
+  private lastSampleCpuNs = 0;
+  private lastSampleNs = 0;
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly options: EngineRunOptions,
+  ) {
+    this.cost = new CountingCostModel(options.figures);
+    const pages = totalGuestPages(scenario);
+    const frames = Math.ceil(pages * 1.01) + 4096 * scenario.host.numaNodes;
+    this.sim = new SimulatedHost({
+      memoryBytes: frames * PAGE_SIZE,
+      numaNodes: scenario.host.numaNodes,
+      contentMode: options.contentMode ?? 'fingerprint',
+      thp: 'never',
+      checksum: (bytes, offset) => {
+        this.hashesByEngine++;
+        return pageChecksumNative(bytes, offset);
+      },
+      costModel: this.cost,
+    });
+    this.rng = new Rng(scenario.seed);
+    this.streams = scenario.groups.flatMap((group) =>
+      group.content.flatMap((run, runIndex) =>
+        run.writesPerSecond > 0
+          ? [
+              {
+                group,
+                runIndex,
+                ratePerGuest: run.writesPerSecond,
+                neutral: run.source.kind === 'unique',
+                carry: 0,
+              },
+            ]
+          : [],
+      ),
+    );
+  }
+
+  run(): EngineRun {
+    this.applySettings();
+    const ksm = this.sim.ksm;
+    const clock = this.sim.host.clock;
+    const endNs = this.scenario.durationMs * NS_PER_MS;
+    const sampleNs = this.scenario.sampleEveryMs * NS_PER_MS;
+    const starts = this.startSchedule();
+    let startIndex = 0;
+    let nextSampleNs = 0;
+    let wakeAtNs = Number.POSITIVE_INFINITY;
+    let lastWriteNs = 0;
+    let steadyAtMs: number | undefined;
+    const fastForward = this.options.fastForward ?? this.scenario.fastForward;
+    // Pass bookkeeping for the steady state.
+    let passSignature = '';
+    let passEnd = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, seqnr: 0 };
+    let lastPass = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, passes: 0 };
+    let writesAtPassEnd = 0;
+    let lastStartNs = 0;
+
+    for (;;) {
+      const nextStartNs = startIndex < starts.length ? starts[startIndex]!.atNs : Number.POSITIVE_INFINITY;
+      const nextNs = Math.min(wakeAtNs, nextStartNs, nextSampleNs, endNs);
+      clock.advanceTo(nextNs);
+      const now = clock.nowNs;
+      if (this.streams.length > 0 && now > lastWriteNs) {
+        this.applyWrites((now - lastWriteNs) / 1e9);
+        lastWriteNs = now;
+      }
+      while (startIndex < starts.length && starts[startIndex]!.atNs <= now) {
+        const s = starts[startIndex++]!;
+        this.startGuest(s.group, s.index);
+        lastStartNs = now;
+        // An mm registering into an empty list wakes ksmd (__ksm_enter).
+        if (wakeAtNs === Number.POSITIVE_INFINITY && ksm.settings.run & 1) wakeAtNs = now;
+      }
+      while (nextSampleNs <= now && nextSampleNs <= endNs) {
+        this.record(nextSampleNs, false);
+        nextSampleNs =
+          nextSampleNs + sampleNs > endNs && nextSampleNs < endNs ? endNs : nextSampleNs + sampleNs;
+      }
+      if (nextSampleNs > endNs && now >= endNs) break;
+      if (wakeAtNs > now) continue;
+
+      const seqBefore = ksm.seqnr;
+      this.batch();
+      wakeAtNs = ksmdWakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs);
+      if (ksm.seqnr === seqBefore) continue;
+
+      // A pass ended in this batch.
+      const signature = [
+        ksm.pagesShared,
+        ksm.pagesSharing,
+        ksm.ksmZeroPages,
+        ksm.rmapItems,
+        ksm.stableNodeChains,
+        ksm.stableNodeDups,
+      ].join(',');
+      const passes = ksm.seqnr - passEnd.seqnr;
+      lastPass = {
+        ns: clock.nowNs - passEnd.ns,
+        cpuNs: ksm.ksmdCpuNs - passEnd.cpuNs,
+        scanned: ksm.pagesScanned - passEnd.scanned,
+        skipped: ksm.pagesSkipped - passEnd.skipped,
+        passes,
+      };
+      const quiet =
+        startIndex === starts.length &&
+        this.streams.every((s) => s.neutral) &&
+        this.mergingWrites === writesAtPassEnd &&
+        passEnd.ns >= lastStartNs &&
+        signature === passSignature;
+      passSignature = signature;
+      passEnd = {
+        ns: clock.nowNs,
+        cpuNs: ksm.ksmdCpuNs,
+        scanned: ksm.pagesScanned,
+        skipped: ksm.pagesSkipped,
+        seqnr: ksm.seqnr,
+      };
+      writesAtPassEnd = this.mergingWrites;
+      if (fastForward && quiet && lastPass.ns > 0 && this.nothingLeftToMerge()) {
+        steadyAtMs = clock.nowNs / NS_PER_MS;
+        this.extrapolate(nextSampleNs, endNs, sampleNs, lastPass);
+        break;
+      }
+    }
+    return {
+      samples: this.samples,
+      settings: this.settingsInForce,
+      steadyAtMs,
+      stats: {
+        batches: this.batches,
+        visits: this.visits,
+        compares: this.compares,
+        merges: this.merges,
+        checksumsCharged: this.checksumsCharged,
+        checksumsAdded: this.checksumsAdded,
+        hashes: this.content.hashes + this.hashesByEngine,
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- settings
+
+  private applySettings(): void {
+    const all = [...this.scenario.ksm, ...(this.options.settings ?? [])];
+    // advisor_mode last: while it is scan-time, pages_to_scan refuses writes (EINVAL).
+    const ordered = [
+      ...all.filter((s) => s.name !== 'advisor_mode' && s.name !== 'run'),
+      ...all.filter((s) => s.name === 'advisor_mode'),
+    ];
+    for (const { name, value } of ordered) {
+      try {
+        this.sim.sysfs.write(name, value);
+      } catch (e) {
+        if (e instanceof ErrnoError)
+          throw new SettingError(`${e.code}: the kernel refuses ${name}=${JSON.stringify(value)}`);
+        throw e;
+      }
+    }
+    for (const name of [
+      'pages_to_scan',
+      'sleep_millisecs',
+      'max_page_sharing',
+      'merge_across_nodes',
+      'use_zero_pages',
+      'smart_scan',
+      'advisor_mode',
+      'advisor_max_cpu',
+      'advisor_target_scan_time',
+    ]) {
+      const text = this.sim.sysfs.read(name).trim();
+      this.settingsInForce[name] = name === 'advisor_mode' ? (/\[([^\]]+)\]/.exec(text)?.[1] ?? text) : text;
+    }
+    this.sim.sysfs.write('run', '1');
+  }
+
+  // ---------------------------------------------------------------- guests
+
+  private startSchedule(): { atNs: number; group: GroupModel; index: number }[] {
+    const out: { atNs: number; group: GroupModel; index: number }[] = [];
+    for (const group of this.scenario.groups) {
+      for (let i = 0; i < group.count; i++)
+        out.push({ atNs: (group.startAtMs + i * group.startEveryMs) * NS_PER_MS, group, index: i });
+    }
+    // Stable: same time keeps file order.
+    return out.sort((a, b) => a.atNs - b.atNs);
+  }
+
+  private startGuest(group: GroupModel, index: number): void {
+    const host = this.sim.host;
+    const nid = this.guests.length % this.scenario.host.numaNodes;
+    const p = host.spawn({ comm: `${group.name}-${index + 1}`, nid });
+    if (group.merge === 'prctl') host.prctl(p.pid, PR_SET_MEMORY_MERGE, 1);
+    const lengthBytes = group.pageCount * PAGE_SIZE;
+    const base = host.mmap(p.pid, { lengthBytes });
+    const vma = p.mm.findVma(base / PAGE_SIZE)!;
+    const frames = host.frames;
+    const content = this.content;
+    const runStarts: number[] = [];
+    let page = 0;
+    for (const run of group.content) {
+      runStarts.push(page);
+      for (let i = 0; i < run.pageCount; i++, page++) {
+        const recurring = content.value(run.source, i);
+        host.writePageValue(p.pid, base + page * PAGE_SIZE, content.hi, content.lo);
+        primeChecksum(frames, vma.pte[page]! - 1, content.checksum(recurring));
+      }
+    }
+    if (group.merge === 'madvise') host.madvise(p.pid, base, lengthBytes, 'mergeable');
+    const guest: Guest = { group, pid: p.pid, vma, baseAddress: base, runStarts };
+    this.guests.push(guest);
+    const list = this.guestsByGroup.get(group) ?? [];
+    list.push(guest);
+    this.guestsByGroup.set(group, list);
+    this.guestPages += group.pageCount;
+  }
+
+  /** The writes due over `seconds` of guest time: each one gives a page of the run contents of its own. */
+  private applyWrites(seconds: number): void {
+    const host = this.sim.host;
+    const frames = host.frames;
+    for (const stream of this.streams) {
+      const guests = this.guestsByGroup.get(stream.group);
+      if (guests === undefined || guests.length === 0) continue;
+      const due = stream.ratePerGuest * guests.length * seconds + stream.carry;
+      const n = Math.floor(due);
+      stream.carry = due - n;
+      const runPages = stream.group.content[stream.runIndex]!.pageCount;
+      for (let k = 0; k < n; k++) {
+        const guest = guests[guests.length === 1 ? 0 : Math.floor(this.rng.next() * guests.length)]!;
+        const page = guest.runStarts[stream.runIndex]! + Math.floor(this.rng.next() * runPages);
+        this.content.unique();
+        host.writePageValue(
+          guest.pid,
+          guest.baseAddress + page * PAGE_SIZE,
+          this.content.hi,
+          this.content.lo,
+        );
+        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the engine.
+        if (!stream.neutral) primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
+      }
+      this.writes += n;
+      if (!stream.neutral) this.mergingWrites += n;
+    }
+  }
+
+  // ---------------------------------------------------------------- ksmd
+
+  private batch(): void {
+    const ksm = this.sim.ksm;
+    const cost = this.cost;
+    const stable = ksm.pagesShared + ksm.pagesSharing;
+    const items = ksm.rmapItems;
+    const scanned = ksm.pagesScanned;
+    const skipped = ksm.pagesSkipped;
+    cost.reset();
+    ksm.scanPages(ksm.settings.pagesToScan);
+    const processed = ksm.pagesScanned - scanned;
+    const visited = processed + (ksm.pagesSkipped - skipped);
+    const ksmVisits = items > 0 ? Math.min(processed, Math.round((visited * stable) / items)) : 0;
+    const missing = processed - ksmVisits - cost.checksums;
+    this.batches += cost.batches;
+    this.visits += cost.visits;
+    this.compares += cost.compares;
+    this.merges += cost.merges;
+    this.checksumsCharged += cost.checksums;
+    if (missing > 0) {
+      const extraNs = missing * this.options.figures.checksumNs;
+      this.sim.host.clock.advanceNs(extraNs);
+      ksm.ksmdCpuNs += extraNs;
+      this.checksumsAdded += missing;
+    }
+  }
+
+  /**
+   * Whether no page that is not merged could still merge: no two unmerged
+   * pages with one content, none whose content a KSM page with room (fewer
+   * than max_page_sharing mappings) has, and no empty one while use_zero_pages
+   * is on. Checksums narrow the search (equal contents have equal checksums);
+   * pages whose checksums meet are then compared.
+   */
+  private nothingLeftToMerge(): boolean {
+    const frames = this.sim.host.frames;
+    const flags = frames.flags;
+    const sums = frames.checksum;
+    const mapcount = frames.mapcount;
+    const settings = this.sim.ksm.settings;
+    const maxSharing = settings.maxPageSharing;
+    const zeroSum = valueChecksum(0, 0);
+    let unmerged: Uint32Array = new Uint32Array(1 << 16);
+    let withRoom: Uint32Array = new Uint32Array(1 << 12);
+    let u = 0;
+    let r = 0;
+    // Runs of unique contents (rewritten, if at all, with unique contents) hold no page that could merge.
+    const each = (visit: (frame: number, merged: boolean) => void): void => {
+      for (const guest of this.guests) {
+        const pte = guest.vma.pte;
+        const runs = guest.group.content;
+        for (let r = 0; r < runs.length; r++) {
+          if (runs[r]!.source.kind === 'unique') continue;
+          const from = guest.runStarts[r]!;
+          const to = from + runs[r]!.pageCount;
+          for (let i = from; i < to; i++) {
+            const entry = pte[i]!;
+            if (entry <= 0) continue;
+            const frame = entry - 1;
+            if (flags[frame]! & FRAME_KSM) {
+              if (mapcount[frame]! < maxSharing) visit(frame, true);
+            } else {
+              visit(frame, false);
+            }
+          }
+        }
+      }
+    };
+    let unknown = false;
+    each((frame, merged) => {
+      if (merged) {
+        if (r === withRoom.length) withRoom = grow(withRoom);
+        withRoom[r++] = sums[frame]!;
+        return;
+      }
+      if (!(flags[frame]! & FRAME_CSUM_VALID)) unknown = true;
+      if (u === unmerged.length) unmerged = grow(unmerged);
+      unmerged[u++] = sums[frame]!;
+    });
+    if (unknown) return false;
+    const a = unmerged.subarray(0, u).sort();
+    const b = withRoom.subarray(0, r).sort();
+    if (settings.useZeroPages && binarySearch(a, zeroSum)) {
+      // An empty page that use_zero_pages would map the zero page instead of.
+      let empty = false;
+      each((frame, merged) => {
+        if (!merged && sums[frame] === zeroSum && frames.isZero(frame)) empty = true;
+      });
+      if (empty) return false;
+    }
+    // Checksums that meet: two unmerged pages, or an unmerged page and a KSM page with room.
+    const meeting = new Set<number>();
+    for (let i = 1; i < u; i++) if (a[i] === a[i - 1]) meeting.add(a[i]!);
+    for (let i = 0, j = 0; i < u && j < r; ) {
+      if (a[i]! === b[j]!) {
+        meeting.add(a[i]!);
+        i++;
+      } else if (a[i]! < b[j]!) {
+        i++;
+      } else {
+        j++;
+      }
+    }
+    if (meeting.size === 0) return true;
+    const groups = new Map<number, { unmerged: number[]; merged: number[] }>();
+    each((frame, merged) => {
+      const sum = sums[frame]!;
+      if (!meeting.has(sum)) return;
+      const g = groups.get(sum) ?? { unmerged: [], merged: [] };
+      groups.set(sum, g);
+      if (merged) {
+        if (!g.merged.includes(frame)) g.merged.push(frame);
+      } else {
+        g.unmerged.push(frame);
+      }
+    });
+    for (const g of groups.values()) {
+      for (let i = 0; i < g.unmerged.length; i++) {
+        const f = g.unmerged[i]!;
+        for (let j = i + 1; j < g.unmerged.length; j++) if (frames.equal(f, g.unmerged[j]!)) return false;
+        for (const k of g.merged) if (frames.equal(f, k)) return false;
+      }
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------- samples
+
+  private record(atNs: number, extrapolated: boolean): void {
+    const ksm = this.sim.ksm;
+    const c = ksm.counters();
+    const cpuNs = ksm.ksmdCpuNs;
+    const dtNs = atNs - this.lastSampleNs;
+    const sample: Sample = {
+      tMs: atNs / NS_PER_MS,
+      full_scans: c.full_scans,
+      pages_shared: c.pages_shared,
+      pages_sharing: c.pages_sharing,
+      pages_unshared: c.pages_unshared,
+      pages_volatile: c.pages_volatile,
+      pages_scanned: c.pages_scanned,
+      pages_skipped: c.pages_skipped,
+      ksm_zero_pages: c.ksm_zero_pages,
+      stable_node_chains: c.stable_node_chains,
+      stable_node_dups: c.stable_node_dups,
+      rmap_items: c.rmap_items,
+      general_profit: c.general_profit,
+      pages_to_scan: ksm.settings.pagesToScan,
+      ksmdCpuMs: cpuNs / NS_PER_MS,
+      ksmdCpuPercent: dtNs > 0 ? ((cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
+      memoryInUseBytes: this.sim.host.frames.usedFrames * PAGE_SIZE + c.rmap_items * 64,
+      guestMemoryBytes: this.guestPages * PAGE_SIZE,
+      guestsStarted: this.guests.length,
+      cowBreaks: this.sim.host.vmstat.cow_ksm,
+      guestWrites: this.writes,
+      extrapolated,
+    };
+    this.lastSampleCpuNs = cpuNs;
+    this.lastSampleNs = atNs;
+    this.samples.push(sample);
+    this.options.onSample?.(sample, atNs / (this.scenario.durationMs * NS_PER_MS));
+  }
+
+  /** Fills the remaining samples from the last pass's rates (see the file comment). */
+  private extrapolate(
+    fromNs: number,
+    endNs: number,
+    sampleNs: number,
+    pass: { ns: number; cpuNs: number; scanned: number; skipped: number; passes: number },
+  ): void {
+    const ksm = this.sim.ksm;
+    const clock = this.sim.host.clock;
+    const nowNs = clock.nowNs;
+    const cpuRate = pass.cpuNs / pass.ns;
+    const start = {
+      full_scans: ksm.seqnr,
+      pages_scanned: ksm.pagesScanned,
+      pages_skipped: ksm.pagesSkipped,
+      cpuNs: ksm.ksmdCpuNs,
+    };
+    const c = ksm.counters();
+    const writesPerNs = this.streams.reduce(
+      (sum, s) => sum + (s.ratePerGuest * (this.guestsByGroup.get(s.group)?.length ?? 0)) / 1e9,
+      0,
+    );
+    for (let atNs = fromNs; atNs <= endNs; ) {
+      const elapsed = Math.max(0, atNs - nowNs);
+      const cpuNs = start.cpuNs + elapsed * cpuRate;
+      const dtNs = atNs - this.lastSampleNs;
+      const sample: Sample = {
+        tMs: atNs / NS_PER_MS,
+        full_scans: start.full_scans + Math.floor((elapsed / pass.ns) * pass.passes),
+        pages_shared: c.pages_shared,
+        pages_sharing: c.pages_sharing,
+        pages_unshared: c.pages_unshared,
+        pages_volatile: c.pages_volatile,
+        pages_scanned: Math.round(start.pages_scanned + (elapsed / pass.ns) * pass.scanned),
+        pages_skipped: Math.round(start.pages_skipped + (elapsed / pass.ns) * pass.skipped),
+        ksm_zero_pages: c.ksm_zero_pages,
+        stable_node_chains: c.stable_node_chains,
+        stable_node_dups: c.stable_node_dups,
+        rmap_items: c.rmap_items,
+        general_profit: c.general_profit,
+        pages_to_scan: ksm.settings.pagesToScan,
+        ksmdCpuMs: cpuNs / NS_PER_MS,
+        ksmdCpuPercent: dtNs > 0 ? ((cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
+        memoryInUseBytes: this.sim.host.frames.usedFrames * PAGE_SIZE + c.rmap_items * 64,
+        guestMemoryBytes: this.guestPages * PAGE_SIZE,
+        guestsStarted: this.guests.length,
+        cowBreaks: this.sim.host.vmstat.cow_ksm,
+        guestWrites: Math.round(this.writes + elapsed * writesPerNs),
+        extrapolated: true,
+      };
+      this.lastSampleCpuNs = cpuNs;
+      this.lastSampleNs = atNs;
+      this.samples.push(sample);
+      this.options.onSample?.(sample, atNs / endNs);
+      if (atNs === endNs) break;
+      atNs = Math.min(atNs + sampleNs, endNs);
+    }
+  }
+}
+
+/**
+ * When ksmd wakes from `sleep_millisecs` begun at `nowNs`: schedule_timeout()
+ * arms a timer for jiffies + n, and the timer wheel rounds every expiry up by
+ * one tick of its level so that no timer fires early (kernel/time/timer.c,
+ * calc_index), so the timer fires on the (n + 1)th tick boundary from now.
+ * Measured on 6.18.44 (HZ 250): sleep_millisecs 20 gives a 24 ms period, 1 gives
+ * 8 ms. 0 does not sleep at all.
+ */
+export function ksmdWakeAfterSleepNs(nowNs: number, sleepMs: number): number {
+  const jiffies = msecsToJiffies(sleepMs);
+  if (jiffies === 0) return nowNs;
+  const tickNs = 1e9 / HZ;
+  return (Math.floor(nowNs / tickNs) + jiffies + 1) * tickNs;
+}
+
+function binarySearch(sorted: Uint32Array, value: number): boolean {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo] === value;
+}
+
+function grow(a: Uint32Array): Uint32Array {
+  const b = new Uint32Array(a.length * 2);
+  b.set(a);
+  return b;
+}

@@ -1,0 +1,287 @@
+/**
+ * `--report FILE.html`: one self-contained page (inline SVG plots drawn with
+ * Observable Plot on linkedom's DOM, inline CSS, no script, no external URL)
+ * with the saving, ksmd's CPU and the memory in use over time, one line per
+ * run, the summary and sweep tables, the scenario's assumptions, and the
+ * published figures it is checked against.
+ */
+import * as Plot from '@observablehq/plot';
+import { parseHTML } from 'linkedom';
+import { type Calibration, describeFigures } from './cost.ts';
+import type { Sample } from './engine-run.ts';
+import type { Scenario } from './scenario.ts';
+import { judgeClaim, MILESTONES } from './summary.ts';
+import type { RunResult } from './sweep.ts';
+import { formatBytes, formatClock, formatDuration } from './units.ts';
+
+export interface ReportInput {
+  readonly scenario: Scenario;
+  readonly results: readonly RunResult[];
+  readonly calibration: Calibration;
+  /** The command line, for the record. */
+  readonly command: string;
+  /** ISO date of the run. */
+  readonly generatedAt: string;
+}
+
+const GIB = 2 ** 30;
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+interface Point {
+  readonly run: string;
+  readonly t: number;
+  readonly value: number;
+  readonly extrapolated: boolean;
+}
+
+function points(results: readonly RunResult[], unitMs: number, value: (s: Sample) => number): Point[] {
+  const out: Point[] = [];
+  for (const r of results) {
+    const samples = r.run.samples;
+    for (let i = 0; i < samples.length; i++) {
+      const s = samples[i]!;
+      // The first extrapolated point also closes the simulated line.
+      const next = samples[i + 1];
+      out.push({ run: r.spec.label, t: s.tMs / unitMs, value: value(s), extrapolated: s.extrapolated });
+      if (!s.extrapolated && next?.extrapolated === true)
+        out.push({ run: r.spec.label, t: s.tMs / unitMs, value: value(s), extrapolated: true });
+    }
+  }
+  return out;
+}
+
+function figure(options: Plot.PlotOptions): string {
+  const { document } = parseHTML('<!doctype html><html><body></body></html>');
+  const node = Plot.plot({
+    document,
+    width: 860,
+    height: 300,
+    marginLeft: 60,
+    style: { fontSize: '12px', background: 'white' },
+    ...options,
+  });
+  return node.outerHTML.replace(/ xmlns(:xlink)?="[^"]*"/g, '');
+}
+
+function lineFigure(
+  results: readonly RunResult[],
+  unit: { ms: number; label: string },
+  y: { label: string; value: (s: Sample) => number },
+  extra: Plot.Markish[] = [],
+): string {
+  const data = points(results, unit.ms, y.value);
+  const simulated = data.filter((p) => !p.extrapolated);
+  const extrapolated = data.filter((p) => p.extrapolated);
+  return figure({
+    x: { label: unit.label, grid: true },
+    y: { label: y.label, grid: true },
+    color: { legend: results.length > 1, type: 'categorical' },
+    marks: [
+      Plot.ruleY([0]),
+      Plot.lineY(simulated, { x: 't', y: 'value', stroke: 'run', z: 'run', strokeWidth: 1.6 }),
+      Plot.lineY(extrapolated, {
+        x: 't',
+        y: 'value',
+        stroke: 'run',
+        z: 'run',
+        strokeWidth: 1.6,
+        strokeDasharray: '4,3',
+        strokeOpacity: 0.7,
+      }),
+      ...extra,
+    ],
+  });
+}
+
+function pagesFigure(result: RunResult, unit: { ms: number; label: string }): string {
+  const rows: { t: number; counter: string; pages: number }[] = [];
+  for (const s of result.run.samples) {
+    const t = s.tMs / unit.ms;
+    rows.push({ t, counter: 'pages_shared', pages: s.pages_shared });
+    rows.push({ t, counter: 'pages_sharing', pages: s.pages_sharing });
+    rows.push({ t, counter: 'pages_unshared', pages: s.pages_unshared });
+    rows.push({ t, counter: 'pages_volatile', pages: s.pages_volatile });
+    rows.push({ t, counter: 'ksm_zero_pages', pages: s.ksm_zero_pages });
+  }
+  return figure({
+    height: 260,
+    x: { label: unit.label, grid: true },
+    y: { label: 'pages', grid: true },
+    color: { legend: true, type: 'categorical' },
+    marks: [Plot.ruleY([0]), Plot.lineY(rows, { x: 't', y: 'pages', stroke: 'counter', strokeWidth: 1.4 })],
+  });
+}
+
+function timeUnit(durationMs: number): { ms: number; label: string } {
+  if (durationMs >= 3 * 3_600_000) return { ms: 3_600_000, label: 'hours (virtual time)' };
+  if (durationMs >= 5 * 60_000) return { ms: 60_000, label: 'minutes (virtual time)' };
+  return { ms: 1000, label: 'seconds (virtual time)' };
+}
+
+function htmlTable(head: readonly string[], rows: readonly (readonly string[])[], numericFrom = 1): string {
+  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const body = rows
+    .map(
+      (row) =>
+        `<tr>${row.map((c, i) => `<td${i >= numericFrom ? ' class="n"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
+    )
+    .join('\n');
+  return `<table><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+function milestone(ms: number | undefined): string {
+  return ms === undefined ? 'not reached' : formatDuration(ms);
+}
+
+function summaryRows(results: readonly RunResult[]): string {
+  const head = ['', ...results.map((r) => r.spec.label)];
+  const row = (name: string, f: (r: RunResult) => string): string[] => [name, ...results.map(f)];
+  const rows = [
+    row(
+      'memory saved (general_profit)',
+      (r) =>
+        `${formatBytes(r.summary.savingBytes)}${r.summary.converged ? '' : ' (still growing at the end)'}`,
+    ),
+    row('saved, share of guest memory', (r) => `${(r.summary.savingFraction * 100).toFixed(1)}%`),
+    ...MILESTONES.map((m) => row(`time to ${m}% of the saving`, (r) => milestone(r.summary.timeToMs[m]))),
+    row('ksmd CPU, average', (r) => `${r.summary.ksmdCpuPercent.toFixed(2)}% of one CPU`),
+    row('ksmd CPU, peak', (r) => `${r.summary.peakCpuPercent.toFixed(1)}%`),
+    row('ksmd CPU until 90%', (r) =>
+      r.summary.cpuTo90Ms === undefined ? 'n/a' : formatDuration(r.summary.cpuTo90Ms),
+    ),
+    row('pages_shared', (r) => String(r.summary.final.pages_shared)),
+    row('pages_sharing', (r) => String(r.summary.final.pages_sharing)),
+    row('pages_unshared', (r) => String(r.summary.final.pages_unshared)),
+    row('pages_volatile', (r) => String(r.summary.final.pages_volatile)),
+    row('ksm_zero_pages', (r) => String(r.summary.final.ksm_zero_pages)),
+    row('full_scans', (r) => String(r.summary.fullScans)),
+    row('memory in use at the end', (r) => formatBytes(r.summary.memoryAfterBytes)),
+    row(
+      'peak memory in use',
+      (r) => `${formatBytes(r.summary.peakMemoryBytes)} at ${formatClock(r.summary.peakAtMs)}`,
+    ),
+    row('over the host for', (r) => formatDuration(r.summary.overcommittedMs)),
+    row('fits the host once merged', (r) => (r.summary.fitsAfterMerge ? 'yes' : 'no')),
+    row('COW breaks', (r) => `${r.summary.cowBreaks} (${formatDuration(r.summary.cowCpuMs)} guest CPU)`),
+    row('steady state from', (r) =>
+      r.summary.steadyAtMs === undefined ? 'not reached / not used' : formatClock(r.summary.steadyAtMs),
+    ),
+    row('simulation wall time', (r) => formatDuration(r.wallMs)),
+  ];
+  return htmlTable(head, rows);
+}
+
+function publishedSection(scenario: Scenario, results: readonly RunResult[]): string {
+  const p = scenario.published;
+  if (p === undefined) return '';
+  const rows: string[][] = [];
+  for (const claim of p.claims) {
+    if (claim.check === undefined) {
+      rows.push([claim.text, '—', 'not checkable by the simulation', '']);
+      continue;
+    }
+    for (const r of results) {
+      const v = judgeClaim(claim.text, claim.check, r.summary);
+      rows.push([claim.text, r.spec.label, v.verdict, v.simulated]);
+    }
+  }
+  const cannot = p.cannotCheck.map((c) => `<li>${escapeHtml(c)}</li>`).join('');
+  return `<h2>The published figure</h2>
+<p class="muted">Source: ${escapeHtml(p.source)}</p>
+${htmlTable(['published', 'run', 'simulation', 'what the simulation shows'], rows, 99)}
+${cannot === '' ? '' : `<h3>Where the simulation cannot agree or disagree</h3><ul>${cannot}</ul>`}`;
+}
+
+const CSS = `
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 960px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: 3px 10px; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.muted { color: #666; } figure { margin: 0.5em 0 1.5em; } code { background: #f4f4f4; padding: 0 3px; }
+`;
+
+/** The whole page. */
+export function renderReport(input: ReportInput): string {
+  const { scenario, results, calibration } = input;
+  const unit = timeUnit(scenario.durationMs);
+  const available = (scenario.host.memoryBytes - scenario.host.reservedBytes) / GIB;
+  const milestones90 = results.flatMap((r) => {
+    const t = r.summary.timeToMs[90];
+    return t === undefined
+      ? []
+      : [{ run: r.spec.label, t: t / unit.ms, value: (r.summary.savingBytes * 0.9) / GIB }];
+  });
+  const saving = lineFigure(
+    results,
+    unit,
+    { label: 'memory saved, GiB (general_profit)', value: (s) => s.general_profit / GIB },
+    [
+      Plot.dot(milestones90, {
+        x: 't',
+        y: 'value',
+        stroke: 'run',
+        r: 4,
+        title: (d: { run: string }) => `${d.run}: 90%`,
+      }),
+    ],
+  );
+  const cpu = lineFigure(results, unit, { label: 'ksmd CPU, % of one CPU', value: (s) => s.ksmdCpuPercent });
+  const memory = lineFigure(
+    results,
+    unit,
+    { label: 'guests’ memory in use on the host, GiB', value: (s) => s.memoryInUseBytes / GIB },
+    [
+      Plot.ruleY([available], { stroke: '#c00', strokeDasharray: '6,4' }),
+      Plot.text([available], {
+        y: (d: number) => d,
+        frameAnchor: 'right',
+        dy: -7,
+        text: () => 'host memory for guests',
+        fill: '#c00',
+      }),
+    ],
+  );
+  const pages = results.map(
+    (r) => `<h3>${escapeHtml(r.spec.label)}</h3><figure>${pagesFigure(r, unit)}</figure>`,
+  );
+  const settings = Object.entries(results[0]?.run.settings ?? {})
+    .map(([k, v]) => `<code>${escapeHtml(k)}=${escapeHtml(v)}</code>`)
+    .join(' ');
+  const assumptions = scenario.assumptions.map((a) => `<li>${escapeHtml(a)}</li>`).join('');
+  const extrapolated = results.some((r) => r.summary.steadyAtMs !== undefined)
+    ? '<p class="muted">Dashed lines: steady state, extrapolated from the last simulated pass (nothing left that could merge; see <code>--no-fast-forward</code>).</p>'
+    : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ksmkit simulate: ${escapeHtml(scenario.title)}</title>
+<style>${CSS}</style></head><body>
+<h1>${escapeHtml(scenario.title)}</h1>
+<p class="muted">ksmkit simulate, scenario <code>${escapeHtml(scenario.name)}</code>, ${escapeHtml(input.generatedAt)}.
+<code>${escapeHtml(input.command)}</code></p>
+<p>${escapeHtml(scenario.description)}</p>
+<h2>Memory saved</h2>
+<figure>${saving}</figure>${extrapolated}
+<h2>ksmd CPU</h2>
+<figure>${cpu}</figure>
+<h2>Memory in use against the host</h2>
+<figure>${memory}</figure>
+<h2>Summary</h2>
+${summaryRows(results)}
+${publishedSection(scenario, results)}
+<h2>Counters of /sys/kernel/mm/ksm</h2>
+${pages.join('\n')}
+<h2>Assumptions</h2>
+<ul>${assumptions}</ul>
+<h2>How this was simulated</h2>
+<p>The KSM engine of ksmkit (Linux 6.18's mm/ksm.c, line by line) over a simulated host of
+${formatBytes(results[0]?.summary.guestMemoryBytes ?? 0)} of guest memory held as 64-bit page fingerprints,
+ksmd batches on a virtual clock. Settings of the first run: ${settings}.</p>
+<p>CPU cost per event (${escapeHtml(calibration.method)}; ${escapeHtml(calibration.measuredOn)}):
+${escapeHtml(describeFigures(calibration.figures))}.</p>
+</body></html>
+`;
+}
