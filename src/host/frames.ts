@@ -354,9 +354,8 @@ export class FramePool {
   }
 
   private expand(frame: number, page: Uint8Array): void {
-    const hi = this.fpHi[frame]!;
-    const lo = this.fpLo[frame]!;
-    for (let k = 0; k < PAGE_SIZE; k += 8) writeValueAt(page, k, hi, lo);
+    writeValueAt(page, 0, this.fpHi[frame]!, this.fpLo[frame]!);
+    for (let n = 8; n < PAGE_SIZE; n *= 2) page.copyWithin(n, 0, n);
   }
 
   private setValueFromPage(frame: number, page: Uint8Array): void {

@@ -338,9 +338,10 @@ describe('ksmd on the virtual clock', () => {
       .madvise('mergeable');
     t.write('pages_to_scan', '100').write('sleep_millisecs', '20').write('run', '1');
     t.ksmd.advance(1000);
-    // About one batch per 20 ms plus its own CPU time: 1000 ms ≈ 49 batches ≈ 4 passes of 11 batches.
+    // A 20 ms sleep wakes on the tick after it expires (24 ms at HZ 250), plus the batch's own
+    // CPU time: 1000 ms ≈ 40 batches ≈ 3.6 passes of 11 batches.
     const scanned = t.read('pages_scanned');
-    assert.ok(scanned >= 4000 && scanned <= 5000, `scanned ${scanned}`);
+    assert.ok(scanned >= 3600 && scanned <= 4200, `scanned ${scanned}`);
     assert.ok(t.read('full_scans') >= 3);
   });
 

@@ -30,13 +30,15 @@
  *   Samples so made say `extrapolated: true`. `fastForward: false` simulates
  *   every batch.
  */
+
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
 import { Rng } from '../fuzz/rng.ts';
-import { HZ, msecsToJiffies, PAGE_SIZE } from '../host/constants.ts';
+import { PAGE_SIZE } from '../host/constants.ts';
 import { ErrnoError } from '../host/errno.ts';
 import { FRAME_CSUM_VALID, FRAME_KSM } from '../host/frames.ts';
 import { PR_SET_MEMORY_MERGE } from '../host/host.ts';
 import type { Vma } from '../host/mm.ts';
+import { wakeAfterSleepNs } from '../ksm/ksm.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
@@ -248,7 +250,7 @@ class EngineRunner {
 
       const seqBefore = ksm.seqnr;
       this.batch();
-      wakeAtNs = ksmdWakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs);
+      wakeAtNs = wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs);
       if (ksm.seqnr === seqBefore) continue;
 
       // A pass ended in this batch.
@@ -642,12 +644,7 @@ class EngineRunner {
  * Measured on 6.18.44 (HZ 250): sleep_millisecs 20 gives a 24 ms period, 1 gives
  * 8 ms. 0 does not sleep at all.
  */
-export function ksmdWakeAfterSleepNs(nowNs: number, sleepMs: number): number {
-  const jiffies = msecsToJiffies(sleepMs);
-  if (jiffies === 0) return nowNs;
-  const tickNs = 1e9 / HZ;
-  return (Math.floor(nowNs / tickNs) + jiffies + 1) * tickNs;
-}
+export { wakeAfterSleepNs as ksmdWakeAfterSleepNs };
 
 function binarySearch(sorted: Uint32Array, value: number): boolean {
   let lo = 0;
