@@ -393,19 +393,7 @@ export class Host {
 
   /** Stores `bytes` at `address`, taking write faults (COW) as a user store would. */
   write(pid: number, address: number, bytes: Uint8Array): void {
-    const mm = this.process(pid).mm;
-    let done = 0;
-    while (done < bytes.length) {
-      const at = address + done;
-      const vpn = Math.floor(at / PAGE_SIZE);
-      const vma = mm.findVma(vpn);
-      if (vma === undefined || !vma.has(VM_WRITE)) throw new ErrnoError('EFAULT', 'write');
-      const inPage = at - vpn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
-      const frame = this.faultIn(mm, vma, vpn, 'write');
-      this.frames.writeBytes(frame, inPage, bytes.subarray(done, done + n));
-      done += n;
-    }
+    this.store(pid, address, bytes, false);
   }
 
   /**
@@ -497,19 +485,23 @@ export class Host {
    * protection, and COWs a shared or KSM page like any write.
    */
   pokeForce(pid: number, address: number, bytes: Uint8Array): void {
+    this.store(pid, address, bytes, true);
+  }
+
+  /** A user store, or with `force` a FOLL_FORCE one that ignores VM_WRITE. */
+  private store(pid: number, address: number, bytes: Uint8Array, force: boolean): void {
     const mm = this.process(pid).mm;
     let done = 0;
     while (done < bytes.length) {
       const at = address + done;
       const vpn = Math.floor(at / PAGE_SIZE);
       const vma = mm.findVma(vpn);
-      if (vma === undefined) throw new ErrnoError('EFAULT', 'write');
+      if (vma === undefined || (!force && !vma.has(VM_WRITE))) throw new ErrnoError('EFAULT', 'write');
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
-      const i = vpn - vma.startVpn;
-      // The write fault copies a shared or KSM page even without VM_WRITE (do_wp_page sees no VM_WRITE: no reuse).
+      // Without VM_WRITE the fault copies a shared or KSM page (no reuse) and the copy stays read-only.
       const frame = this.faultIn(mm, vma, vpn, 'write');
-      if (!vma.has(VM_WRITE)) vma.pteFlags[i]! &= ~PTE_WRITE;
+      if (!vma.has(VM_WRITE)) vma.pteFlags[vpn - vma.startVpn]! &= ~PTE_WRITE;
       this.frames.writeBytes(frame, inPage, bytes.subarray(done, done + n));
       done += n;
     }
