@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { registerCalibrate } from './calibrate.ts';
 import { runDemo } from './demo.ts';
+import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
 import { registerRecord } from './record.ts';
@@ -62,6 +63,7 @@ registerRecord(program, io);
 registerFuzz(program, io);
 registerStatus(program);
 registerExec(program);
+registerEstimate(program);
 registerSimulate(program);
 registerCalibrate(program);
 

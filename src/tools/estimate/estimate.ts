@@ -1,0 +1,280 @@
+/**
+ * `ksmkit estimate`: what KSM would save on a set of processes and dump files,
+ * without enabling it. Reads every page KSM could scan, counts contents, and
+ * applies the kernel's rules (max_page_sharing chains, use_zero_pages, rmap
+ * item cost, the two-pass merge and ksmd's batching).
+ */
+import { basename } from 'node:path';
+import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
+import { estimateTime, PAGE_BYTES, type TimeEstimate } from './model.ts';
+import { PageCounter } from './page-counter.ts';
+import {
+  comm,
+  commandLine,
+  KPageFlags,
+  listPids,
+  type ProcessPlan,
+  type ProcessScan,
+  planProcess,
+  scanProcess,
+  type VmaMode,
+} from './proc-source.ts';
+import { NO_PROGRESS, type Progress, ProgressLine } from './progress.ts';
+import { DEFAULT_READ_BYTES, defaultThreads, InlineReader, openReader } from './reader.ts';
+import { type ResolvedSettings, resolveSettings, type SettingOverrides } from './settings.ts';
+import { type PairSummary, type SourceSummary, type Summary, summarize } from './summary.ts';
+
+export interface EstimateRequest {
+  readonly pids?: readonly number[];
+  readonly all?: boolean;
+  /** Processes whose command line (or comm) matches. */
+  readonly match?: RegExp;
+  readonly files?: readonly string[];
+  readonly vmaMode?: VmaMode;
+  readonly format?: DumpFormat;
+  /** Raw images: bytes to skip at the start. */
+  readonly offset?: number;
+  readonly dumpZeroPages?: 'present' | 'absent';
+  readonly settings?: SettingOverrides;
+  /** true: a progress line on stderr; or a Progress of the caller's. */
+  readonly progress?: boolean | Progress;
+  /** Bytes per read of /proc/PID/mem or a dump file; default 4 MiB. */
+  readonly readBytes?: number;
+  /** Reader threads (0: read in this thread); default one per core for large inputs. */
+  readonly threads?: number;
+  /** Settings directory (tests); default /sys/kernel/mm/ksm. */
+  readonly sysfsDir?: string;
+}
+
+export type SourceReport =
+  | {
+      readonly kind: 'process';
+      readonly label: string;
+      readonly scan: ProcessScan;
+      readonly summary: SourceSummary;
+    }
+  | {
+      readonly kind: 'dump';
+      readonly label: string;
+      readonly scan: DumpScan;
+      readonly summary: SourceSummary;
+    };
+
+export interface UnreadableSource {
+  readonly what: string;
+  readonly error: string;
+  /** Named by the user (--pid, a file): a failure the command reports with its exit code. */
+  readonly explicit: boolean;
+}
+
+export interface EstimateReport {
+  readonly settings: ResolvedSettings;
+  readonly sources: readonly SourceReport[];
+  readonly unreadable: readonly UnreadableSource[];
+  readonly total: Omit<Summary, 'sources' | 'pairs'>;
+  readonly pairs: readonly PairSummary[];
+  readonly time: TimeEstimate;
+  readonly speed: {
+    readonly bytes: number;
+    readonly seconds: number;
+    readonly gbPerSecond: number;
+    /** Reader threads used (0: the main thread read). */
+    readonly threads: number;
+  };
+  /** Page frame numbers were visible (root): fork-shared pages and the zero page are recognised exactly. */
+  readonly framesKnown: boolean;
+  readonly notes: readonly string[];
+}
+
+function errorText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'EACCES' || err.code === 'EPERM')
+    return `${err.code}: permission denied${process.getuid?.() === 0 ? '' : ' (run as root)'}`;
+  if (err.code === 'ENOENT' || err.code === 'ESRCH') return 'no such process (it exited)';
+  return err.message ?? String(e);
+}
+
+/** The processes an estimate covers, in pid order, without this process. */
+export function selectProcesses(request: EstimateRequest): number[] {
+  const chosen = new Set<number>(request.pids ?? []);
+  if (request.all === true || request.match !== undefined) {
+    for (const pid of listPids()) {
+      if (pid === process.pid) continue;
+      if (request.all !== true) {
+        const re = request.match!;
+        if (!re.test(commandLine(pid)) && !re.test(comm(pid))) continue;
+      }
+      chosen.add(pid);
+    }
+  }
+  return [...chosen].sort((a, b) => a - b);
+}
+
+export async function runEstimate(request: EstimateRequest): Promise<EstimateReport> {
+  const settings = resolveSettings(request.settings ?? {}, request.sysfsDir);
+  const mode = request.vmaMode ?? 'auto';
+  const explicitPids = new Set(request.pids ?? []);
+  const files = request.files ?? [];
+  const notes: string[] = [];
+  const unreadable: UnreadableSource[] = [];
+
+  const plans: ProcessPlan[] = [];
+  for (const pid of selectProcesses(request)) {
+    try {
+      const plan = planProcess(pid, mode);
+      // Kernel threads have no address space (an empty smaps): nothing to say unless asked for by pid.
+      if (plan.scan.length === 0 && plan.skipped.length === 0) {
+        if (explicitPids.has(pid))
+          unreadable.push({
+            what: `pid ${pid} (${plan.command})`,
+            error: 'no user memory (kernel thread)',
+            explicit: true,
+          });
+        continue;
+      }
+      plans.push(plan);
+    } catch (e) {
+      unreadable.push({
+        what: `pid ${pid} (${commandLine(pid)})`,
+        error: errorText(e),
+        explicit: explicitPids.has(pid),
+      });
+    }
+  }
+  // Dump layouts before reading anything: a bad file fails before minutes of reading.
+  const layouts = [];
+  for (const path of files) {
+    try {
+      layouts.push(layoutDump(path, request.format ?? 'auto', request.offset ?? 0));
+    } catch (e) {
+      unreadable.push({ what: path, error: errorText(e), explicit: true });
+    }
+  }
+  const expectedBytes =
+    plans.reduce((sum, p) => sum + p.expectedBytes, 0) +
+    layouts.reduce((sum, l) => sum + l.segments.reduce((a, s) => a + s.bytes, 0), 0);
+
+  let progress: Progress = NO_PROGRESS;
+  if (request.progress === true) {
+    progress = new ProgressLine({ total: expectedBytes, tty: process.stderr.isTTY === true });
+  } else if (request.progress !== undefined && request.progress !== false) {
+    progress = request.progress;
+  }
+
+  const counter = new PageCounter();
+  const kpageflags = KPageFlags.open();
+  const framesKnown = kpageflags !== undefined;
+  if (!framesKnown && plans.length > 0) {
+    notes.push(
+      'page frame numbers are not visible (not root): pages shared after fork count as separate copies, and ' +
+        'zero-filled pages mapped more than once count as the shared zero page',
+    );
+  }
+  const readBytes = request.readBytes ?? DEFAULT_READ_BYTES;
+  if (readBytes % PAGE_BYTES !== 0 || readBytes <= 0)
+    throw new Error(`read size ${readBytes} is not a positive multiple of ${PAGE_BYTES}`);
+  const threads = request.threads ?? defaultThreads(expectedBytes);
+  const scans: Array<{ kind: 'process'; scan: ProcessScan } | { kind: 'dump'; scan: DumpScan }> = [];
+  let bytes = 0;
+  const reader = await openReader(readBytes / PAGE_BYTES, threads);
+  // Read and hash time only: starting the reader threads is not reading.
+  const started = performance.now();
+  const usedThreads = reader instanceof InlineReader ? 0 : threads;
+  try {
+    for (const plan of plans) {
+      counter.beginSource(scans.length);
+      progress.stage(`pid ${plan.pid}`);
+      try {
+        const scan = scanProcess(plan, { counter, reader, kpageflags, progress });
+        scans.push({ kind: 'process', scan });
+        bytes += scan.bytesRead;
+      } catch (e) {
+        // scanProcess throws only before it counts a page (opening pagemap and mem).
+        unreadable.push({
+          what: `pid ${plan.pid} (${plan.command})`,
+          error: errorText(e),
+          explicit: explicitPids.has(plan.pid),
+        });
+      }
+    }
+    for (const layout of layouts) {
+      counter.beginSource(scans.length);
+      progress.stage(basename(layout.path));
+      const scan = scanDump(layout, {
+        counter,
+        reader,
+        progress,
+        zeroPages: request.dumpZeroPages ?? 'present',
+      });
+      scans.push({ kind: 'dump', scan });
+      bytes += scan.bytesRead;
+    }
+  } finally {
+    reader.close();
+    progress.done();
+  }
+  const seconds = (performance.now() - started) / 1000;
+
+  const summary = summarize({
+    table: counter.table,
+    sourceCount: scans.length,
+    zeroContent: counter.zeroContent,
+    maxPageSharing: settings.maxPageSharing,
+    useZeroPages: settings.useZeroPages,
+    isKsmFrame: (frame) => kpageflags?.isKsm(frame) ?? false,
+  });
+  kpageflags?.close();
+
+  const sources: SourceReport[] = scans.map((s, i) => {
+    const sourceSummary = summary.sources[i]!;
+    if (s.kind === 'process') {
+      return {
+        kind: 'process',
+        label: `${s.scan.pid} ${shortCommand(s.scan.command)}`,
+        scan: s.scan,
+        summary: sourceSummary,
+      };
+    }
+    return { kind: 'dump', label: basename(s.scan.path), scan: s.scan, summary: sourceSummary };
+  });
+
+  for (const s of sources) {
+    if (s.kind === 'process' && s.scan.incomplete !== undefined)
+      notes.push(`pid ${s.scan.pid}: read stopped early (${s.scan.incomplete}): its figures are partial`);
+  }
+  if (sources.some((s) => s.kind === 'dump')) {
+    notes.push(
+      'dump files: every page counts as a present anonymous page of its own' +
+        (request.dumpZeroPages === 'absent' ? ', except zero pages (--dump-zero-pages absent)' : ''),
+    );
+  }
+  const { sources: _s, pairs, ...total } = summary;
+  const time = estimateTime({
+    pagesPerPass: summary.examined,
+    zeroPageMerges: summary.total.ksm_zero_pages,
+    anythingMerges: summary.total.pages_sharing > 0 || summary.total.ksm_zero_pages > 0,
+    pagesToScan: settings.pagesToScan,
+    sleepMillisecs: settings.sleepMillisecs,
+    hz: settings.hz,
+  });
+  return {
+    settings,
+    sources,
+    unreadable,
+    total,
+    pairs,
+    time,
+    speed: { bytes, seconds, gbPerSecond: seconds > 0 ? bytes / seconds / 1e9 : 0, threads: usedThreads },
+    framesKnown,
+    notes: [...settings.notes, ...notes],
+  };
+}
+
+/** The program name and its first arguments, short enough for a table. */
+export function shortCommand(command: string, max = 40): string {
+  const parts = command.replace(/\s+/g, ' ').trim().split(' ');
+  const first = parts[0] ?? '';
+  const name = first.startsWith('[') ? first : basename(first);
+  const text = [name, ...parts.slice(1)].join(' ');
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

@@ -1,0 +1,119 @@
+/** Test helpers: real processes with known memory, started and ended by the tests that use them. */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+
+/** python3's path, or undefined when there is none. */
+export function python3(): string | undefined {
+  const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+export interface Started {
+  readonly child: ChildProcess;
+  /** Every pid that reported ready (a forking script reports several). */
+  readonly pids: number[];
+}
+
+/**
+ * Runs `argv` (a python3 script that prints `ready PID` once per process, then
+ * sleeps) and waits until `expected` lines came, or fails after `timeoutMs`.
+ */
+export async function startReady(
+  argv: readonly string[],
+  expected = 1,
+  timeoutMs = 60_000,
+): Promise<Started> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pids: number[] = [];
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`not ready after ${timeoutMs} ms: ${err}`));
+    }, timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code ?? signal}) before it was ready: ${err}`));
+    });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const m of out.matchAll(/^ready (\d+)$/gm)) {
+        const pid = Number(m[1]);
+        if (!pids.includes(pid)) pids.push(pid);
+      }
+      if (pids.length >= expected) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve();
+      }
+    });
+  });
+  return { child, pids };
+}
+
+/** Kills every pid (SIGKILL) and waits for the direct child to be gone. */
+export async function stopAll(started: readonly Started[]): Promise<void> {
+  for (const s of started) {
+    for (const pid of s.pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    if (s.child.exitCode === null && s.child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        s.child.once('exit', () => resolve());
+        s.child.kill('SIGKILL');
+      });
+    }
+  }
+}
+
+/**
+ * A python3 program: `shared` MiB of pseudo-random bytes from a fixed seed
+ * (the same in every copy), `pattern` MiB of one repeated page content,
+ * `zeroes` MiB of touched zero-filled pages, `unique` MiB of os.urandom, and
+ * `zeroMapped` MiB of a private anonymous mapping read (the shared zero page)
+ * but for its first page; then `ready PID` and sleep. With `fork`, the process forks after
+ * building its data and both report.
+ */
+export function pythonWorkload(o: {
+  shared?: number;
+  pattern?: number;
+  zeroes?: number;
+  unique?: number;
+  zeroMapped?: number;
+  sharedMapping?: number;
+  fork?: boolean;
+}): string {
+  return `
+import mmap, os, random, sys, time
+MiB = 1 << 20
+random.seed(12345)
+shared = random.randbytes(${o.shared ?? 0} * MiB)
+pattern = bytes(range(256)) * (${o.pattern ?? 0} * MiB // 256)
+zeroes = bytearray(${o.zeroes ?? 0} * MiB)
+for i in range(0, len(zeroes), 4096):
+    zeroes[i] = 0
+unique = os.urandom(${o.unique ?? 0} * MiB)
+zero_mapped = None
+if ${o.zeroMapped ?? 0}:
+    zero_mapped = mmap.mmap(-1, ${o.zeroMapped ?? 0} * MiB, flags=mmap.MAP_PRIVATE)
+    for i in range(0, len(zero_mapped), 4096):
+        zero_mapped[i]
+    # One written page gives the mapping an anon_vma: ksmd looks at it (and skips its zero-page PTEs).
+    zero_mapped[0] = 1
+shared_mapping = None
+if ${o.sharedMapping ?? 0}:
+    shared_mapping = mmap.mmap(-1, ${o.sharedMapping ?? 0} * MiB)
+    shared_mapping.write(b'x' * len(shared_mapping))
+if ${o.fork === true ? 'True' : 'False'}:
+    os.fork()
+print('ready', os.getpid(), flush=True)
+time.sleep(3600)
+`;
+}

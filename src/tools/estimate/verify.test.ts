@@ -1,0 +1,192 @@
+/**
+ * The estimate against the real kernel: four copies of one python3 program
+ * (the same 48 MiB of seeded random data, 8 MiB of one repeated page, 8 MiB of
+ * zero-filled pages, 8 MiB of unique data, and the interpreter's own memory)
+ * run under `ksmkit exec`'s helper (PR_SET_MEMORY_MERGE), are estimated, and
+ * then the machine's ksmd merges them; its pages_sharing must be within 5% of
+ * the estimate. KSM settings go through SysfsGuard (one run per machine,
+ * restored on every exit path); the processes are killed before the restore.
+ */
+import assert from 'node:assert/strict';
+import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
+import { type TestContext, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { listKsmFiles, readKsm, readKsmNumber, writeKsm } from '../../backend/kernel/ksm-sysfs.ts';
+import { mergeableProcesses, SysfsGuard, writeSettingsInOrder } from '../../backend/kernel/sysfs-guard.ts';
+import { runEstimate } from './estimate.ts';
+import { readKsmStat } from './proc-source.ts';
+import { renderHuman } from './report.ts';
+import { python3, pythonWorkload, type Started, startReady } from './testing.ts';
+
+const HELPERS = ['../../../native/build/ksmkit-exec', '../../../native/build/ksm-exec'].map((p) =>
+  fileURLToPath(new URL(p, import.meta.url)),
+);
+const helper = HELPERS.find((p) => existsSync(p));
+const python = process.platform === 'linux' ? python3() : undefined;
+
+function availability(): string | false {
+  if (process.platform !== 'linux') return `needs Linux, not ${process.platform}`;
+  if (process.getuid?.() !== 0) return 'needs root (writes /sys/kernel/mm/ksm)';
+  if (!existsSync('/sys/kernel/mm/ksm/run')) return 'no /sys/kernel/mm/ksm: kernel without KSM';
+  try {
+    accessSync('/sys/kernel/mm/ksm/run', fsConstants.W_OK);
+  } catch {
+    return '/sys/kernel/mm/ksm/run is not writable';
+  }
+  if (helper === undefined) return 'native/build/ksmkit-exec is not built (node scripts/build-agent.mjs)';
+  if (python === undefined) return 'needs python3';
+  return false;
+}
+
+const COPIES = 4;
+const PAGES_TO_SCAN = 5000;
+const SLEEP_MS = 20;
+
+interface Case {
+  readonly maxPageSharing: number;
+  readonly useZeroPages: boolean;
+}
+
+async function compareWithKernel(t: TestContext, c: Case): Promise<void> {
+  const guard = await SysfsGuard.acquire({ lockTimeoutMs: 600_000 });
+  const started: Started[] = [];
+  const killAll = (): void => {
+    for (const s of started) {
+      for (const pid of s.pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+  };
+  // Synchronous, so that it also runs on the guard's signal and exit paths.
+  guard.onBeforeRestore(killAll);
+  try {
+    const files = new Set(listKsmFiles().map((f) => f.name));
+    const settings = new Map(
+      (
+        [
+          ['advisor_mode', 'none'],
+          ['max_page_sharing', String(c.maxPageSharing)],
+          ['merge_across_nodes', '1'],
+          ['use_zero_pages', c.useZeroPages ? '1' : '0'],
+          ['smart_scan', '1'],
+          ['pages_to_scan', String(PAGES_TO_SCAN)],
+          ['sleep_millisecs', String(SLEEP_MS)],
+          ['run', '0'],
+        ] as const
+      ).filter(([name]) => files.has(name)),
+    );
+    // run=2 first (a clean slate: nothing merged, full_scans 0), then these, run=0 last.
+    assert.deepEqual(writeSettingsInOrder(settings), []);
+
+    const script = pythonWorkload({ shared: 48, pattern: 8, zeroes: 8, unique: 8 });
+    for (let i = 0; i < COPIES; i++) started.push(await startReady([helper!, python!, '-c', script]));
+    const pids = started.flatMap((s) => s.pids);
+    for (const pid of pids)
+      assert.equal(readKsmStat(pid)?.mergeAny, true, `pid ${pid} has PR_SET_MEMORY_MERGE`);
+    // Only our processes are mergeable: their pages are all ksmd will see.
+    assert.deepEqual(mergeableProcesses(new Set(pids)), [], 'no other mergeable process on the machine');
+
+    const estimate = await runEstimate({ pids });
+    for (const s of estimate.sources) assert.ok(s.kind === 'process' && s.scan.mode === 'mergeable');
+    for (const line of renderHuman(estimate).split('\n')) t.diagnostic(line);
+    const expected = estimate.total.total;
+
+    // Let ksmd converge: passes until pages_sharing stays the same for three full scans.
+    const t0 = performance.now();
+    assert.equal(writeKsm('run', '1').ok, true);
+    const samples: Array<{ ms: number; scans: number; sharing: number }> = [];
+    let lastScans = -1;
+    const perScan: number[] = [];
+    for (;;) {
+      const scans = readKsmNumber('full_scans');
+      const sharing = readKsmNumber('pages_sharing');
+      samples.push({ ms: performance.now() - t0, scans, sharing });
+      if (scans !== lastScans) {
+        lastScans = scans;
+        perScan.push(sharing);
+        const last = perScan.slice(-4);
+        if (scans >= 4 && last.length === 4 && last.every((v) => v === last[0]) && last[0]! > 0) break;
+      }
+      if (performance.now() - t0 > 600_000) assert.fail(`ksmd did not converge: ${JSON.stringify(perScan)}`);
+      await sleep(20);
+    }
+    const kernel = {
+      pages_shared: readKsmNumber('pages_shared'),
+      pages_sharing: readKsmNumber('pages_sharing'),
+      pages_unshared: readKsmNumber('pages_unshared'),
+      ksm_zero_pages: readKsmNumber('ksm_zero_pages'),
+      stable_node_chains: readKsmNumber('stable_node_chains'),
+      general_profit: readKsmNumber('general_profit'),
+      full_scans: readKsmNumber('full_scans'),
+    };
+    const reached = samples.find((s) => s.sharing === kernel.pages_sharing)!;
+    const perProcess = pids.map((pid, i) => ({
+      pid,
+      estimated: estimate.sources[i]!.summary.inSet.ksm_merging_pages,
+      kernel: readKsmStat(pid)?.mergingPages,
+    }));
+    const error = (expected.pages_sharing - kernel.pages_sharing) / kernel.pages_sharing;
+    t.diagnostic(
+      JSON.stringify({
+        estimate: {
+          pages_shared: expected.pages_shared,
+          pages_sharing: expected.pages_sharing,
+          ksm_zero_pages: expected.ksm_zero_pages,
+          general_profit: expected.general_profit,
+          seconds_to_converge: estimate.time.convergeSeconds,
+        },
+        kernel: {
+          ...kernel,
+          seconds_to_final_pages_sharing: reached.ms / 1000,
+          at_full_scans: reached.scans,
+        },
+        pages_sharing_error_percent: Number((error * 100).toFixed(3)),
+        ksm_merging_pages: perProcess,
+        settings: `pages_to_scan ${readKsm('pages_to_scan')}, sleep_millisecs ${readKsm('sleep_millisecs')}`,
+      }),
+    );
+    assert.ok(
+      Math.abs(error) <= 0.05,
+      `estimate ${expected.pages_sharing} against the kernel's ${kernel.pages_sharing}: ${(error * 100).toFixed(2)}%`,
+    );
+    if (c.useZeroPages) {
+      // Every zero-filled page became a KSM zero page, and (pass 3 on) their rmap items are gone.
+      assert.ok(expected.ksm_zero_pages > 0);
+      assert.ok(
+        Math.abs(expected.ksm_zero_pages - kernel.ksm_zero_pages) <= 0.05 * expected.ksm_zero_pages,
+        `ksm_zero_pages: estimate ${expected.ksm_zero_pages}, kernel ${kernel.ksm_zero_pages}`,
+      );
+    } else assert.equal(kernel.ksm_zero_pages, 0);
+    assert.ok(
+      Math.abs(expected.general_profit - kernel.general_profit) <= 0.05 * Math.abs(kernel.general_profit),
+      `general_profit: estimate ${expected.general_profit}, kernel ${kernel.general_profit}`,
+    );
+  } finally {
+    killAll();
+    for (const s of started) {
+      if (s.child.exitCode === null && s.child.signalCode === null)
+        await new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
+    }
+    guard.release();
+  }
+  assert.equal(readKsm('run'), guard.saved.get('run'));
+}
+
+const skip = availability();
+
+test(
+  'pages_sharing within 5% of what ksmd reaches: max_page_sharing 256, use_zero_pages 0',
+  { skip, timeout: 900_000 },
+  (t) => compareWithKernel(t, { maxPageSharing: 256, useZeroPages: false }),
+);
+
+test(
+  'the same with chains and KSM zero pages: max_page_sharing 16, use_zero_pages 1',
+  { skip, timeout: 900_000 },
+  (t) => compareWithKernel(t, { maxPageSharing: 16, useZeroPages: true }),
+);
