@@ -58,6 +58,11 @@ function u64(buf: Buffer, offset: number): number {
   return Number(v);
 }
 
+/** An address: above 2^53 (the vsyscall page, kernel addresses) it is kept approximately, as a label. */
+function addr64(buf: Buffer, offset: number): number {
+  return Number(buf.readBigUInt64LE(offset));
+}
+
 interface FileMapping {
   readonly start: number;
   readonly end: number;
@@ -84,8 +89,8 @@ export function parseNotes(notes: Buffer): FileMapping[] {
           const end = desc.indexOf(0, names);
           if (end < 0) break;
           out.push({
-            start: u64(desc, 16 + i * 24),
-            end: u64(desc, 16 + i * 24 + 8),
+            start: addr64(desc, 16 + i * 24),
+            end: addr64(desc, 16 + i * 24 + 8),
             name: desc.toString('utf8', names, end),
           });
           names = end + 1;
@@ -157,7 +162,7 @@ function elfLayout(path: string, fd: number, fileBytes: number, head: Buffer): D
     const ph = table.subarray(i * phentsize, i * phentsize + 56);
     const pType = ph.readUInt32LE(0);
     const pOffset = u64(ph, 0x08);
-    const pVaddr = u64(ph, 0x10);
+    const pVaddr = addr64(ph, 0x10);
     const pFilesz = u64(ph, 0x20);
     const pMemsz = u64(ph, 0x28);
     if (pType === PT_NOTE && pFilesz > 0 && pFilesz < 64 << 20) {

@@ -5,6 +5,10 @@
  * (and root for the page-frame checks).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { runEstimate } from './estimate.ts';
 import { parseSmaps, skipReason } from './proc-source.ts';
@@ -65,7 +69,7 @@ test('smaps: the skip rules of KSM-compatible VMAs', () => {
   assert.equal(vmas[0]!.anonymousKb, 1024);
 });
 
-test('two processes with equal data: found in each other, merged in the estimate', { skip }, async () => {
+test('two processes with equal data: found in each other, merged in the estimate', { skip }, async (t) => {
   const script = pythonWorkload({
     shared: 16,
     pattern: 2,
@@ -84,10 +88,16 @@ test('two processes with equal data: found in each other, merged in the estimate
   assert.ok(pair.aPagesFoundInB >= 4094, `${pair.aPagesFoundInB} pages of a found in b`);
   // Together: the equal pages (4094+), the pattern (2 × 512 pages of one content: SG 1020), the
   // zero-filled pages (2 × 512: SG 1020), and the interpreter's own equal pages.
-  assert.ok(
-    r.total.total.pages_sharing >= 4094 + 1020 + 1020,
-    `pages_sharing ${r.total.total.pages_sharing}`,
-  );
+  const enough = r.total.total.pages_sharing >= 4094 + 1020 + 1020;
+  for (const s of r.sources) {
+    // What each process looked like, should the bound ever fail.
+    if (enough || s.kind !== 'process') continue;
+    const { skipped: _, ...scan } = s.scan;
+    t.diagnostic(
+      JSON.stringify({ ...scan, command: undefined, alone: s.summary.alone, zero: s.summary.zeroPages }),
+    );
+  }
+  assert.ok(enough, `pages_sharing ${r.total.total.pages_sharing}`);
   for (const s of r.sources) {
     assert.equal(s.kind, 'process');
     if (s.kind !== 'process') continue;
@@ -130,6 +140,33 @@ test('pages shared after fork are one page mapped twice: not counted as mergeabl
     r.total.total.pages_sharing < r.total.sameFramePages / 4,
     `pages_sharing ${r.total.total.pages_sharing} against ${r.total.sameFramePages} fork-shared`,
   );
+});
+
+const gcore = process.platform === 'linux' ? spawnSync('sh', ['-c', 'command -v gcore']).status === 0 : false;
+
+test('a gcore core file of a process holds the pages of the live process', {
+  skip: skip || (gcore ? false : 'needs gcore (gdb)'),
+}, async () => {
+  const [pid] = await start(pythonWorkload({ shared: 8, unique: 4 }));
+  const dir = mkdtempSync(join(tmpdir(), 'ksmkit-gcore-'));
+  try {
+    const r0 = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8' });
+    assert.equal(r0.status, 0, r0.stderr);
+    const core = join(dir, `core.${pid}`);
+    const r = await runEstimate({ pids: [pid!], files: [core], threads: 0 });
+    assert.deepEqual(r.unreadable, []);
+    const live = r.sources[0]!;
+    const dump = r.sources[1]!;
+    assert.ok(live.kind === 'process' && dump.kind === 'dump' && dump.scan.kind === 'elf-core');
+    const pair = r.pairs[0]!;
+    // Everything the live process has is in its core, but for the few pages it changed since.
+    assert.ok(
+      pair.aPagesFoundInB >= 0.95 * live.summary.examined,
+      `${pair.aPagesFoundInB} of ${live.summary.examined} live pages found in the core`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a process that does not exist is reported, with a failing exit for an explicit pid', {

@@ -44,7 +44,7 @@ export class ProgressLine implements Progress {
     this.now = options.now ?? (() => performance.now());
     this.fd = options.fd ?? 2;
     this.interval = options.intervalMs ?? (options.tty ? 100 : 5000);
-    this.width = options.width ?? 30;
+    this.width = options.width ?? 20;
     this.start = this.now();
   }
 

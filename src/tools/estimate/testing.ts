@@ -22,7 +22,8 @@ export async function startReady(
   expected = 1,
   timeoutMs = 60_000,
 ): Promise<Started> {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a failed start kills fork children too, which would otherwise keep our pipe open.
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const pids: number[] = [];
   let out = '';
   let err = '';
@@ -31,8 +32,12 @@ export async function startReady(
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`not ready after ${timeoutMs} ms: ${err}`));
+      killGroup(child);
+      reject(
+        new Error(
+          `not ready after ${timeoutMs} ms (stdout ${JSON.stringify(out)}, pid ${child.pid}): ${err}`,
+        ),
+      );
     }, timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
@@ -54,9 +59,20 @@ export async function startReady(
   return { child, pids };
 }
 
-/** Kills every pid (SIGKILL) and waits for the direct child to be gone. */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // The group is gone.
+  }
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+}
+
+/** Kills every pid and the process groups (SIGKILL) and waits for the direct children to be gone. */
 export async function stopAll(started: readonly Started[]): Promise<void> {
   for (const s of started) {
+    killGroup(s.child);
     for (const pid of s.pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -91,7 +107,13 @@ export function pythonWorkload(o: {
   fork?: boolean;
 }): string {
   return `
-import mmap, os, random, sys, time
+import ctypes, mmap, os, random, sys, time
+def die_with_parent():
+    try:
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL: no sleeper outlives its test
+    except Exception:
+        pass
+die_with_parent()
 MiB = 1 << 20
 random.seed(12345)
 shared = random.randbytes(${o.shared ?? 0} * MiB)
@@ -112,8 +134,10 @@ if ${o.sharedMapping ?? 0}:
     shared_mapping = mmap.mmap(-1, ${o.sharedMapping ?? 0} * MiB)
     shared_mapping.write(b'x' * len(shared_mapping))
 if ${o.fork === true ? 'True' : 'False'}:
-    os.fork()
-print('ready', os.getpid(), flush=True)
+    if os.fork() == 0:
+        die_with_parent()
+# One write(2) per line: the lines of a parent and its fork child must not interleave.
+os.write(1, f'ready {os.getpid()}\\n'.encode())
 time.sleep(3600)
 `;
 }
