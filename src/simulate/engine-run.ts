@@ -38,7 +38,7 @@ import { ErrnoError } from '../host/errno.ts';
 import { FRAME_CSUM_VALID, FRAME_KSM } from '../host/frames.ts';
 import { PR_SET_MEMORY_MERGE } from '../host/host.ts';
 import type { Vma } from '../host/mm.ts';
-import { wakeAfterSleepNs } from '../ksm/ksm.ts';
+import { type KsmCounters, wakeAfterSleepNs } from '../ksm/ksm.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
@@ -544,36 +544,60 @@ class EngineRunner {
   private record(atNs: number, extrapolated: boolean): void {
     const ksm = this.sim.ksm;
     const c = ksm.counters();
-    const cpuNs = ksm.ksmdCpuNs;
+    this.pushSample(atNs, c, {
+      fullScans: c.full_scans,
+      pagesScanned: c.pages_scanned,
+      pagesSkipped: c.pages_skipped,
+      cpuNs: ksm.ksmdCpuNs,
+      guestWrites: this.writes,
+      extrapolated,
+      progress: atNs / (this.scenario.durationMs * NS_PER_MS),
+    });
+  }
+
+  /** One sample: the counters that do not move, and those that do (measured, or extrapolated). */
+  private pushSample(
+    atNs: number,
+    c: KsmCounters,
+    moving: {
+      readonly fullScans: number;
+      readonly pagesScanned: number;
+      readonly pagesSkipped: number;
+      readonly cpuNs: number;
+      readonly guestWrites: number;
+      readonly extrapolated: boolean;
+      readonly progress: number;
+    },
+  ): void {
     const dtNs = atNs - this.lastSampleNs;
     const sample: Sample = {
       tMs: atNs / NS_PER_MS,
-      full_scans: c.full_scans,
+      full_scans: moving.fullScans,
       pages_shared: c.pages_shared,
       pages_sharing: c.pages_sharing,
       pages_unshared: c.pages_unshared,
       pages_volatile: c.pages_volatile,
-      pages_scanned: c.pages_scanned,
-      pages_skipped: c.pages_skipped,
+      pages_scanned: moving.pagesScanned,
+      pages_skipped: moving.pagesSkipped,
       ksm_zero_pages: c.ksm_zero_pages,
       stable_node_chains: c.stable_node_chains,
       stable_node_dups: c.stable_node_dups,
       rmap_items: c.rmap_items,
       general_profit: c.general_profit,
-      pages_to_scan: ksm.settings.pagesToScan,
-      ksmdCpuMs: cpuNs / NS_PER_MS,
-      ksmdCpuPercent: dtNs > 0 ? ((cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
+      pages_to_scan: this.sim.ksm.settings.pagesToScan,
+      ksmdCpuMs: moving.cpuNs / NS_PER_MS,
+      ksmdCpuPercent: dtNs > 0 ? ((moving.cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
       memoryInUseBytes: this.sim.host.frames.usedFrames * PAGE_SIZE + c.rmap_items * 64,
       guestMemoryBytes: this.guestPages * PAGE_SIZE,
       guestsStarted: this.guests.length,
       cowBreaks: this.sim.host.vmstat.cow_ksm,
-      guestWrites: this.writes,
-      extrapolated,
+      guestWrites: moving.guestWrites,
+      extrapolated: moving.extrapolated,
     };
-    this.lastSampleCpuNs = cpuNs;
+    this.lastSampleCpuNs = moving.cpuNs;
     this.lastSampleNs = atNs;
     this.samples.push(sample);
-    this.options.onSample?.(sample, atNs / (this.scenario.durationMs * NS_PER_MS));
+    this.options.onSample?.(sample, moving.progress);
   }
 
   /** Fills the remaining samples from the last pass's rates (see the file comment). */
@@ -600,36 +624,15 @@ class EngineRunner {
     );
     for (let atNs = fromNs; atNs <= endNs; ) {
       const elapsed = Math.max(0, atNs - nowNs);
-      const cpuNs = start.cpuNs + elapsed * cpuRate;
-      const dtNs = atNs - this.lastSampleNs;
-      const sample: Sample = {
-        tMs: atNs / NS_PER_MS,
-        full_scans: start.full_scans + Math.floor((elapsed / pass.ns) * pass.passes),
-        pages_shared: c.pages_shared,
-        pages_sharing: c.pages_sharing,
-        pages_unshared: c.pages_unshared,
-        pages_volatile: c.pages_volatile,
-        pages_scanned: Math.round(start.pages_scanned + (elapsed / pass.ns) * pass.scanned),
-        pages_skipped: Math.round(start.pages_skipped + (elapsed / pass.ns) * pass.skipped),
-        ksm_zero_pages: c.ksm_zero_pages,
-        stable_node_chains: c.stable_node_chains,
-        stable_node_dups: c.stable_node_dups,
-        rmap_items: c.rmap_items,
-        general_profit: c.general_profit,
-        pages_to_scan: ksm.settings.pagesToScan,
-        ksmdCpuMs: cpuNs / NS_PER_MS,
-        ksmdCpuPercent: dtNs > 0 ? ((cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
-        memoryInUseBytes: this.sim.host.frames.usedFrames * PAGE_SIZE + c.rmap_items * 64,
-        guestMemoryBytes: this.guestPages * PAGE_SIZE,
-        guestsStarted: this.guests.length,
-        cowBreaks: this.sim.host.vmstat.cow_ksm,
+      this.pushSample(atNs, c, {
+        fullScans: start.full_scans + Math.floor((elapsed / pass.ns) * pass.passes),
+        pagesScanned: Math.round(start.pages_scanned + (elapsed / pass.ns) * pass.scanned),
+        pagesSkipped: Math.round(start.pages_skipped + (elapsed / pass.ns) * pass.skipped),
+        cpuNs: start.cpuNs + elapsed * cpuRate,
         guestWrites: Math.round(this.writes + elapsed * writesPerNs),
         extrapolated: true,
-      };
-      this.lastSampleCpuNs = cpuNs;
-      this.lastSampleNs = atNs;
-      this.samples.push(sample);
-      this.options.onSample?.(sample, atNs / endNs);
+        progress: atNs / endNs,
+      });
       if (atNs === endNs) break;
       atNs = Math.min(atNs + sampleNs, endNs);
     }
