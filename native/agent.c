@@ -103,6 +103,7 @@ enum agent_op {
 	OP_FORK = 8,	/* payload: the child's name; value: the child's pid */
 	OP_EXIT = 9,	/* replies, then _exit(0) */
 	OP_GETPID = 10, /* value: pid */
+	OP_FILL = 11,	/* payload: u32 hi, u32 lo, u32 lo_step; see op_fill */
 };
 
 #define MMAP_FLAG_SHARED 1u
@@ -361,6 +362,46 @@ static void op_write(uint64_t addr, uint32_t payload_len)
 }
 
 /*
+ * Fills whole pages inside one workload region without sending their bytes:
+ * page k of [addr, addr + len) becomes the 64-bit value (hi, lo + k * lo_step)
+ * big-endian, repeated 512 times (the engine's fingerprint form of a page).
+ * What the benchmark uses to build gigabytes of workload in a second.
+ */
+static void op_fill(uint64_t addr, uint64_t len, uint32_t payload_len)
+{
+	read_full(conn_fd, payload_buf, payload_len);
+	if (payload_len != 12 || len % 4096 != 0) {
+		reply(EINVAL, 0, NULL, 0);
+		return;
+	}
+	int inside = 0;
+	for (size_t i = 0; i < region_count; i++)
+		if (addr >= regions[i].start && addr <= regions[i].end && len <= regions[i].end - addr)
+			inside = 1;
+	if (!inside) {
+		reply(EFAULT, 0, NULL, 0);
+		return;
+	}
+	uint32_t hi = get_u32(payload_buf);
+	uint32_t lo = get_u32(payload_buf + 4);
+	uint32_t step = get_u32(payload_buf + 8);
+	uint64_t *page = (uint64_t *)(uintptr_t)addr;
+	for (uint64_t k = 0; k < len / 4096; k++, lo += step) {
+		unsigned char word[8];
+		for (int b = 0; b < 4; b++) {
+			word[b] = (unsigned char)(hi >> (24 - 8 * b));
+			word[4 + b] = (unsigned char)(lo >> (24 - 8 * b));
+		}
+		uint64_t v;
+		memcpy(&v, word, sizeof v);
+		for (int w = 0; w < 512; w++)
+			page[w] = v;
+		page += 512;
+	}
+	reply(0, 0, NULL, 0);
+}
+
+/*
  * The bytes go from the region straight into the socket (a plain uaccess copy,
  * like a CPU read). Not process_vm_readv on ourselves: that pins the pages
  * (FOLL_PIN), and pinning a page that is not exclusive to this mm (a KSM page,
@@ -444,7 +485,7 @@ static void serve(void)
 		uint64_t arg = get_u64(header + 24);
 		if (payload_len > AGENT_MAX_PAYLOAD)
 			die("request payload too large");
-		if (op != OP_WRITE && op != OP_FORK && payload_len > 0) {
+		if (op != OP_WRITE && op != OP_FORK && op != OP_FILL && payload_len > 0) {
 			read_full(conn_fd, payload_buf, payload_len);
 			reply(EINVAL, 0, NULL, 0);
 			continue;
@@ -489,6 +530,9 @@ static void serve(void)
 			_exit(0);
 		case OP_GETPID:
 			reply(0, (int64_t)getpid(), NULL, 0);
+			break;
+		case OP_FILL:
+			op_fill(addr, len, payload_len);
 			break;
 		default:
 			reply(EINVAL, 0, NULL, 0);

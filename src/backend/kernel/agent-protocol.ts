@@ -12,7 +12,8 @@
  * |         | 8     | u64 address                                             |
  * |         | 8     | u64 length in bytes                                     |
  * |         | 8     | u64 argument (mmap flags, madvise advice, prctl value)  |
- * |         | n     | payload (write: the bytes; fork: the child's name)      |
+ * |         | n     | payload (write: the bytes; fork: the child's name;      |
+ * |         |       | fill: u32 hi, u32 lo, u32 lo step)                      |
  * | reply   | 4     | u32 payload length                                      |
  * |         | 4     | i32 errno, 0 on success                                 |
  * |         | 8     | i64 value (pid for getpid, fork and hello)              |
@@ -43,6 +44,8 @@ export const AGENT_OP = {
   fork: 8,
   exit: 9,
   getpid: 10,
+  /** Page k of the range becomes the value (hi, lo + k·step), big-endian, repeated 512 times. */
+  fill: 11,
 } as const;
 export type AgentOp = keyof typeof AGENT_OP;
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { valuePage } from '../../simulate/content.ts';
 import { PAGE_SIZE_BYTES, type RegionMapping } from '../backend.ts';
 import { KernelBackend, kernelBackendAvailability, withKernelBackend } from './kernel-backend.ts';
 import { readPfns, readSmaps } from './proc-inspect.ts';
@@ -148,4 +149,25 @@ test('agent: with PR_SET_MEMORY_MERGE only workload regions are mergeable (smaps
   } finally {
     await k.close();
   }
+});
+
+test('agent: fill makes each page its value repeated, as valuePage does, and refuses ranges outside a region', {
+  skip,
+}, async () => {
+  await withKernelBackend(async (k) => {
+    await k.spawn('p', { memoryMerge: false });
+    await k.mmap('p', region('ram', 0, 8));
+    const fill = { hi: 0x80123456, lo: 0xfffffffe, loStep: 1 };
+    assert.deepEqual(await k.fillValues('p', 'ram', { pageIndex: 2, pageCount: 5 }, fill), { ok: true });
+    const back = await k.read('p', 'ram', 0, 8);
+    for (let page = 0; page < 8; page++) {
+      const want =
+        page >= 2 && page < 7
+          ? valuePage(fill.hi, (fill.lo + page - 2) >>> 0)
+          : new Uint8Array(PAGE_SIZE_BYTES);
+      const got = back.subarray(page * PAGE_SIZE_BYTES, (page + 1) * PAGE_SIZE_BYTES);
+      assert.ok(Buffer.from(got).equals(Buffer.from(want)), `page ${page}`);
+    }
+    await assert.rejects(k.fillValues('p', 'ram', { pageIndex: 6, pageCount: 3 }, fill), /outside region/);
+  });
 });

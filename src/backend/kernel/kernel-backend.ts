@@ -306,6 +306,31 @@ export class KernelBackend implements Backend {
     return OK;
   }
 
+  /**
+   * Fills pages without sending their bytes: page k of the range becomes the
+   * 64-bit value (hi, lo + k·loStep mod 2^32), big-endian, repeated 512 times
+   * (the form `valuePage` makes). For gigabytes of workload (the benchmark).
+   */
+  async fillValues(
+    process: string,
+    region: string,
+    range: { readonly pageIndex: number; readonly pageCount: number },
+    value: { readonly hi: number; readonly lo: number; readonly loStep: number },
+  ): Promise<OpResult> {
+    const p = this.proc(process);
+    const reg = this.region(p, region);
+    this.checkRange(reg, region, range.pageIndex, range.pageCount);
+    const payload = Buffer.alloc(12);
+    payload.writeUInt32LE(value.hi >>> 0, 0);
+    payload.writeUInt32LE(value.lo >>> 0, 4);
+    payload.writeUInt32LE(value.loStep >>> 0, 8);
+    return this.call(p, 'fill', {
+      address: reg.address + range.pageIndex * PAGE_SIZE_BYTES,
+      lengthBytes: range.pageCount * PAGE_SIZE_BYTES,
+      payload,
+    });
+  }
+
   async read(process: string, region: string, pageIndex: number, pageCount: number): Promise<Uint8Array> {
     const p = this.proc(process);
     const reg = this.region(p, region);
