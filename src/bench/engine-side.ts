@@ -1,0 +1,202 @@
+/**
+ * The engine's side of one benchmark workload: the same processes, region
+ * addresses and page contents as the kernel side, in a SimulatedHost (page
+ * contents as bytes, the native checksum), ksmd run one full pass at a time,
+ * each pass timed in CPU of this process (one thread: one core).
+ *
+ * Also measured here: the hashing ceiling (the checksum the engine uses,
+ * over the workload's own pages, one core), the engine's KSM metadata per
+ * scanned and per merged page, and this process's peak resident memory.
+ */
+import { xxh64 } from '@node-rs/xxhash';
+import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
+import type { ContentMode } from '../host/frames.ts';
+import { FRAME_ANON } from '../host/frames.ts';
+import type { Ksm } from '../ksm/ksm.ts';
+import { RMAP_ITEM_BYTES } from '../ksm/rmap-item.ts';
+import { STABLE_NODE_BYTES } from '../ksm/stable-node.ts';
+import { SimulatedHost } from '../surface/simulated-host.ts';
+import { type PassMeasure, pickCounters, rate, runPasses } from './passes.ts';
+import { processCpuNs, readPeakRssBytes } from './proc.ts';
+import { type BenchWorkload, PAGE_BYTES, pageFills, REGION_ADDRESS, totalPages } from './workload.ts';
+
+export interface EngineHost {
+  readonly sim: SimulatedHost;
+  readonly pids: readonly number[];
+}
+
+/** Frames beyond the workload's pages: the zero page, KSM pages made by copying, slack. */
+const SPARE_FRAMES = 16_384;
+
+/** The workload built in a fresh simulated host, settings written, run=1, nothing scanned yet. */
+export function buildEngineHost(w: BenchWorkload, contentMode: ContentMode = 'bytes'): EngineHost {
+  const sim = new SimulatedHost({
+    memoryBytes: (totalPages(w) + SPARE_FRAMES) * PAGE_BYTES,
+    contentMode,
+    thp: 'never',
+    checksum: pageChecksumNative,
+  });
+  for (const [name, value] of w.settings) sim.sysfs.write(name, value);
+  const pids: number[] = [];
+  for (let p = 0; p < w.processCount; p++) {
+    const pid = sim.host.spawn({ comm: `bench-${p + 1}` }).pid;
+    const lengthBytes = w.pagesPerProcess * PAGE_BYTES;
+    const address = sim.host.mmap(pid, { address: REGION_ADDRESS, lengthBytes });
+    for (const fill of pageFills(w, p)) {
+      let lo = fill.lo;
+      let at = address + fill.pageIndex * PAGE_BYTES;
+      for (let k = 0; k < fill.pageCount; k++, lo = (lo + fill.loStep) >>> 0, at += PAGE_BYTES) {
+        sim.host.writePageValue(pid, at, fill.hi, lo);
+      }
+    }
+    sim.host.madvise(pid, address, lengthBytes, 'mergeable');
+    pids.push(pid);
+  }
+  sim.sysfs.write('run', '1');
+  return { sim, pids };
+}
+
+export interface HashCeiling {
+  /** The engine's checksum (one call per page through the binding), pages per CPU-second of one core. */
+  readonly perPagePagesPerSecond: number;
+  /** XXH64 over whole 64 MiB chunks (no per-call overhead): the memory-bandwidth end of it. */
+  readonly bulkPagesPerSecond: number;
+}
+
+/** Hashes every anonymous frame of the host (the workload's pages, before any merge). Bytes mode only. */
+export function measureHashCeiling(sim: SimulatedHost): HashCeiling {
+  const frames = sim.host.frames;
+  const anon: number[] = [];
+  for (let f = 0; f < frames.frameCount; f++) if ((frames.flags[f]! & FRAME_ANON) !== 0) anon.push(f);
+  let x = 0;
+  // Best of three: the machine is shared, and a ceiling is the best this core can do.
+  let perPageNs = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 3; round++) {
+    const t0 = processCpuNs();
+    for (const f of anon) x ^= pageChecksumNative(frames.chunkOf(f), frames.offsetOf(f));
+    perPageNs = Math.min(perPageNs, processCpuNs() - t0);
+  }
+  const chunks = new Set<Uint8Array>(anon.map((f) => frames.chunkOf(f)));
+  let bulkBytes = 0;
+  const t1 = processCpuNs();
+  for (const chunk of chunks) {
+    x ^= Number(xxh64(chunk) & 0xffn);
+    bulkBytes += chunk.length;
+  }
+  const bulkNs = processCpuNs() - t1;
+  if (Number.isNaN(x)) throw new Error('unreachable');
+  return {
+    perPagePagesPerSecond: rate(anon.length, perPageNs),
+    bulkPagesPerSecond: rate(bulkBytes / PAGE_BYTES, bulkNs),
+  };
+}
+
+export interface MetadataMeasure {
+  /** Growth of ArrayBuffer and heap memory across the passes (after a GC where --expose-gc allows). */
+  readonly measuredBytes: number;
+  /** Whether the figure was taken after forced GCs (otherwise garbage may inflate it). */
+  readonly afterGc: boolean;
+  /** The pools' capacities times the declared layouts (RMAP_ITEM_BYTES, STABLE_NODE_BYTES). */
+  readonly allocatedBytes: number;
+  /** Live items and nodes times the declared layouts. */
+  readonly liveBytes: number;
+  /** What the engine itself reports (a Ksm method, when the engine has one), else null. */
+  readonly reportedBytes: number | null;
+  readonly scannedPages: number;
+  /** pages_sharing + ksm_zero_pages: the pages a merge gave back. */
+  readonly mergedPages: number;
+  readonly measuredPerScannedPage: number;
+  readonly measuredPerMergedPage: number;
+  readonly allocatedPerScannedPage: number;
+}
+
+export interface EngineSideResult {
+  readonly passes: readonly PassMeasure[];
+  readonly buildCpuNs: number;
+  readonly hashCeiling: HashCeiling | null;
+  readonly metadata: MetadataMeasure;
+  readonly peakRssBytes: number;
+}
+
+/**
+ * Where a Ksm method reporting its metadata bytes will plug in (being added
+ * on another branch): any of these names, taking no argument, returning bytes.
+ */
+const REPORTED_METADATA_METHODS = ['metadataBytes', 'ksmMetadataBytes', 'allocatedMetadataBytes'] as const;
+
+export function reportedMetadataBytes(ksm: Ksm): number | null {
+  const candidate = ksm as unknown as Record<string, unknown>;
+  for (const name of REPORTED_METADATA_METHODS) {
+    const fn = candidate[name];
+    if (typeof fn === 'function') {
+      const bytes: unknown = fn.call(ksm);
+      if (typeof bytes === 'number') return bytes;
+    }
+  }
+  return null;
+}
+
+function collectGarbage(): boolean {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return false;
+  gc();
+  gc();
+  return true;
+}
+
+function heldBytes(): number {
+  const m = process.memoryUsage();
+  return m.arrayBuffers + m.heapUsed;
+}
+
+export interface EngineSideOptions {
+  /** Measure the hashing ceiling (default true). */
+  readonly hashCeiling?: boolean;
+}
+
+/** Builds the workload, then runs passes to a steady one; everything in this process. */
+export async function runEngineSide(
+  w: BenchWorkload,
+  options: EngineSideOptions = {},
+): Promise<EngineSideResult> {
+  const b0 = processCpuNs();
+  const { sim } = buildEngineHost(w);
+  const buildCpuNs = processCpuNs() - b0;
+  const hashCeiling = options.hashCeiling === false ? null : measureHashCeiling(sim);
+  const ksm = sim.ksm;
+  const afterGc = collectGarbage();
+  const held0 = heldBytes();
+  const passes = await runPasses(() => {
+    const scanned0 = ksm.pagesScanned;
+    const c0 = processCpuNs();
+    ksm.fullScans(1);
+    const cpuNs = processCpuNs() - c0;
+    return { pagesScanned: ksm.pagesScanned - scanned0, cpuNs, counters: pickCounters(ksm.counters()) };
+  });
+  collectGarbage();
+  const measuredBytes = heldBytes() - held0;
+  const last = passes.at(-1)!;
+  // Every mergeable page is scanned in pass 1; later passes skip pages mapped to the zero page.
+  const scannedPages = Math.max(...passes.map((p) => p.pagesScanned));
+  const mergedPages = last.counters.pages_sharing + last.counters.ksm_zero_pages;
+  const allocatedBytes = ksm.items.capacity * RMAP_ITEM_BYTES + ksm.nodes.capacity * STABLE_NODE_BYTES;
+  const liveBytes = ksm.items.live * RMAP_ITEM_BYTES + ksm.nodes.live * STABLE_NODE_BYTES;
+  return {
+    passes,
+    buildCpuNs,
+    hashCeiling,
+    metadata: {
+      measuredBytes,
+      afterGc,
+      allocatedBytes,
+      liveBytes,
+      reportedBytes: reportedMetadataBytes(ksm),
+      scannedPages,
+      mergedPages,
+      measuredPerScannedPage: scannedPages > 0 ? measuredBytes / scannedPages : 0,
+      measuredPerMergedPage: mergedPages > 0 ? measuredBytes / mergedPages : 0,
+      allocatedPerScannedPage: scannedPages > 0 ? allocatedBytes / scannedPages : 0,
+    },
+    peakRssBytes: readPeakRssBytes(),
+  };
+}
