@@ -92,7 +92,10 @@ export function measureHashCeiling(sim: SimulatedHost): HashCeiling {
 }
 
 export interface MetadataMeasure {
-  /** Growth of ArrayBuffer and heap memory across the passes (after a GC where --expose-gc allows). */
+  /** Bytes of every typed array the KSM engine holds (its pools, free lists, tree roots), walked and summed. */
+  readonly ksmArrayBytes: number;
+  /** Growth of this process's ArrayBuffer and heap memory across the passes (after a GC where --expose-gc
+   * allows): an upper bound, as it also holds the host's growth (free-frame stacks) and heap noise. */
   readonly measuredBytes: number;
   /** Whether the figure was taken after forced GCs (otherwise garbage may inflate it). */
   readonly afterGc: boolean;
@@ -105,9 +108,41 @@ export interface MetadataMeasure {
   readonly scannedPages: number;
   /** pages_sharing + ksm_zero_pages: the pages a merge gave back. */
   readonly mergedPages: number;
+  readonly ksmArrayPerScannedPage: number;
+  readonly ksmArrayPerMergedPage: number;
   readonly measuredPerScannedPage: number;
   readonly measuredPerMergedPage: number;
   readonly allocatedPerScannedPage: number;
+}
+
+/** Fields of Ksm that are not KSM's own memory. */
+const NOT_KSM_FIELDS = new Set(['host', 'frames', 'costModel', 'listener', 'checksum', 'settings']);
+
+/**
+ * The bytes of every distinct ArrayBuffer behind a typed array reachable from
+ * `ksm` in up to three steps (its fields, their fields: the rmap item and
+ * stable node pools with their free lists, the tree roots, the mm slots),
+ * the host excluded.
+ */
+export function ksmArrayBytes(ksm: Ksm): number {
+  const buffers = new Set<ArrayBufferLike>();
+  const seen = new Set<object>();
+  const walk = (value: unknown, depth: number): void => {
+    if (ArrayBuffer.isView(value)) {
+      buffers.add(value.buffer);
+      return;
+    }
+    if (depth === 0 || typeof value !== 'object' || value === null || seen.has(value)) return;
+    seen.add(value);
+    const children =
+      value instanceof Map ? [...value.values()] : Array.isArray(value) ? value : Object.values(value);
+    for (const child of children) walk(child, depth - 1);
+  };
+  seen.add(ksm);
+  for (const [name, value] of Object.entries(ksm)) if (!NOT_KSM_FIELDS.has(name)) walk(value, 3);
+  let bytes = 0;
+  for (const b of buffers) bytes += b.byteLength;
+  return bytes;
 }
 
 export interface EngineSideResult {
@@ -175,6 +210,7 @@ export async function runEngineSide(
   });
   collectGarbage();
   const measuredBytes = heldBytes() - held0;
+  const ksmBytes = ksmArrayBytes(ksm);
   const last = passes.at(-1)!;
   // Every mergeable page is scanned in pass 1; later passes skip pages mapped to the zero page.
   const scannedPages = Math.max(...passes.map((p) => p.pagesScanned));
@@ -186,6 +222,7 @@ export async function runEngineSide(
     buildCpuNs,
     hashCeiling,
     metadata: {
+      ksmArrayBytes: ksmBytes,
       measuredBytes,
       afterGc,
       allocatedBytes,
@@ -193,6 +230,8 @@ export async function runEngineSide(
       reportedBytes: reportedMetadataBytes(ksm),
       scannedPages,
       mergedPages,
+      ksmArrayPerScannedPage: scannedPages > 0 ? ksmBytes / scannedPages : 0,
+      ksmArrayPerMergedPage: mergedPages > 0 ? ksmBytes / mergedPages : 0,
       measuredPerScannedPage: scannedPages > 0 ? measuredBytes / scannedPages : 0,
       measuredPerMergedPage: mergedPages > 0 ? measuredBytes / mergedPages : 0,
       allocatedPerScannedPage: scannedPages > 0 ? allocatedBytes / scannedPages : 0,

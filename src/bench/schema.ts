@@ -46,6 +46,7 @@ const engineSideSchema = z.strictObject({
   buildCpuNs: nonNegative,
   hashCeiling: hashCeilingSchema.nullable(),
   metadata: z.strictObject({
+    ksmArrayBytes: count,
     measuredBytes: z.number(),
     afterGc: z.boolean(),
     allocatedBytes: count,
@@ -53,6 +54,8 @@ const engineSideSchema = z.strictObject({
     reportedBytes: count.nullable(),
     scannedPages: count,
     mergedPages: count,
+    ksmArrayPerScannedPage: nonNegative,
+    ksmArrayPerMergedPage: nonNegative,
     measuredPerScannedPage: z.number(),
     measuredPerMergedPage: z.number(),
     allocatedPerScannedPage: nonNegative,
