@@ -115,14 +115,14 @@ export interface MetadataMeasure {
   readonly allocatedPerScannedPage: number;
 }
 
-/** Fields of Ksm that are not KSM's own memory. */
-const NOT_KSM_FIELDS = new Set(['host', 'frames', 'costModel', 'listener', 'checksum', 'settings']);
+/** Fields, at any depth, that lead out of KSM's own memory (to the host's, the mm's). */
+const NOT_KSM_FIELDS = new Set(['host', 'frames', 'mm', 'costModel', 'listener', 'checksum', 'settings']);
 
 /**
  * The bytes of every distinct ArrayBuffer behind a typed array reachable from
  * `ksm` in up to three steps (its fields, their fields: the rmap item and
  * stable node pools with their free lists, the tree roots, the mm slots),
- * the host excluded.
+ * the host and the mms excluded.
  */
 export function ksmArrayBytes(ksm: Ksm): number {
   const buffers = new Set<ArrayBufferLike>();

@@ -139,7 +139,11 @@ describe('bench harness', () => {
     assert.deepEqual(q.bench.scale, { guests: 64, guestBytes: 2 ** 30 });
     assert.equal(q.bench.sweep, 'fast-forward');
     assert.equal(q.jsonPath, 'x.json');
-    assert.equal(q.bench.command, 'npm run bench -- --quick --no-kernel --scale --json x.json');
+    assert.equal(
+      q.bench.command,
+      'npm run bench -- --quick --no-kernel --scale',
+      'output paths do not change figures',
+    );
     const quiet = { writeErr: () => undefined, writeOut: () => undefined };
     assert.throws(() => parseBenchCommandLine(['--sizes', 'big'], false, quiet), /"big" is not a size/);
     assert.throws(() => parseBenchCommandLine(['--mixes', 'nope'], false, quiet), /no mix named "nope"/);

@@ -35,6 +35,17 @@ function positiveInt(text: string): number {
   return n;
 }
 
+/** `npm run bench -- ARGS` without the options that only say where output goes. */
+export function reproducingCommand(argv: readonly string[]): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--json' || a === '--markdown') i++;
+    else if (!a.startsWith('--json=') && !a.startsWith('--markdown=')) kept.push(a);
+  }
+  return ['npm run bench', ...(kept.length > 0 ? ['--', ...kept] : [])].join(' ');
+}
+
 /** Parses `argv` (without node and the script). Throws commander's errors on bad input (exitOverride). */
 export function parseBenchCommandLine(
   argv: readonly string[],
@@ -68,7 +79,7 @@ export function parseBenchCommandLine(
   const o = program.opts();
   const quick = o.quick === true;
   const sizes = o.sizes ?? parseSizes(quick ? '256M' : DEFAULT_SIZES);
-  const command = ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ');
+  const command = reproducingCommand(argv);
   return {
     bench: {
       sizes,
