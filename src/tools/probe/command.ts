@@ -54,7 +54,10 @@ export async function probeCommand(options: ProbeCommandOptions, io: ProbeIo): P
   if (json) io.out(JSON.stringify(toJson(result), null, 2));
   else for (const line of formatHuman(result, { color: io.color })) io.out(line);
   let status = result.restored.ok ? EXIT_OK : EXIT_FAILED;
-  if (!result.restored.ok) io.err(`ksmkit probe: ${result.restored.error ?? 'settings not restored'}`);
+  if (!result.restored.ok) {
+    const why = [result.restored.error, ...result.restored.differing].filter((x) => x !== undefined);
+    io.err(`ksmkit probe: ksmd's settings not restored: ${why.join('; ')}`);
+  }
   const now = io.now();
   const write = (path: string, text: string, what: string): void => {
     try {

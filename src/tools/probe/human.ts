@@ -100,11 +100,17 @@ export function formatHuman(result: ProbeResult, options: { readonly color: bool
       c.bold(`${l.bitsPerSecond.toFixed(1)} bits/s`) +
       ' (binary symmetric channel capacity per guess, times guesses per second)',
   );
+  out.push(
+    `        at least ${l.bitsPerSecondLower95.toFixed(1)} bits/s at the error rate's 95% upper bound ` +
+      `${l.errorRateUpper95.toFixed(4)} (${int(l.guesses)} guesses)`,
+  );
   const r = result.restored;
   out.push(
     r.ok
       ? `  ksmd's settings restored (run ${r.run})`
-      : c.red(`  ksmd's settings NOT restored: ${r.error ?? '?'} (run ${r.run})`),
+      : c.red(
+          `  ksmd's settings NOT restored: ${[r.error, ...r.differing].filter((x) => x !== undefined).join('; ')} (run ${r.run})`,
+        ),
   );
   return out;
 }

@@ -76,6 +76,10 @@ export interface ProbeJson {
     /** 1 - H2(error_rate). */
     readonly bits_per_guess: number;
     readonly bits_per_second: number;
+    /** 95% upper bound of the error rate (Wilson score interval). */
+    readonly error_rate_upper_95: number;
+    /** bits/s at that bound: what the run shows at least. */
+    readonly bits_per_second_lower_95: number;
   };
   readonly rounds: ReadonlyArray<{
     readonly round: number;
@@ -88,7 +92,13 @@ export interface ProbeJson {
     readonly full_scans: number;
     readonly pages_sharing: number;
   }>;
-  readonly restored: { readonly ok: boolean; readonly run: string; readonly error?: string };
+  /** ok: every saved setting reads back as saved; differing: `name: saved -> now` for any that does not. */
+  readonly restored: {
+    readonly ok: boolean;
+    readonly run: string;
+    readonly differing: readonly string[];
+    readonly error?: string;
+  };
 }
 
 export const METHOD = {
@@ -192,6 +202,8 @@ export function toJson(result: ProbeResult): ProbeJson {
       guesses_per_second: result.leak.guessesPerSecond,
       bits_per_guess: result.leak.bitsPerGuess,
       bits_per_second: result.leak.bitsPerSecond,
+      error_rate_upper_95: result.leak.errorRateUpper95,
+      bits_per_second_lower_95: result.leak.bitsPerSecondLower95,
     },
     rounds: result.rounds.map((r) => ({
       round: r.round,

@@ -113,6 +113,8 @@ export interface RoundResult {
   readonly fullScans: number;
   /** pages_sharing just before the timed writes (the victim's pages the attacker shares, plus its pairs). */
   readonly pagesSharing: number;
+  readonly victimPid: number;
+  readonly attackerPid: number;
 }
 
 export interface ProbeResult {
@@ -126,15 +128,27 @@ export interface ProbeResult {
   /** All rounds together. */
   readonly score: Score;
   readonly leak: LeakRate;
-  /** Whether every saved setting went back, and run as found. */
-  readonly restored: { readonly ok: boolean; readonly run: string; readonly error?: string };
+  /**
+   * Whether every saved setting went back: release() succeeded, and each file
+   * read back afterwards equals what was saved (`differing` lists any that do
+   * not, as `name: saved -> now`); run as read back.
+   */
+  readonly restored: {
+    readonly ok: boolean;
+    readonly run: string;
+    readonly differing: readonly string[];
+    readonly error?: string;
+  };
 }
 
 /** Why the probe cannot run here, or undefined when it can. */
-export function probeUnavailable(helperPath: string = probeHelperPathFromEnv()): string | undefined {
+export function probeUnavailable(
+  helperPath: string = probeHelperPathFromEnv(),
+  uid: number | undefined = process.getuid?.(),
+): string | undefined {
   if (process.platform !== 'linux') return `it needs Linux with KSM, not ${process.platform}`;
   if (!existsSync(`${KSM_DIR}/run`)) return `${KSM_DIR} does not exist: this kernel has no KSM (CONFIG_KSM)`;
-  if (process.getuid?.() !== 0) {
+  if (uid !== 0) {
     return `it needs root: it writes ksmd's settings in ${KSM_DIR} (run, pages_to_scan, sleep_millisecs) and puts them back after`;
   }
   try {
@@ -258,6 +272,8 @@ async function runRound(
         writesNs: endNs - startNs,
         fullScans: endScans - startScans,
         pagesSharing,
+        victimPid: victim.pid,
+        attackerPid: attacker.pid,
       };
     } finally {
       await attacker.exit();
@@ -285,6 +301,17 @@ function readSettings(): Record<string, string> {
     if (!existsSync(`${KSM_DIR}/${n}`)) continue;
     const text = readKsm(n);
     out[n] = n === 'advisor_mode' ? selectedWord(text) : text;
+  }
+  return out;
+}
+
+/** The saved settings that do not read back as saved, as `name: saved -> now`. */
+function settingsDiffering(saved: ReadonlyMap<string, string>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of saved) {
+    const text = readKsm(name);
+    const now = name === 'advisor_mode' ? selectedWord(text) : text;
+    if (now !== value) out.push(`${name}: ${value} -> ${now}`);
   }
   return out;
 }
@@ -340,12 +367,19 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     for (let r = 0; r < options.rounds; r++) rounds.push(await runRound(r, options, helperPath, children));
   } finally {
     for (const c of children) c.kill();
+    let error: string | undefined;
     try {
       guard.release();
-      restored = { ok: true, run: readKsm('run') };
     } catch (e) {
-      restored = { ok: false, run: readKsm('run'), error: (e as Error).message };
+      error = (e as Error).message;
     }
+    const differing = settingsDiffering(guard.saved);
+    restored = {
+      ok: error === undefined && differing.length === 0,
+      run: readKsm('run'),
+      differing,
+      ...(error === undefined ? {} : { error }),
+    };
   }
   const total = totalScore(rounds);
   const attackSeconds = rounds.reduce((s, r) => s + r.attackNs, 0) / 1e9;
@@ -357,7 +391,11 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeResult> {
     otherMergeable,
     rounds,
     score: total,
-    leak: leakRate(options.pages * rounds.length, total.errorRate, attackSeconds),
+    leak: leakRate({
+      guesses: options.pages * rounds.length,
+      errors: total.falsePositives + total.falseNegatives,
+      attackSeconds,
+    }),
     restored,
   };
 }

@@ -54,7 +54,8 @@ function histogramFigure(
     y: { label: 'writes', grid: true },
     color: { legend: true, type: 'categorical', domain: classes.map((c) => c.label) },
     marks: [
-      Plot.rectY(bars, { x1: 'x1', x2: 'x2', y: 'count', fill: 'kind', fillOpacity: 0.75, inset: 0 }),
+      // Overlaid, not stacked: where the kinds overlap, both bars show.
+      Plot.rect(bars, { x1: 'x1', x2: 'x2', y1: 0, y2: 'count', fill: 'kind', fillOpacity: 0.6, inset: 0 }),
       Plot.ruleX(thresholdsNs, { stroke: 'black', strokeDasharray: '4,3' }),
       Plot.ruleY([0]),
     ],

@@ -173,34 +173,71 @@ export function binaryEntropy(p: number): number {
 
 export interface LeakRate {
   readonly guesses: number;
+  readonly errors: number;
   readonly attackSeconds: number;
   /** guesses / attackSeconds: how fast yes/no questions get answered, right or wrong. */
   readonly guessesPerSecond: number;
+  /** errors / guesses. */
+  readonly errorRate: number;
   /** 1 - H2(errorRate): the capacity of a binary symmetric channel with that crossover probability. */
   readonly bitsPerGuess: number;
   /** guesses * bitsPerGuess / attackSeconds. */
   readonly bitsPerSecond: number;
+  /** The error rate's 95% upper bound (Wilson), and the bits/s at that rate: what the run shows at least. */
+  readonly errorRateUpper95: number;
+  readonly bitsPerSecondLower95: number;
 }
 
 export const LEAK_FORMULA = 'bits/s = N * (1 - H2(e)) / T, N guesses, e error rate, T attack seconds';
 
 /**
+ * The upper end of the 95% Wilson score interval of an error rate seen as
+ * `errors` out of `trials`: with no error at all the point estimate says the
+ * channel is perfect, and this says how imperfect it may still be (about
+ * 3.8/N for 0 errors out of N).
+ */
+export function errorRateUpper95(errors: number, trials: number): number {
+  if (!(trials > 0) || errors < 0 || errors > trials) {
+    throw new Error(`errorRateUpper95: needs 0 ≤ errors ≤ trials and trials > 0, got ${errors} of ${trials}`);
+  }
+  const z = 1.959964;
+  const p = errors / trials;
+  const z2n = (z * z) / trials;
+  const centre = p + z2n / 2;
+  const spread = z * Math.sqrt((p * (1 - p)) / trials + z2n / (4 * trials));
+  return Math.min(1, (centre + spread) / (1 + z2n));
+}
+
+/**
  * The leak rate, taking each guess as one use of a binary symmetric channel
  * (the victim holds the page or not; the attacker reads it with error rate e).
  * An error rate above 1/2 carries as much as its complement (the attacker
- * would flip its verdicts), which H2's symmetry gives.
+ * would flip its verdicts), which H2's symmetry gives; the lower bound uses
+ * the bound of e nearest 1/2.
  */
-export function leakRate(guesses: number, errorRate: number, attackSeconds: number): LeakRate {
-  if (!(guesses > 0) || !(attackSeconds > 0)) {
-    throw new Error(`leakRate: needs guesses > 0 and attackSeconds > 0, got ${guesses} and ${attackSeconds}`);
+export function leakRate(run: { guesses: number; errors: number; attackSeconds: number }): LeakRate {
+  const { guesses, errors, attackSeconds } = run;
+  if (!(guesses > 0) || !(attackSeconds > 0) || !(errors >= 0 && errors <= guesses)) {
+    throw new Error(
+      `leakRate: needs guesses > 0, 0 ≤ errors ≤ guesses and attackSeconds > 0, got ${guesses}, ${errors}, ${attackSeconds}`,
+    );
   }
+  const errorRate = errors / guesses;
   const bitsPerGuess = 1 - binaryEntropy(errorRate);
+  const upper = errorRateUpper95(errors, guesses);
+  const lower = 1 - errorRateUpper95(guesses - errors, guesses);
+  const worst = Math.abs(upper - 0.5) < Math.abs(lower - 0.5) ? upper : lower;
+  const nearHalf = lower <= 0.5 && upper >= 0.5 ? 0.5 : worst;
   return {
     guesses,
+    errors,
     attackSeconds,
     guessesPerSecond: guesses / attackSeconds,
+    errorRate,
     bitsPerGuess,
     bitsPerSecond: (guesses * bitsPerGuess) / attackSeconds,
+    errorRateUpper95: upper,
+    bitsPerSecondLower95: (guesses * (1 - binaryEntropy(nearHalf))) / attackSeconds,
   };
 }
 
