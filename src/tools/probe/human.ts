@@ -6,7 +6,8 @@ import type { ProbeResult } from './probe.ts';
 import { summarize, type TimingSummary } from './stats.ts';
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
-const pct = (f: number): string => `${(f * 100).toFixed(1)}%`;
+/** Two decimals near the ends, so that 1 error in 5,000 does not read as 100.0%. */
+const pct = (f: number): string => `${(f * 100).toFixed(f > 0.999 || f < 0.001 ? 2 : 1)}%`;
 
 export function duration(seconds: number): string {
   if (seconds < 1e-3) return `${(seconds * 1e6).toFixed(0)} µs`;
@@ -96,7 +97,7 @@ export function formatHuman(result: ProbeResult, options: { readonly color: bool
   );
   const l = result.leak;
   out.push(
-    `  leak: ${int(l.guessesPerSecond)} guesses/s × (1 − H2(${sc.errorRate.toFixed(3)})) = ` +
+    `  leak: ${int(l.guessesPerSecond)} guesses/s × (1 − H2(${sc.errorRate.toFixed(4)})) = ` +
       c.bold(`${l.bitsPerSecond.toFixed(1)} bits/s`) +
       ' (binary symmetric channel capacity per guess, times guesses per second)',
   );

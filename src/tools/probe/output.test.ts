@@ -161,7 +161,7 @@ test('the terminal summary names every figure the issue asks for', () => {
     'merged (right guesses)',
     'not merged (wrong guesses)',
     'accuracy 75.0%',
-    'true positive rate 100.0%',
+    'true positive rate 100.00%',
     'false positive rate 50.0%',
     'attack time: 1.00 s',
     'guesses/s',

@@ -172,6 +172,11 @@ export function passEstimateMs(
   return Math.ceil(pages / pacing.pagesToScan) * pacing.sleepMillisecs;
 }
 
+function passNote(passMs: number): string {
+  if (passMs === 0) return 'it does not sleep between batches';
+  return `one pass sleeps ${passMs < 1000 ? `${passMs} ms` : `${(passMs / 1000).toFixed(1)} s`} at least`;
+}
+
 function ksmMergingPages(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/ksm_merging_pages`, 'latin1').trim());
 }
@@ -229,7 +234,8 @@ async function runRound(
         options.waitTimeoutMs ?? 30_000 + 20 * passEstimateMs(regionPages + options.pages, options);
       log(
         `round ${round + 1}: victim pid ${victim.pid} (${options.pages} pages), attacker pid ${attacker.pid} ` +
-          `(${options.pages} guesses, ${2 * options.calibrationPairs} paired and ${options.calibrationPairs} unique pages); waiting for ksmd`,
+          `(${options.pages} guesses, ${2 * options.calibrationPairs} paired and ${options.calibrationPairs} unique pages); ` +
+          `waiting for ksmd (${passNote(passEstimateMs(regionPages + options.pages, options))})`,
       );
       const endScans = await waitForMergingPass(
         attacker.pid,
