@@ -107,8 +107,9 @@ export const METHOD = {
     'one byte per page, every page of the attacker in address order, each read (untimed) just before its timed write ' +
     'so TLB and cache are alike for both kinds; the read takes no fault, merged or not, and breaks no sharing',
   threshold:
-    "best split of the attacker's own calibration writes (K pairs it made identical, K unique pages): the cut with the " +
-    'lowest balanced error, ties to the one closest to the geometric mean of the two medians; never the truth',
+    "best split of the attacker's own calibration writes (K pairs it made identical, K unique pages): of the cuts at " +
+    'the geometric mean of two neighbouring values, the one with the lowest balanced error, ties to the one closest ' +
+    'to the geometric mean of the two medians; never the truth',
   wait:
     'from the attacker: once its own /proc/self/ksm_merging_pages shows its 2K paired pages merged, wait for ' +
     '/sys/kernel/mm/ksm/full_scans (world-readable) to move on: the merging pass is then over',

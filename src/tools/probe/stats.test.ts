@@ -51,9 +51,9 @@ test('separated classes: the threshold lies in the gap, near the geometric mean 
   const priv = [20, 30, 30, 40, 150];
   const t = bestSplitThreshold(merged, priv);
   assert.ok(t > 150 && t < 2000, `threshold ${t} in the gap`);
-  // Geometric mean of the medians 3000 and 30 is 300; the only midpoint in the gap is (150 + 2000) / 2.
-  assert.equal(t, 1075);
-  assert.deepEqual(classify([25, 1074, 1075, 5000], t), [false, false, true, true]);
+  // The cut in the gap is its middle on a log scale: √(150 × 2000) ≈ 548 ns, not the arithmetic 1075.
+  assert.ok(Math.abs(t - Math.sqrt(150 * 2000)) < 1e-9);
+  assert.deepEqual(classify([25, 547, 548, 1000, 5000], t), [false, false, true, true, true]);
 });
 
 test('overlapping classes: the cut with the lowest balanced error wins', () => {
@@ -65,6 +65,7 @@ test('overlapping classes: the cut with the lowest balanced error wins', () => {
   const falseAlarms = priv.filter((v) => v >= t).length / priv.length;
   assert.equal(missed + falseAlarms, 0.25);
   assert.ok(t > 30 && t <= 1000);
+  assert.ok(Math.abs(t - Math.sqrt(30 * 1000)) < 1e-9, 'the middle, on a log scale, of the gap it cuts');
   // Class sizes do not tilt the cut: four times the private samples, the same cut.
   assert.equal(bestSplitThreshold(merged, [...priv, ...priv, ...priv, ...priv]), t);
 });
