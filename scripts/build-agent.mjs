@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds native/agent.c into native/build/ksmkit-agent, the process that stands
 // for one workload process on the kernel backend, and native/ksm-exec.c into
-// native/build/ksmkit-exec, the helper of `ksmkit exec`. Run from package.json's
+// native/build/ksmkit-exec, the helper of `ksmkit exec`, and native/probe.c into
+// native/build/ksmkit-probe, the attacker and victim of `ksmkit probe`. Run from package.json's
 // install step. Never fails an install: on a machine that cannot run the kernel
 // backend (not Linux, no C compiler, no source) it prints one line saying why
 // and exits 0; the kernel backend then reports itself unavailable. A compile
@@ -16,6 +17,8 @@ const outDir = join(root, 'native', 'build');
 const output = join(outDir, 'ksmkit-agent');
 const execSource = join(root, 'native', 'ksm-exec.c');
 const execOutput = join(outDir, 'ksmkit-exec');
+const probeSource = join(root, 'native', 'probe.c');
+const probeOutput = join(outDir, 'ksmkit-probe');
 const self = new URL(import.meta.url).pathname;
 
 function mtimeMs(path) {
@@ -69,3 +72,6 @@ build(source, output);
 // `ksmkit exec`'s helper: a missing source only means this checkout has no `exec` yet.
 if (mtimeMs(execSource) < 0) console.log(`build-agent: ${execSource} is missing; ksmkit exec is unavailable`);
 else build(execSource, execOutput);
+if (mtimeMs(probeSource) < 0)
+  console.log(`build-agent: ${probeSource} is missing; ksmkit probe is unavailable`);
+else build(probeSource, probeOutput);

@@ -6,6 +6,7 @@ import { runDemo } from './demo.ts';
 import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
+import { registerProbe } from './probe.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 import { registerSimulate } from './simulate.ts';
@@ -66,5 +67,6 @@ registerExec(program);
 registerEstimate(program);
 registerSimulate(program);
 registerCalibrate(program);
+registerProbe(program);
 
 await program.parseAsync(process.argv);
