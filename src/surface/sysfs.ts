@@ -6,7 +6,7 @@
  */
 import { ErrnoError } from '../host/errno.ts';
 import type { Ksm } from '../ksm/ksm.ts';
-import { AuditLog, type AuditEvent } from '../policy/audit.ts';
+import { type AuditEvent, AuditLog } from '../policy/audit.ts';
 import { kstrtobool, kstrtoint, kstrtouint, kstrtoul, type Parsed, sysfsStreq } from './kstrto.ts';
 
 export const KSM_SYSFS_DIR = '/sys/kernel/mm/ksm';
