@@ -1,7 +1,9 @@
 /** Process identity (uid, cgroup, label, cap_sys_admin) and `as:` beside `set`: for the simulated host's policies. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { SimBackend } from '../backend/sim/sim-backend.ts';
 import { formatWorkloadIssue, parseWorkload, WorkloadError } from './parse.ts';
+import { runReplay } from './replay.ts';
 
 function parse(text: string) {
   return parseWorkload(text, 'w.yaml', { baseDir: '/' });
@@ -60,5 +62,22 @@ describe('process identity and as:', () => {
     assert.equal(errors.length, 2);
     assert.match(errors[0]!, /processes\.1\.uid: .*expected an integer 0\.\.4294967294 \(a uid\)/);
     assert.match(errors[1]!, /processes\.1\.cgroup: .*expected a cgroup path starting with \//);
+  });
+});
+
+describe('identity through a replay on the simulated host', () => {
+  test('labels reach the host: under trust-domains two tenants of one image share nothing across', async () => {
+    const guest = (name: string, label: string) =>
+      `  - name: ${name}\n    label: ${label}\n    regions:\n      - { name: ram, pages: 4, mergeable: true, content: [{ pages: 4, image: os }] }\n`;
+    const w = parse(
+      `version: 1\nname: t\nprocesses:\n${guest('a1', 'a')}${guest('a2', 'a')}${guest('b1', 'b')}steps:\n  - scan: 2\n`,
+    );
+    const shared = async (policy: 'none' | 'trust-domains') => {
+      const outcome = await runReplay(w, new SimBackend({ policy: { name: policy } }));
+      const ksm = outcome.results.at(-1)!.ksm;
+      return [ksm.pages_shared, ksm.pages_sharing];
+    };
+    assert.deepEqual(await shared('none'), [4, 8]);
+    assert.deepEqual(await shared('trust-domains'), [4, 4], 'a1 and a2 share; b1 waits alone');
   });
 });
