@@ -40,6 +40,18 @@ export interface RegionMapping {
   readonly thp: boolean;
 }
 
+/**
+ * Who a workload process runs as (the simulated host's hardening policies
+ * read it); absent fields keep root's: uid 0, cgroup '/', no label, and
+ * CAP_SYS_ADMIN when the uid is 0.
+ */
+export interface ProcessIdentitySpec {
+  readonly uid?: number;
+  readonly cgroup?: string;
+  readonly label?: string;
+  readonly capSysAdmin?: boolean;
+}
+
 /** A sysfs write's outcome: the kernel's errno name when refused. */
 export type SysfsWriteResult = { readonly ok: true } | { readonly ok: false; readonly errno: ErrnoName };
 
@@ -77,7 +89,10 @@ export interface Backend {
    */
   start(settings: ReadonlyArray<readonly [string, string]>): Promise<void>;
   /** A new process; `memoryMerge` is prctl(PR_SET_MEMORY_MERGE, 1) at start. */
-  spawn(process: string, options: { readonly memoryMerge: boolean }): Promise<OpResult>;
+  spawn(
+    process: string,
+    options: { readonly memoryMerge: boolean; readonly identity?: ProcessIdentitySpec },
+  ): Promise<OpResult>;
   mmap(process: string, region: RegionMapping): Promise<OpResult>;
   munmap(process: string, region: string): Promise<OpResult>;
   /** Writes whole pages from `pageIndex`; `bytes.length` is a multiple of 4096. */
@@ -90,7 +105,8 @@ export interface Backend {
   /** A real fork: the child shares the parent's pages copy-on-write and its regions by name. */
   fork(process: string, child: string): Promise<OpResult>;
   exit(process: string): Promise<OpResult>;
-  setSysfs(name: string, value: string): Promise<SysfsWriteResult>;
+  /** `as`: the workload process that writes (default: the tool itself, as root). */
+  setSysfs(name: string, value: string, options?: { readonly as?: string }): Promise<SysfsWriteResult>;
   /** Lets ksmd complete exactly `passes` full scans (full_scans grows by that much), run set to 1 as needed. */
   scan(passes: number): Promise<void>;
   counters(): Promise<CountersSnapshot>;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
+import { registerAudit } from './audit.ts';
 import { registerCalibrate } from './calibrate.ts';
 import { runDemo } from './demo.ts';
 import { registerEstimate } from './estimate.ts';
@@ -61,6 +62,7 @@ program
   });
 
 registerRecord(program, io);
+registerAudit(program, io);
 registerFuzz(program, io);
 registerStatus(program);
 registerExec(program);

@@ -59,6 +59,9 @@ export const CHUNK_SHIFT = 14;
 export const CHUNK_FRAMES = 1 << CHUNK_SHIFT;
 const CHUNK_MASK = CHUNK_FRAMES - 1;
 
+/** Never-used frames allocRandom() may pick beyond a node's free ones (16 MiB: bounds the contents it touches). */
+const RANDOM_WINDOW_FRAMES = 4096;
+
 /** The zero page is frame 0 of node 0. */
 export const ZERO_FRAME = 0;
 
@@ -199,6 +202,35 @@ export class FramePool {
       return aligned;
     }
     return -1;
+  }
+
+  /**
+   * alloc() at a random place: one of `nid`'s free frames or of the next
+   * RANDOM_WINDOW_FRAMES never-used ones, as VUsion allocates copies so that
+   * where a page lands cannot be steered (falls back to alloc() on a full node).
+   * `pick(n)` returns a uniform integer in [0, n).
+   */
+  allocRandom(nid: number, pick: (n: number) => number): number {
+    const top = this.freeTops[nid]!;
+    const start = this.bump[nid]!;
+    const fresh = Math.min((nid + 1) * this.framesPerNode - start, RANDOM_WINDOW_FRAMES);
+    if (top + fresh === 0) return this.alloc(nid);
+    const r = pick(top + fresh);
+    assert(Number.isInteger(r) && r >= 0 && r < top + fresh, `allocRandom: pick gave ${r} of ${top + fresh}`);
+    let frame: number;
+    if (r < top) {
+      const stack = this.freeStacks[nid]!;
+      frame = stack[r]!;
+      stack[r] = stack[top - 1]!;
+      this.freeTops[nid] = top - 1;
+    } else {
+      frame = start + (r - top);
+      // The never-used frames jumped over stay free, on the free stack.
+      for (let f = start; f < frame; f++) this.pushFree(nid, f);
+      this.bump[nid] = frame + 1;
+    }
+    this.initFrame(frame);
+    return frame;
   }
 
   free(frame: number): void {

@@ -9,6 +9,9 @@
  * needs from the MM (follow a page, write-protect it, replace it, split a THP,
  * break COW) are the `ksm*` methods at the end.
  */
+import { NO_POLICY, type PolicyConfig } from '../policy/policy.ts';
+import { type RandomSource, randomBelow, SplitMix32 } from '../policy/random.ts';
+import { type AccessFault, slowerAccessFault } from './access-fault.ts';
 import { assert, fail } from './assert.ts';
 import { VirtualClock } from './clock.ts';
 import { HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE } from './constants.ts';
@@ -29,9 +32,11 @@ import {
   MMF_VM_MERGEABLE,
   Mm,
   Process,
+  type ProcessIdentity,
   PTE_DIRTY,
   PTE_KSM_ZERO,
   PTE_NONE,
+  PTE_TRAP,
   PTE_WRITE,
   PTE_ZERO,
   SharedObject,
@@ -74,6 +79,26 @@ export interface HostConfig {
   /** /sys/kernel/mm/transparent_hugepage/enabled (this machine: madvise). */
   readonly thp?: ThpMode;
   readonly clock?: VirtualClock;
+  /** A hardening policy (src/policy); default none. The host acts on vusion, KSM and sysfs on the others. */
+  readonly policy?: PolicyConfig;
+  /** Where random frames come from (vusion's copies); default a SplitMix32 seeded with 1. */
+  readonly random?: RandomSource;
+}
+
+export type { AccessFault } from './access-fault.ts';
+
+/** Who a new process runs as (spawn); fork and exec keep the parent's. */
+export interface SpawnOptions {
+  readonly comm?: string;
+  readonly nid?: number;
+  /** Default 0 (root). */
+  readonly uid?: number;
+  /** Default '/'. */
+  readonly cgroup?: string;
+  /** Default '' (no label). */
+  readonly label?: string;
+  /** CAP_SYS_ADMIN; default uid === 0. */
+  readonly capSysAdmin?: boolean;
 }
 
 export type MadviseAdvice = 'mergeable' | 'unmergeable' | 'hugepage' | 'nohugepage' | 'dontneed';
@@ -122,6 +147,12 @@ export class Host {
   private nextMmId = 1;
   /** ksmd's per-CPU mlock folio batch (frames holding a batched reference). */
   private readonly mlockBatch: number[] = [];
+  readonly policy: PolicyConfig;
+  /** What the last write, writePageValue or read cost (the slowest kind over its pages). */
+  lastAccessFault: AccessFault = 'none';
+  private readonly random: RandomSource;
+  /** PTE_TRAP under vusion: what KSM's write-protect and replace leave on a PTE besides its protection. */
+  private readonly ksmTrapBit: number;
 
   constructor(config: HostConfig) {
     this.frames = new FramePool({
@@ -131,6 +162,9 @@ export class Host {
     });
     this.clock = config.clock ?? new VirtualClock();
     this.thp = config.thp ?? 'madvise';
+    this.policy = config.policy ?? NO_POLICY;
+    this.random = config.random ?? new SplitMix32(1);
+    this.ksmTrapBit = this.policy.name === 'vusion' ? PTE_TRAP : 0;
   }
 
   attachKsm(hooks: KsmHooks): void {
@@ -141,12 +175,21 @@ export class Host {
   // ---------------------------------------------------------------- processes
 
   /** A new process with an empty address space, as if exec'd by init. */
-  spawn(options: { comm?: string; nid?: number } = {}): Process {
+  spawn(options: SpawnOptions = {}): Process {
     const nid = options.nid ?? 0;
     if (!Number.isInteger(nid) || nid < 0 || nid >= this.frames.numaNodes)
       throw new ErrnoError('EINVAL', 'spawn');
+    const uid = options.uid ?? 0;
+    if (!Number.isInteger(uid) || uid < 0 || uid > 0xfffffffe) throw new ErrnoError('EINVAL', 'spawn');
+    const identity: ProcessIdentity = {
+      uid,
+      cgroup: options.cgroup ?? '/',
+      label: options.label ?? '',
+      capSysAdmin: options.capSysAdmin ?? uid === 0,
+    };
     const pid = this.nextPid++;
-    const process = new Process(pid, 1, options.comm ?? `proc${pid}`, new Mm(this.nextMmId++, nid));
+    const mm = new Mm(this.nextMmId++, nid, identity);
+    const process = new Process(pid, 1, options.comm ?? `proc${pid}`, mm, identity);
     this.processes.set(pid, process);
     return process;
   }
@@ -165,7 +208,7 @@ export class Host {
   fork(pid: number): Process {
     const parent = this.process(pid);
     const oldMm = parent.mm;
-    const mm = new Mm(this.nextMmId++, oldMm.homeNid);
+    const mm = new Mm(this.nextMmId++, oldMm.homeNid, parent.identity);
     // MMF_INIT_MASK carries MMF_VM_MERGE_ANY (6.7+), not MMF_VM_MERGEABLE.
     mm.flags = oldMm.flags & MMF_VM_MERGE_ANY;
     mm.mmapBaseVpn = oldMm.mmapBaseVpn;
@@ -176,7 +219,7 @@ export class Host {
     mm.ksmRmapItems = oldMm.ksmRmapItems;
     this.ksm?.fork(oldMm, mm);
     for (const vma of oldMm.vmas) mm.vmas.push(this.copyVma(vma, mm));
-    const child = new Process(this.nextPid++, parent.pid, parent.comm, mm);
+    const child = new Process(this.nextPid++, parent.pid, parent.comm, mm, parent.identity);
     this.processes.set(child.pid, child);
     return child;
   }
@@ -189,7 +232,7 @@ export class Host {
   exec(pid: number, comm?: string): void {
     const process = this.process(pid);
     const oldMm = process.mm;
-    const mm = new Mm(this.nextMmId++, oldMm.homeNid);
+    const mm = new Mm(this.nextMmId++, oldMm.homeNid, process.identity);
     mm.flags = oldMm.flags & MMF_VM_MERGE_ANY;
     if (mm.flags & MMF_VM_MERGE_ANY) this.ksm?.enter(mm);
     const stackPages = 33;
@@ -393,6 +436,7 @@ export class Host {
 
   /** Stores `bytes` at `address`, taking write faults (COW) as a user store would. */
   write(pid: number, address: number, bytes: Uint8Array): void {
+    this.lastAccessFault = 'none';
     this.store(pid, address, bytes, false);
   }
 
@@ -406,7 +450,8 @@ export class Host {
     const vpn = address / PAGE_SIZE;
     const vma = mm.findVma(vpn);
     if (vma === undefined || !vma.has(VM_WRITE)) throw new ErrnoError('EFAULT', 'write');
-    const frame = this.faultIn(mm, vma, vpn, 'write');
+    this.lastAccessFault = 'none';
+    const frame = this.accessFault(mm, vma, vpn, 'write');
     this.frames.writeValue(frame, hi, lo);
   }
 
@@ -414,6 +459,7 @@ export class Host {
   read(pid: number, address: number, lengthBytes: number): Uint8Array {
     const mm = this.process(pid).mm;
     const out = new Uint8Array(lengthBytes);
+    this.lastAccessFault = 'none';
     let done = 0;
     while (done < lengthBytes) {
       const at = address + done;
@@ -422,7 +468,7 @@ export class Host {
       if (vma === undefined || !vma.has(VM_READ)) throw new ErrnoError('EFAULT', 'read');
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, lengthBytes - done);
-      const frame = this.faultIn(mm, vma, vpn, 'read');
+      const frame = this.accessFault(mm, vma, vpn, 'read');
       if (frame !== ZERO_FRAME) this.frames.readBytes(frame, inPage, out, done, n);
       done += n;
     }
@@ -485,6 +531,7 @@ export class Host {
    * protection, and COWs a shared or KSM page like any write.
    */
   pokeForce(pid: number, address: number, bytes: Uint8Array): void {
+    this.lastAccessFault = 'none';
     this.store(pid, address, bytes, true);
   }
 
@@ -500,7 +547,7 @@ export class Host {
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
       // Without VM_WRITE the fault copies a shared or KSM page (no reuse) and the copy stays read-only.
-      const frame = this.faultIn(mm, vma, vpn, 'write');
+      const frame = this.accessFault(mm, vma, vpn, 'write');
       if (!vma.has(VM_WRITE)) vma.pteFlags[vpn - vma.startVpn]! &= ~PTE_WRITE;
       this.frames.writeBytes(frame, inPage, bytes.subarray(done, done + n));
       done += n;
@@ -515,6 +562,7 @@ export class Host {
    */
   faultIn(mm: Mm, vma: Vma, vpn: number, kind: FaultKind): number {
     const i = vpn - vma.startVpn;
+    if (vma.pteFlags[i]! & PTE_TRAP && kind !== 'unshare') return this.copyOnAccess(mm, vma, i, kind);
     const pte = vma.pte[i]!;
     const backing = vma.backing;
     if (backing.kind === 'shmem') return this.sharedFault(mm, vma, i, backing.object, backing.pgoff + i);
@@ -570,6 +618,47 @@ export class Host {
       if (this.frames.isLarge(frame) && this.reuseLargeFolio(vma, vpn, frame)) return frame;
     }
     return this.copyOnWrite(mm, vma, i, frame, kind);
+  }
+
+  /** faultIn() for a user load or store, noting in lastAccessFault what it cost (see access-fault.ts). */
+  private accessFault(mm: Mm, vma: Vma, vpn: number, kind: 'read' | 'write'): number {
+    const i = vpn - vma.startVpn;
+    const pte = vma.pte[i]!;
+    const pteFlags = vma.pteFlags[i]!;
+    const wasKsm = pte > 0 && (this.frames.flags[pte - 1]! & FRAME_KSM) !== 0;
+    const frame = this.faultIn(mm, vma, vpn, kind);
+    let fault: AccessFault = 'none';
+    if (pteFlags & PTE_TRAP) fault = 'copy-on-access';
+    else if (pte === PTE_NONE) fault = 'anon';
+    else if (kind === 'read' || (pte > 0 && pteFlags & PTE_WRITE)) fault = 'none';
+    else if (pte === PTE_ZERO) fault = 'cow';
+    else if (pte === PTE_KSM_ZERO || wasKsm) fault = 'cow-ksm';
+    else fault = vma.pte[i] === pte ? 'wp-reuse' : 'cow';
+    this.lastAccessFault = slowerAccessFault(this.lastAccessFault, fault);
+    return frame;
+  }
+
+  /**
+   * The vusion policy's fault on a trapped page, for any access: the page is
+   * copied onto a fresh frame taken at a random place and mapped as the
+   * process's own, so a merged page and an unmerged one cost the same and
+   * where the copy lands cannot be steered (VUsion, SOSP 2017: copy-on-access).
+   */
+  private copyOnAccess(mm: Mm, vma: Vma, i: number, kind: FaultKind): number {
+    const pte = vma.pte[i]!;
+    const frame = this.frames.allocRandom(mm.homeNid, (n) => randomBelow(this.random, n));
+    if (frame < 0) throw new ErrnoError('ENOMEM', 'fault');
+    this.frames.flags[frame]! |= FRAME_ANON | FRAME_ANON_EXCLUSIVE;
+    vma.anonVma = true;
+    if (pte > 0) {
+      this.copyFrame(pte - 1, frame);
+      if (this.frames.flags[pte - 1]! & FRAME_KSM) this.vmstat.cow_ksm++;
+      this.putMapping(pte - 1);
+    } else if (pte === PTE_KSM_ZERO) this.removeKsmZeroPte(mm);
+    vma.pte[i] = frame + 1;
+    vma.pteFlags[i] = (vma.has(VM_WRITE) ? PTE_WRITE : 0) | (kind === 'write' ? PTE_DIRTY : 0);
+    this.frames.mapcount[frame]!++;
+    return frame;
   }
 
   /**
@@ -890,7 +979,7 @@ export class Host {
     const checked = pteFlags & (PTE_WRITE | PTE_DIRTY) || this.frames.flags[frame]! & FRAME_ANON_EXCLUSIVE;
     if (checked && (this.frames.pinCount[frame]! > 0 || this.frames.batchRefs[frame]! > 0)) return false;
     if (pteFlags & PTE_DIRTY) this.frames.flags[frame]! |= FRAME_DIRTY;
-    vma.pteFlags[i] = 0;
+    vma.pteFlags[i] = this.ksmTrapBit;
     this.frames.flags[frame]! &= ~FRAME_ANON_EXCLUSIVE;
     return true;
   }
@@ -899,7 +988,7 @@ export class Host {
   ksmReplacePage(vma: Vma, vpn: number, frame: number, kframe: number): boolean {
     const i = vpn - vma.startVpn;
     if (vma.pte[i] !== frame + 1) return false;
-    this.mapFrame(vma, i, kframe, 0);
+    this.mapFrame(vma, i, kframe, this.ksmTrapBit);
     // folio_add_anon_rmap_pte() mlocks kpage in a locked VMA; folio_remove_rmap_pte() munlocks the old page.
     const locked = (vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED;
     if (locked) this.mlockBatchAdd(kframe);
@@ -913,7 +1002,7 @@ export class Host {
     const i = vpn - vma.startVpn;
     if (vma.pte[i] !== frame + 1) return false;
     vma.pte[i] = PTE_KSM_ZERO;
-    vma.pteFlags[i] = PTE_DIRTY;
+    vma.pteFlags[i] = PTE_DIRTY | this.ksmTrapBit;
     mm.ksmZeroPages++;
     if ((vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) this.mlockBatchAdd(frame);
     this.putMapping(frame);
@@ -948,6 +1037,16 @@ export class Host {
         this.putMapping(f);
       }
     }
+  }
+
+  /**
+   * The vusion policy's trap, set by KSM on a page that passed its checksum
+   * gate (unchanged for a pass: idle long enough to merge), merged or not. A
+   * pinned page is left alone: KSM could not merge it either.
+   */
+  ksmTrapIdlePage(vma: Vma, vpn: number, frame: number): void {
+    const i = vpn - vma.startVpn;
+    if (vma.pte[i] === frame + 1 && this.frames.pinCount[frame] === 0) vma.pteFlags[i]! |= this.ksmTrapBit;
   }
 
   /** The live processes' mms, for whole-host checks. */

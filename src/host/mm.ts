@@ -13,7 +13,8 @@
  * | PTE_ZERO     | the shared zero page, mapped by a read fault (pte_special)        |
  * | PTE_KSM_ZERO | the zero page placed by KSM (use_zero_pages): dirty special PTE   |
  *
- * `Vma.pteFlags` (Uint8 per virtual page): PTE_WRITE (writable), PTE_DIRTY.
+ * `Vma.pteFlags` (Uint8 per virtual page): PTE_WRITE (writable), PTE_DIRTY,
+ * PTE_TRAP (the vusion policy: any access copies the page first).
  * Addresses are kept as virtual page numbers (vpn = address >> 12): user
  * space is 47 bits, so a vpn fits in a double exactly and in 35 bits.
  */
@@ -25,6 +26,12 @@ export const PTE_KSM_ZERO = -2;
 
 export const PTE_WRITE = 1 << 0;
 export const PTE_DIRTY = 1 << 1;
+/**
+ * Ours, for the vusion policy: the page was idle long enough to be merged, so
+ * any access takes a copy-on-access fault, whether KSM merged it or not (the
+ * kernel patch makes such PTEs inaccessible; a bit is the simplest model).
+ */
+export const PTE_TRAP = 1 << 2;
 
 // vm_flags: the kernel's names; the bit values are ours (only the names cross the interface).
 export const VM_READ = 1 << 0;
@@ -142,6 +149,8 @@ export class Mm {
     readonly id: number,
     /** NUMA node its pages are allocated on (a process's local node). */
     readonly homeNid: number,
+    /** Who owns it (mm->owner): the trust domain its pages belong to. */
+    readonly owner: ProcessIdentity = ROOT_IDENTITY,
   ) {}
 
   /** The VMA containing `vpn`, or undefined. */
@@ -177,6 +186,20 @@ export class Mm {
 
 export type ProcessState = 'running' | 'exited';
 
+/**
+ * Who a process runs as: its credentials (uid, CAP_SYS_ADMIN), its cgroup and
+ * a free label (a tenant's name). Set at spawn, inherited by fork, kept by
+ * exec; nothing changes it afterwards (no setuid in the simulated host).
+ */
+export interface ProcessIdentity {
+  readonly uid: number;
+  readonly cgroup: string;
+  readonly label: string;
+  readonly capSysAdmin: boolean;
+}
+
+export const ROOT_IDENTITY: ProcessIdentity = { uid: 0, cgroup: '/', label: '', capSysAdmin: true };
+
 export class Process {
   state: ProcessState = 'running';
   constructor(
@@ -184,5 +207,22 @@ export class Process {
     readonly ppid: number,
     public comm: string,
     public mm: Mm,
+    readonly identity: ProcessIdentity = ROOT_IDENTITY,
   ) {}
+
+  get uid(): number {
+    return this.identity.uid;
+  }
+
+  get cgroup(): string {
+    return this.identity.cgroup;
+  }
+
+  get label(): string {
+    return this.identity.label;
+  }
+
+  get capSysAdmin(): boolean {
+    return this.identity.capSysAdmin;
+  }
 }

@@ -36,6 +36,7 @@ import {
   type Vma,
 } from '../host/mm.ts';
 import { type PageChecksum, pageChecksumJs, ZERO_PAGE_CHECKSUM } from '../host/xxhash64.ts';
+import { TrustDomains } from '../policy/trust-domains.ts';
 import { type CostModel, DEFAULT_COST_MODEL } from './cost-model.ts';
 import { DECLINE_REASONS, type DeclineReason, type KsmEvent, type KsmEventListener } from './events.ts';
 import { RB_NIL, rbErase, rbInsertColor, rbLinkNode, rbReplaceNode } from './rbtree.ts';
@@ -89,6 +90,8 @@ export class MmSlot {
   next: MmSlot = this;
   /** First rmap item of the mm's address-sorted list, or -1. */
   rmapList = -1;
+  /** Ours (trust-domains policy): the first tree root of the mm's domain; 0 without domains. */
+  treeBase = 0;
   constructor(
     readonly index: number,
     /** null only for the list head sentinel (ksm_mm_head). */
@@ -170,6 +173,13 @@ export class Ksm implements KsmHooks {
   // Set by stableTreeSearch when the content is there but every copy is full.
   private chainFull = false;
 
+  // Policies (src/policy): trees per trust domain, zero pages only, vusion's trap.
+  private readonly domains: TrustDomains | null;
+  private readonly zeroPagesOnly: boolean;
+  private readonly trapIdlePages: boolean;
+  /** treeBase of the page being merged: its trees are roots [treeBase, treeBase + nodes). */
+  private treeBase = 0;
+
   // ksmd on the virtual clock.
   private ksmdWakeAtNs = 0;
   private batchCostNs = 0;
@@ -190,6 +200,10 @@ export class Ksm implements KsmHooks {
     this.stableRoots = new Int32Array(host.frames.numaNodes).fill(RB_NIL);
     this.unstableRoots = new Int32Array(host.frames.numaNodes).fill(RB_NIL);
     this.scanSlot = this.mmHead;
+    const policy = host.policy;
+    this.domains = policy.name === 'trust-domains' ? new TrustDomains(policy) : null;
+    this.zeroPagesOnly = policy.name === 'zero-pages-only';
+    this.trapIdlePages = policy.name === 'vusion';
     host.attachKsm(this);
   }
 
@@ -265,6 +279,7 @@ export class Ksm implements KsmHooks {
     if (this.slotsByMm.has(mm)) fail(`mm ${mm.id} is already registered`);
     const index = this.freeSlotIndices.pop() ?? this.slotsByIndex.length;
     const slot = new MmSlot(index, mm);
+    if (this.domains !== null) slot.treeBase = this.domainTreeBase(mm);
     this.slotsByIndex[index] = slot;
     this.slotsByMm.set(mm, slot);
     const needsWakeup = this.mmHead.next === this.mmHead;
@@ -558,9 +573,23 @@ export class Ksm implements KsmHooks {
     return (this.frames.flags[frame]! & FRAME_KSM) !== 0;
   }
 
-  /** get_kpfn_nid(). */
+  /** get_kpfn_nid(), offset to the trees of the page's trust domain (as merge_across_nodes=0 keeps trees per node). */
   private kpfnNid(frame: number): number {
-    return this.settings.mergeAcrossNodes ? 0 : this.frames.nidOf(frame);
+    return this.treeBase + (this.settings.mergeAcrossNodes ? 0 : this.frames.nidOf(frame));
+  }
+
+  /** The first tree root of mm's trust domain, adding a domain's roots on its first mm. */
+  private domainTreeBase(mm: Mm): number {
+    const domain = this.domains!.indexOf(mm.owner);
+    const roots = this.frames.numaNodes;
+    const needed = (domain + 1) * roots;
+    // Root indices are stored in 16 bits (rmap items' and stable nodes' nid).
+    if (!(needed <= 0x10000)) fail(`trust domain ${domain} needs tree root ${needed - 1}, past 65535`);
+    if (this.stableRoots.length < needed) {
+      this.stableRoots = grownRoots(this.stableRoots, needed);
+      this.unstableRoots = grownRoots(this.unstableRoots, needed);
+    }
+    return domain * roots;
   }
 
   /**
@@ -572,6 +601,7 @@ export class Ksm implements KsmHooks {
     const items = this.items;
     let stableNode = RB_NIL;
     let bypass = false;
+    if (this.domains !== null) this.treeBase = this.slotsByIndex[items.slot[item]!]!.treeBase;
     if (this.isKsmFrame(frame)) {
       stableNode = this.frames.ksmNode[frame]!;
       // The steady state of a merged mapping: nothing to do, not even a checksum.
@@ -586,7 +616,12 @@ export class Ksm implements KsmHooks {
         this.decline(item, 'checksum_changed');
         return;
       }
+      if (this.trapIdlePages) this.trapIdlePage(item, frame);
       if (!this.tryToMergeWithZeroPage(item, frame)) return;
+      if (this.zeroPagesOnly && (checksum !== ZERO_PAGE_CHECKSUM || !this.frames.isZero(frame))) {
+        this.decline(item, 'policy');
+        return;
+      }
     }
     this.chainFull = false;
     let kframe = this.stableTreeSearch(frame);
@@ -635,6 +670,13 @@ export class Ksm implements KsmHooks {
     this.ksmZeroPages++;
     this.emit({ type: 'ksm_merge_zero_page', pfn: frame, mmId: mm.id, vpn });
     return false;
+  }
+
+  /** vusion: the page passed the checksum gate, so it is trapped whether it merges or not. */
+  private trapIdlePage(item: number, frame: number): void {
+    const vpn = this.items.vpn[item]!;
+    const vma = this.findMergeableVma(this.slotMm(item), vpn);
+    if (vma !== null) this.host.ksmTrapIdlePage(vma, vpn, frame);
   }
 
   /** find_mergeable_vma(): the VMA at vpn if it is VM_MERGEABLE with an anon_vma. */
@@ -1019,7 +1061,7 @@ export class Ksm implements KsmHooks {
       } else if (ret > 0) {
         goLeft = false;
         node = items.right[node]!;
-      } else if (!this.settings.mergeAcrossNodes && this.frames.nidOf(treeFrame) !== nid) {
+      } else if (!this.settings.mergeAcrossNodes && this.kpfnNid(treeFrame) !== nid) {
         this.decline(item, 'other_numa_node');
         return RB_NIL;
       } else {
@@ -1310,6 +1352,13 @@ function skipAge(age: number): number {
   if (age <= 5) return 2;
   if (age <= 8) return 4;
   return 8;
+}
+
+/** A longer copy of a roots array, the new roots empty. */
+function grownRoots(roots: Int32Array, length: number): Int32Array {
+  const grown = new Int32Array(length).fill(RB_NIL);
+  grown.set(roots);
+  return grown;
 }
 
 function unlink(slot: MmSlot): void {

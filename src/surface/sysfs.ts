@@ -6,6 +6,7 @@
  */
 import { ErrnoError } from '../host/errno.ts';
 import type { Ksm } from '../ksm/ksm.ts';
+import { type AuditEvent, AuditLog } from '../policy/audit.ts';
 import { kstrtobool, kstrtoint, kstrtouint, kstrtoul, type Parsed, sysfsStreq } from './kstrto.ts';
 
 export const KSM_SYSFS_DIR = '/sys/kernel/mm/ksm';
@@ -200,13 +201,33 @@ export function sysfsAttribute(name: string): SysfsAttribute | undefined {
 /** Who performs a write: non-root writers get EACCES at open, as on the real host. */
 export interface Credentials {
   readonly root: boolean;
+  /** The writing process (for the policies' privilege check and audit log): its comm, uid and capability. */
+  readonly pid?: number;
 }
 
 const ROOT: Credentials = { root: true };
 
+/** The writer as the policies see it. */
+interface Writer {
+  readonly pid: number | null;
+  readonly comm: string;
+  readonly uid: number;
+  readonly capSysAdmin: boolean;
+}
+
+/** A run value with the MERGE bit (kstrtouint, as run_store parses it): the write that starts ksmd. */
+function startsMerging(text: string): boolean {
+  const r = kstrtouint(text);
+  return r.ok && r.value <= 2n && (r.value & 1n) === 1n;
+}
+
 /** The directory, file by file. Paths may be given as file names or full paths. */
 export class KsmSysfs {
-  constructor(private readonly ksm: Ksm) {}
+  constructor(
+    private readonly ksm: Ksm,
+    /** Every write attempt under the dormant and fortress policies. */
+    readonly auditLog: AuditLog = new AuditLog(),
+  ) {}
 
   list(): string[] {
     return KSM_SYSFS.map((a) => a.name);
@@ -219,6 +240,47 @@ export class KsmSysfs {
   /** Writes `text` as `echo -n text > file` would; throws the kernel's errno. */
   write(nameOrPath: string, text: string, credentials: Credentials = ROOT): void {
     const attr = this.attribute(nameOrPath, 'open');
+    const policy = this.ksm.host.policy.name;
+    if (policy !== 'dormant' && policy !== 'fortress') {
+      this.store(attr, text, credentials);
+      return;
+    }
+    const writer = this.writer(credentials);
+    const oldValue = attr.show(this.ksm).replace(/\n$/, '');
+    const audit = (result: AuditEvent['result']): void =>
+      this.auditLog.append({
+        timeNs: this.ksm.host.clock.nowNs,
+        pid: writer.pid,
+        comm: writer.comm,
+        uid: writer.uid,
+        file: attr.name,
+        oldValue,
+        newValue: text.replace(/\n$/, ''),
+        result,
+      });
+    try {
+      // Checked after open and parsing, as a store function checks a capability: bad text is still EINVAL.
+      if (attr.store !== undefined && credentials.root && attr.name === 'run' && startsMerging(text)) {
+        if (policy === 'fortress' || !writer.capSysAdmin)
+          throw new ErrnoError('EPERM', 'write', pathOf(attr.name));
+      }
+      this.store(attr, text, credentials);
+    } catch (e) {
+      if (e instanceof ErrnoError) audit(e.code);
+      throw e;
+    }
+    audit('ok');
+  }
+
+  private writer(credentials: Credentials): Writer {
+    if (credentials.pid === undefined) {
+      return { pid: null, comm: '-', uid: credentials.root ? 0 : 65534, capSysAdmin: credentials.root };
+    }
+    const p = this.ksm.host.process(credentials.pid);
+    return { pid: p.pid, comm: p.comm, uid: p.uid, capSysAdmin: p.capSysAdmin };
+  }
+
+  private store(attr: SysfsAttribute, text: string, credentials: Credentials): void {
     // sysfs refuses a write open of a 0444 attribute even to root (observed on 6.18.44).
     if (attr.store === undefined || !credentials.root)
       throw new ErrnoError('EACCES', 'open', pathOf(attr.name));

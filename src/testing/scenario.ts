@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { PAGE_SIZE } from '../host/constants.ts';
-import type { MadviseAdvice } from '../host/host.ts';
+import type { MadviseAdvice, SpawnOptions } from '../host/host.ts';
 import { PR_GET_MEMORY_MERGE, PR_SET_MEMORY_MERGE } from '../host/host.ts';
 import type { Process } from '../host/mm.ts';
 import type { KsmEvent } from '../ksm/events.ts';
@@ -55,7 +55,8 @@ export class Scenario {
     return this;
   }
 
-  process(name: string, options: { nid?: number } = {}): ProcessHandle {
+  /** A new process; `options` set its node and identity (uid, cgroup, label, capSysAdmin) as Host.spawn does. */
+  process(name: string, options: Omit<SpawnOptions, 'comm'> = {}): ProcessHandle {
     const p = this.sim.host.spawn({ comm: name, ...options });
     const handle = new ProcessHandle(this, p);
     this.procs.set(name, handle);

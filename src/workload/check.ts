@@ -264,6 +264,8 @@ class SequenceChecker {
       if (this.process(process, stepNumber, [...path, 'exit', 'process']) === undefined) return;
       this.live.delete(process);
       this.exitedAt.set(process, stepNumber);
+    } else if (step.set !== undefined && step.as !== undefined) {
+      this.process(step.as, stepNumber, [...path, 'as']);
     } else if (step.expect !== undefined) {
       for (const counter of Object.keys(step.expect)) {
         const ref = parseCounterRef(counter);

@@ -296,10 +296,17 @@ function sourceText(doc: Document.Parsed, path: KeyPath, value: number | boolean
 }
 
 function processSpec(entry: ProcessEntry): ProcessSpec {
+  const identity = {
+    ...(entry.uid === undefined ? {} : { uid: entry.uid }),
+    ...(entry.cgroup === undefined ? {} : { cgroup: entry.cgroup }),
+    ...(entry.label === undefined ? {} : { label: entry.label }),
+    ...(entry.cap_sys_admin === undefined ? {} : { capSysAdmin: entry.cap_sys_admin }),
+  };
   return {
     name: entry.name,
     memoryMerge: entry.memory_merge ?? false,
     regions: (entry.regions ?? []).map(regionSpec),
+    ...(Object.keys(identity).length > 0 ? { identity } : {}),
   };
 }
 
@@ -330,7 +337,9 @@ function contentSpec(entry: ContentSpecEntry): ContentSpec {
 }
 
 function step(entry: StepEntry, doc: Document.Parsed, path: KeyPath): Step {
-  const op = (Object.keys(entry) as (keyof StepEntry)[]).find((key) => entry[key] !== undefined);
+  const op = (Object.keys(entry) as Exclude<keyof StepEntry, 'as'>[]).find(
+    (key) => (key as keyof StepEntry) !== 'as' && entry[key] !== undefined,
+  );
   switch (op) {
     case 'scan':
       return { op, passes: entry.scan! };
@@ -359,7 +368,11 @@ function step(entry: StepEntry, doc: Document.Parsed, path: KeyPath): Step {
     case 'exit':
       return { op, ...entry.exit! };
     case 'set':
-      return { op, settings: settings(entry.set!, doc, [...path, 'set']) };
+      return {
+        op,
+        settings: settings(entry.set!, doc, [...path, 'set']),
+        ...(entry.as === undefined ? {} : { as: entry.as }),
+      };
     case 'expect':
       return {
         op,

@@ -268,7 +268,10 @@ class ReplaySession {
     };
     for (const process of this.workload.processes) {
       const spawned = await attempt(() =>
-        this.backend.spawn(process.name, { memoryMerge: process.memoryMerge }),
+        this.backend.spawn(process.name, {
+          memoryMerge: process.memoryMerge,
+          ...(process.identity === undefined ? {} : { identity: process.identity }),
+        }),
       );
       noteRefusal(spawned, { op: 'spawn', process: process.name });
       this.layout.spawn(process.name);
@@ -406,7 +409,8 @@ class ReplaySession {
         break;
       case 'set':
         for (const { name, value } of step.settings) {
-          outcome.note(await attempt(() => this.backend.setSysfs(name, value)));
+          const options = step.as === undefined ? {} : { as: step.as };
+          outcome.note(await attempt(() => this.backend.setSysfs(name, value, options)));
         }
         break;
       case 'expect':

@@ -157,6 +157,18 @@ export const processSchema = strictMap(
     name: nameSchema,
     memory_merge: flagSchema.optional(),
     regions: z.array(regionSchema, { error: expecting('a list of regions') }).optional(),
+    // Who the process runs as: read by the simulated host's policies (ksmkit audit); the kernel backend refuses them.
+    uid: z
+      .int({ error: expecting('an integer 0..4294967294 (a uid)') })
+      .min(0)
+      .max(4294967294)
+      .optional(),
+    cgroup: z
+      .string({ error: expecting('a cgroup path starting with /') })
+      .regex(/^\//)
+      .optional(),
+    label: z.string({ error: expecting('a string (a trust domain label)') }).optional(),
+    cap_sys_admin: flagSchema.optional(),
   },
   'a process (a map)',
 );
@@ -270,10 +282,20 @@ export const stepSchema = strictMap(
     exit: strictMap({ process: processRefSchema }, 'a map {process}').optional(),
     set: settingsSchema.optional(),
     expect: expectSchema.optional(),
+    /** Beside `set` only: the process that writes (simulated host). */
+    as: processRefSchema.optional(),
   },
   'a step (a map with one operation key)',
 ).superRefine((step, ctx) => {
-  const ops = Object.keys(step).filter((key) => step[key as keyof typeof step] !== undefined);
+  const ops = Object.keys(step).filter((key) => key !== 'as' && step[key as keyof typeof step] !== undefined);
+  if (step.as !== undefined && step.set === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['as'],
+      params: UNLESS_UNKNOWN_KEY,
+      message: 'as (the process that writes) is allowed only beside set',
+    });
+  }
   if (ops.length !== 1) {
     ctx.addIssue({
       code: 'custom',

@@ -8,7 +8,7 @@
  * `pageCount`, `page` is `pageIndex`.
  */
 
-import type { MadviseAdvice } from '../backend/backend.ts';
+import type { MadviseAdvice, ProcessIdentitySpec } from '../backend/backend.ts';
 
 export const WORKLOAD_VERSION = 1;
 
@@ -46,6 +46,8 @@ export interface ProcessSpec {
   readonly name: string;
   readonly memoryMerge: boolean;
   readonly regions: readonly RegionSpec[];
+  /** uid, cgroup, label, cap_sys_admin when the file gives any (simulated host only). */
+  readonly identity?: ProcessIdentitySpec;
 }
 
 /** One write of a sysfs file: `value` is the exact text written (a number keeps its source spelling). */
@@ -91,7 +93,12 @@ export type Step =
   | { readonly op: 'munmap'; readonly process: string; readonly region: string }
   | { readonly op: 'fork'; readonly process: string; readonly child: string }
   | { readonly op: 'exit'; readonly process: string }
-  | { readonly op: 'set'; readonly settings: readonly SysfsSetting[] }
+  | {
+      readonly op: 'set';
+      readonly settings: readonly SysfsSetting[];
+      /** The process that writes (`as:`), for the simulated host's policies; default the tool itself. */
+      readonly as?: string;
+    }
   | { readonly op: 'expect'; readonly counters: readonly ExpectedCounter[] };
 
 export type StepOp = Step['op'];

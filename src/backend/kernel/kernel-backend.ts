@@ -35,6 +35,7 @@ import type {
   MadviseAdvice,
   OpResult,
   ProcessCounters,
+  ProcessIdentitySpec,
   RegionMapping,
   SysfsWriteResult,
 } from '../backend.ts';
@@ -144,6 +145,10 @@ interface KernelProcess {
 
 const OK: OpResult = { ok: true };
 
+/** Workload processes here are agents run by ksmkit as root: another identity is the simulated host's. */
+const SIMULATOR_ONLY =
+  'the kernel backend runs every workload process as root and writes sysfs itself: a process uid, cgroup, label or cap_sys_admin, and a set step with `as:`, are for the simulated host (ksmkit audit, simulate --policy)';
+
 const ERRNO_BY_NUMBER: ReadonlyMap<number, string> = new Map(
   Object.entries(osConstants.errno).map(([name, n]) => [n, name] as const),
 );
@@ -225,7 +230,12 @@ export class KernelBackend implements Backend {
     this.skippedBase = readKsmNumber('pages_skipped');
   }
 
-  async spawn(process: string, options: { readonly memoryMerge: boolean }): Promise<OpResult> {
+  async spawn(
+    process: string,
+    options: { readonly memoryMerge: boolean; readonly identity?: ProcessIdentitySpec },
+  ): Promise<OpResult> {
+    if (options.identity !== undefined && Object.keys(options.identity).length > 0)
+      throw new Error(SIMULATOR_ONLY);
     const server = this.started().server;
     if (this.processes.has(process)) throw new Error(`kernel backend: process "${process}" already exists`);
     const hello = server.expect(process, this.options.connectTimeoutMs ?? 10_000);
@@ -405,7 +415,12 @@ export class KernelBackend implements Backend {
     return r;
   }
 
-  async setSysfs(name: string, value: string): Promise<SysfsWriteResult> {
+  async setSysfs(
+    name: string,
+    value: string,
+    options: { readonly as?: string } = {},
+  ): Promise<SysfsWriteResult> {
+    if (options.as !== undefined) throw new Error(SIMULATOR_ONLY);
     const stepper = this.started().stepper;
     if (!this.hasFile(name)) throw new Error(`setSysfs: ${KSM_DIR} has no file "${name}"`);
     const modeBefore = selectedWord(readKsm('advisor_mode'));

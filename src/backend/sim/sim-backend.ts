@@ -16,6 +16,7 @@ import type {
   MadviseAdvice,
   OpResult,
   ProcessCounters,
+  ProcessIdentitySpec,
   RegionMapping,
   SysfsWriteResult,
 } from '../backend.ts';
@@ -83,8 +84,11 @@ export class SimBackend implements Backend {
     this.skippedBase = this.sim.ksm.pagesSkipped;
   }
 
-  async spawn(process: string, options: { readonly memoryMerge: boolean }): Promise<OpResult> {
-    const p = this.sim.host.spawn({ comm: process });
+  async spawn(
+    process: string,
+    options: { readonly memoryMerge: boolean; readonly identity?: ProcessIdentitySpec },
+  ): Promise<OpResult> {
+    const p = this.sim.host.spawn({ ...options.identity, comm: process });
     this.processes.set(process, { pid: p.pid, regions: new Map() });
     if (!options.memoryMerge) return OK;
     return attempt(() => this.sim.host.prctl(p.pid, PR_SET_MEMORY_MERGE, 1));
@@ -161,8 +165,14 @@ export class SimBackend implements Backend {
     return OK;
   }
 
-  async setSysfs(name: string, value: string): Promise<SysfsWriteResult> {
-    return attempt(() => this.sim.sysfs.write(name, value));
+  async setSysfs(
+    name: string,
+    value: string,
+    options: { readonly as?: string } = {},
+  ): Promise<SysfsWriteResult> {
+    const writer = options.as;
+    if (writer === undefined) return attempt(() => this.sim.sysfs.write(name, value));
+    return attempt(() => this.sim.writeSysfsAs(this.proc(writer).pid, name, value));
   }
 
   /**
