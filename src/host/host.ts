@@ -32,6 +32,7 @@ import {
   PTE_DIRTY,
   PTE_KSM_ZERO,
   PTE_NONE,
+  PTE_TRAPPED,
   PTE_WRITE,
   PTE_ZERO,
   SharedObject,
@@ -105,6 +106,20 @@ export const PR_GET_MEMORY_MERGE = 68;
 
 type FaultKind = 'read' | 'write' | 'unshare';
 
+/**
+ * SHIM (branch `attack`, policy-contract.md): what the last user access met,
+ * for the attack model. A multi-page access reports the slowest kind.
+ */
+export type AccessFault = 'none' | 'anon' | 'cow' | 'cow-ksm' | 'copy-on-access';
+
+const ACCESS_FAULT_RANK: Readonly<Record<AccessFault, number>> = {
+  none: 0,
+  anon: 1,
+  cow: 2,
+  'cow-ksm': 3,
+  'copy-on-access': 3,
+};
+
 /** /proc/vmstat counters the MM keeps for KSM. */
 export interface VmStat {
   cow_ksm: number;
@@ -122,6 +137,8 @@ export class Host {
   private nextMmId = 1;
   /** ksmd's per-CPU mlock folio batch (frames holding a batched reference). */
   private readonly mlockBatch: number[] = [];
+  /** SHIM (branch `attack`): the fault the last write/writePageValue/read took. */
+  lastAccessFault: AccessFault = 'none';
 
   constructor(config: HostConfig) {
     this.frames = new FramePool({
@@ -141,12 +158,28 @@ export class Host {
   // ---------------------------------------------------------------- processes
 
   /** A new process with an empty address space, as if exec'd by init. */
-  spawn(options: { comm?: string; nid?: number } = {}): Process {
+  spawn(
+    options: {
+      comm?: string;
+      nid?: number;
+      uid?: number;
+      cgroup?: string;
+      label?: string;
+      capSysAdmin?: boolean;
+    } = {},
+  ): Process {
     const nid = options.nid ?? 0;
     if (!Number.isInteger(nid) || nid < 0 || nid >= this.frames.numaNodes)
       throw new ErrnoError('EINVAL', 'spawn');
     const pid = this.nextPid++;
-    const process = new Process(pid, 1, options.comm ?? `proc${pid}`, new Mm(this.nextMmId++, nid));
+    const uid = options.uid ?? 0;
+    const identity = {
+      uid,
+      cgroup: options.cgroup ?? '/',
+      label: options.label ?? '',
+      capSysAdmin: options.capSysAdmin ?? uid === 0,
+    };
+    const process = new Process(pid, 1, options.comm ?? `proc${pid}`, new Mm(this.nextMmId++, nid), identity);
     this.processes.set(pid, process);
     return process;
   }
@@ -176,7 +209,7 @@ export class Host {
     mm.ksmRmapItems = oldMm.ksmRmapItems;
     this.ksm?.fork(oldMm, mm);
     for (const vma of oldMm.vmas) mm.vmas.push(this.copyVma(vma, mm));
-    const child = new Process(this.nextPid++, parent.pid, parent.comm, mm);
+    const child = new Process(this.nextPid++, parent.pid, parent.comm, mm, parent.identity);
     this.processes.set(child.pid, child);
     return child;
   }
@@ -406,6 +439,7 @@ export class Host {
     const vpn = address / PAGE_SIZE;
     const vma = mm.findVma(vpn);
     if (vma === undefined || !vma.has(VM_WRITE)) throw new ErrnoError('EFAULT', 'write');
+    this.lastAccessFault = this.accessFaultAt(vma, vpn, 'write');
     const frame = this.faultIn(mm, vma, vpn, 'write');
     this.frames.writeValue(frame, hi, lo);
   }
@@ -415,11 +449,13 @@ export class Host {
     const mm = this.process(pid).mm;
     const out = new Uint8Array(lengthBytes);
     let done = 0;
+    this.lastAccessFault = 'none';
     while (done < lengthBytes) {
       const at = address + done;
       const vpn = Math.floor(at / PAGE_SIZE);
       const vma = mm.findVma(vpn);
       if (vma === undefined || !vma.has(VM_READ)) throw new ErrnoError('EFAULT', 'read');
+      this.noteAccessFault(this.accessFaultAt(vma, vpn, 'read'));
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, lengthBytes - done);
       const frame = this.faultIn(mm, vma, vpn, 'read');
@@ -492,11 +528,13 @@ export class Host {
   private store(pid: number, address: number, bytes: Uint8Array, force: boolean): void {
     const mm = this.process(pid).mm;
     let done = 0;
+    this.lastAccessFault = 'none';
     while (done < bytes.length) {
       const at = address + done;
       const vpn = Math.floor(at / PAGE_SIZE);
       const vma = mm.findVma(vpn);
       if (vma === undefined || (!force && !vma.has(VM_WRITE))) throw new ErrnoError('EFAULT', 'write');
+      this.noteAccessFault(this.accessFaultAt(vma, vpn, 'write'));
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
       // Without VM_WRITE the fault copies a shared or KSM page (no reuse) and the copy stays read-only.
@@ -509,6 +547,25 @@ export class Host {
 
   // ---------------------------------------------------------------- faults
 
+  /** SHIM: the fault an access to `vpn` is about to take, read from the PTE before the fault. */
+  private accessFaultAt(vma: Vma, vpn: number, kind: 'read' | 'write'): AccessFault {
+    const i = vpn - vma.startVpn;
+    const pte = vma.pte[i]!;
+    if (vma.backing.kind === 'shmem') return pte === PTE_NONE ? 'anon' : 'none';
+    if (pte === PTE_NONE) return 'anon';
+    if (vma.pteFlags[i]! & PTE_TRAPPED) return 'copy-on-access';
+    if (kind === 'read') return 'none';
+    if (pte === PTE_KSM_ZERO) return 'cow-ksm';
+    if (pte === PTE_ZERO) return 'cow';
+    if (vma.pteFlags[i]! & PTE_WRITE) return 'none';
+    // A write-protect fault that reuses the page counts as 'cow' here (the shim has no kind for it).
+    return this.frames.flags[pte - 1]! & FRAME_KSM ? 'cow-ksm' : 'cow';
+  }
+
+  private noteAccessFault(kind: AccessFault): void {
+    if (ACCESS_FAULT_RANK[kind] > ACCESS_FAULT_RANK[this.lastAccessFault]) this.lastAccessFault = kind;
+  }
+
   /**
    * handle_mm_fault() for one page. Returns the frame now mapped (ZERO_FRAME
    * for the zero page), or -1 when an unshare found nothing to do.
@@ -518,6 +575,8 @@ export class Host {
     const pte = vma.pte[i]!;
     const backing = vma.backing;
     if (backing.kind === 'shmem') return this.sharedFault(mm, vma, i, backing.object, backing.pgoff + i);
+    if (vma.pteFlags[i]! & PTE_TRAPPED && pte !== PTE_NONE && kind !== 'unshare')
+      return this.copyOnAccess(mm, vma, i, pte, kind);
     if (pte === PTE_NONE) {
       if (kind === 'unshare') return -1;
       if (backing.kind === 'file') {
@@ -646,6 +705,23 @@ export class Host {
     // An unshare fault keeps the old PTE's protection: the copy is not made writable.
     vma.pte[i] = frame + 1;
     vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : 0;
+    this.frames.mapcount[frame]!++;
+    return frame;
+  }
+
+  /** SHIM (branch `attack`): VUsion's copy on access: a private copy of a trapped page, merged or not. */
+  private copyOnAccess(mm: Mm, vma: Vma, i: number, pte: number, kind: FaultKind): number {
+    const frame = this.allocAnon(mm);
+    vma.anonVma = true;
+    if (pte > 0) {
+      this.copyFrame(pte - 1, frame);
+      this.putMapping(pte - 1);
+    } else if (pte === PTE_KSM_ZERO) {
+      this.removeKsmZeroPte(mm);
+    }
+    this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
+    vma.pte[i] = frame + 1;
+    vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : PTE_WRITE;
     this.frames.mapcount[frame]!++;
     return frame;
   }
@@ -893,6 +969,12 @@ export class Host {
     vma.pteFlags[i] = 0;
     this.frames.flags[frame]! &= ~FRAME_ANON_EXCLUSIVE;
     return true;
+  }
+
+  /** SHIM (branch `attack`): VUsion traps an idle or merged page's PTE. */
+  ksmTrapPage(vma: Vma, vpn: number): void {
+    const i = vpn - vma.startVpn;
+    if (vma.pte[i] !== PTE_NONE) vma.pteFlags[i]! |= PTE_TRAPPED;
   }
 
   /** replace_page(): map kframe at vpn instead of frame (read-only), dropping frame's mapping. */

@@ -25,6 +25,8 @@ export const PTE_KSM_ZERO = -2;
 
 export const PTE_WRITE = 1 << 0;
 export const PTE_DIRTY = 1 << 1;
+/** SHIM (branch `attack`): VUsion's trap: the next access copies the page (copy on access). */
+export const PTE_TRAPPED = 1 << 2;
 
 // vm_flags: the kernel's names; the bit values are ours (only the names cross the interface).
 export const VM_READ = 1 << 0;
@@ -177,6 +179,16 @@ export class Mm {
 
 export type ProcessState = 'running' | 'exited';
 
+/** SHIM (branch `attack`, policy-contract.md): who a process is, for trust domains and privilege. */
+export interface ProcessIdentity {
+  readonly uid: number;
+  readonly cgroup: string;
+  readonly label: string;
+  readonly capSysAdmin: boolean;
+}
+
+export const ROOT_IDENTITY: ProcessIdentity = { uid: 0, cgroup: '/', label: '', capSysAdmin: true };
+
 export class Process {
   state: ProcessState = 'running';
   constructor(
@@ -184,5 +196,19 @@ export class Process {
     readonly ppid: number,
     public comm: string,
     public mm: Mm,
+    readonly identity: ProcessIdentity = ROOT_IDENTITY,
   ) {}
+
+  get uid(): number {
+    return this.identity.uid;
+  }
+  get cgroup(): string {
+    return this.identity.cgroup;
+  }
+  get label(): string {
+    return this.identity.label;
+  }
+  get capSysAdmin(): boolean {
+    return this.identity.capSysAdmin;
+  }
 }

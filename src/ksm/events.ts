@@ -23,7 +23,9 @@ export type DeclineReason =
   /** smart_scan skipped the page this pass. */
   | 'smart_scan_skipped'
   /** The merge itself failed (page changed between the compare and the merge, or its mapping went away). */
-  | 'merge_failed';
+  | 'merge_failed'
+  /** SHIM (branch `attack`): the merging policy declines the page. */
+  | 'policy';
 
 /** Decline reasons in a fixed order: an rmap item keeps the index of its last one (0: none). */
 export const DECLINE_REASONS: readonly DeclineReason[] = [
@@ -36,6 +38,7 @@ export const DECLINE_REASONS: readonly DeclineReason[] = [
   'other_numa_node',
   'smart_scan_skipped',
   'merge_failed',
+  'policy',
 ];
 
 export type KsmEvent =

@@ -36,6 +36,7 @@ import {
   type Vma,
 } from '../host/mm.ts';
 import { type PageChecksum, pageChecksumJs, ZERO_PAGE_CHECKSUM } from '../host/xxhash64.ts';
+import type { PolicyConfig } from '../policy/policy.ts';
 import { type CostModel, DEFAULT_COST_MODEL } from './cost-model.ts';
 import { DECLINE_REASONS, type DeclineReason, type KsmEvent, type KsmEventListener } from './events.ts';
 import { RB_NIL, rbErase, rbInsertColor, rbLinkNode, rbReplaceNode } from './rbtree.ts';
@@ -99,6 +100,8 @@ export class MmSlot {
 export interface KsmOptions {
   readonly checksum?: PageChecksum;
   readonly costModel?: CostModel;
+  /** SHIM (branch `attack`): the merging policy (policy-contract.md); default none. */
+  readonly policy?: PolicyConfig;
 }
 
 /** The global counters of /sys/kernel/mm/ksm, as a plain record. */
@@ -141,6 +144,12 @@ export class Ksm implements KsmHooks {
 
   private readonly frames: FramePool;
   private readonly checksum: PageChecksum;
+  /** SHIM (branch `attack`): policy state, see policyShim* below. */
+  private readonly policy: PolicyConfig;
+  private readonly domainIds = new Map<string, number>();
+  private readonly domainByMm = new Map<Mm, number>();
+  private readonly domainByKframe = new Map<number, number>();
+  private scanDomain = 0;
   private listener: KsmEventListener | null = null;
 
   /** Roots of the stable and unstable trees, one per NUMA node (index 0 when merging across nodes). */
@@ -187,6 +196,7 @@ export class Ksm implements KsmHooks {
     this.frames = host.frames;
     this.checksum = options.checksum ?? pageChecksumJs;
     this.costModel = options.costModel ?? DEFAULT_COST_MODEL;
+    this.policy = options.policy ?? { name: 'none' };
     this.stableRoots = new Int32Array(host.frames.numaNodes).fill(RB_NIL);
     this.unstableRoots = new Int32Array(host.frames.numaNodes).fill(RB_NIL);
     this.scanSlot = this.mmHead;
@@ -587,7 +597,13 @@ export class Ksm implements KsmHooks {
         return;
       }
       if (!this.tryToMergeWithZeroPage(item, frame)) return;
+      if (this.policy.name === 'vusion') this.policyShimTrap(item);
+      if (this.policy.name === 'zero-pages-only' && !this.frames.isZero(frame)) {
+        this.decline(item, 'policy');
+        return;
+      }
     }
+    this.scanDomain = this.policyShimDomainOfMm(this.slotMm(item));
     this.chainFull = false;
     let kframe = this.stableTreeSearch(frame);
     if (kframe === frame && items.head[item] === stableNode && items.flags[item]! & STABLE_FLAG) return;
@@ -632,6 +648,7 @@ export class Ksm implements KsmHooks {
     const vma = this.findMergeableVma(mm, vpn);
     if (vma === null) return false;
     if (!this.tryToMergeOnePage(mm, vma, vpn, frame, ZERO_FRAME)) return true;
+    if (this.policy.name === 'vusion') this.policyShimTrap(item);
     this.ksmZeroPages++;
     this.emit({ type: 'ksm_merge_zero_page', pfn: frame, mmId: mm.id, vpn });
     return false;
@@ -672,6 +689,7 @@ export class Ksm implements KsmHooks {
     if (kframe === NO_PAGE) {
       frames.flags[frame]! |= FRAME_KSM | FRAME_DIRTY;
       frames.ksmNode[frame] = -1;
+      if (this.policy.name === 'trust-domains') this.domainByKframe.set(frame, this.policyShimDomainOfMm(mm));
       return true;
     }
     if (kframe === ZERO_FRAME) {
@@ -909,7 +927,7 @@ export class Ksm implements KsmHooks {
         if (treeFrame === NO_PAGE) continue again;
         const stableNode = this.outNode;
         const dup = this.outDup;
-        const ret = this.memcmpPages(frame, treeFrame);
+        const ret = this.memcmpPages(frame, treeFrame) || this.policyShimDomainOrder(treeFrame, -1);
         if (ret < 0) node = nodes.left[stableNode]!;
         else if (ret > 0) node = nodes.right[stableNode]!;
         else {
@@ -943,7 +961,7 @@ export class Ksm implements KsmHooks {
         if (treeFrame === NO_PAGE) continue again;
         // chain() may have collapsed the chain: outNode holds the node now at this position.
         node = this.outNode;
-        const ret = this.memcmpPages(kframe, treeFrame);
+        const ret = this.memcmpPages(kframe, treeFrame) || this.policyShimDomainOrder(treeFrame, -1);
         parent = node;
         if (ret < 0) {
           goLeft = true;
@@ -990,6 +1008,55 @@ export class Ksm implements KsmHooks {
     if (first >= 0) this.pagesSharing++;
     else this.pagesShared++;
     this.slotMm(item).ksmMergingPages++;
+    if (this.policy.name === 'vusion') this.policyShimTrap(item);
+  }
+
+  // ================================================================ SHIM (branch `attack`): policies
+
+  /** The trust domain of an mm's process, as a small integer (0 unless the policy is trust-domains). */
+  private policyShimDomainOfMm(mm: Mm): number {
+    if (this.policy.name !== 'trust-domains') return 0;
+    const known = this.domainByMm.get(mm);
+    if (known !== undefined) return known;
+    const by = this.policy.trustDomainBy ?? 'label';
+    const process = this.host.liveProcesses().find((p) => p.mm === mm);
+    const key =
+      process === undefined
+        ? ''
+        : by === 'user'
+          ? String(process.uid)
+          : by === 'cgroup'
+            ? process.cgroup
+            : process.label;
+    let id = this.domainIds.get(key);
+    if (id === undefined) {
+      id = this.domainIds.size + 1;
+      this.domainIds.set(key, id);
+    }
+    this.domainByMm.set(mm, id);
+    return id;
+  }
+
+  /**
+   * Pages of equal contents order by trust domain, so the trees hold one
+   * entry per (contents, domain) and a search meets only its own domain's twin.
+   * `treeItem` is the unstable tree item, or -1 for a KSM page of the stable tree.
+   */
+  private policyShimDomainOrder(treeFrame: number, treeItem: number): number {
+    if (this.policy.name !== 'trust-domains') return 0;
+    const other =
+      treeItem >= 0
+        ? this.policyShimDomainOfMm(this.slotMm(treeItem))
+        : (this.domainByKframe.get(treeFrame) ?? 0);
+    return this.scanDomain - other;
+  }
+
+  /** VUsion: the item's PTE traps every access (copy on access). */
+  private policyShimTrap(item: number): void {
+    const mm = this.slotMm(item);
+    const vpn = this.items.vpn[item]!;
+    const vma = this.findMergeableVma(mm, vpn);
+    if (vma !== null) this.host.ksmTrapPage(vma, vpn);
   }
 
   // ================================================================ unstable tree
@@ -1011,7 +1078,7 @@ export class Ksm implements KsmHooks {
         this.decline(item, 'same_page_after_fork');
         return RB_NIL;
       }
-      const ret = this.memcmpPages(frame, treeFrame);
+      const ret = this.memcmpPages(frame, treeFrame) || this.policyShimDomainOrder(treeFrame, node);
       parent = node;
       if (ret < 0) {
         goLeft = true;
