@@ -1,0 +1,169 @@
+/**
+ * How long a one-byte user write takes, by the fault it meets
+ * (`host.lastAccessFault`): what a timing attacker on a KSM host sees. Each
+ * kind has a distribution of nanoseconds, either a log-normal (median and
+ * sigma of the log) or an empirical percentile table as measured; a write's
+ * time is drawn from it with a seeded random source, so a run replays exactly.
+ *
+ * Shipped figures (`MEASURED_TIMING`): this machine (Linux 6.18.44, 2 cores),
+ * `bench/write-fault-timing.c`, 3 runs of 20,000 writes each, clock_gettime
+ * around each store (its own cost, 20-30 ns, is in the figures, as it is in
+ * an attacker's). A write to a KSM page (`cow-ksm`) is do_wp_page() ->
+ * wp_page_copy(), the fork COW path (a KSM folio is never reused), so until
+ * `ksmkit probe` measures it on the real ksmd (/work/notes/probe-calibration.json,
+ * read by `readProbeCalibration`) it takes the fork COW figures; VUsion's
+ * copy on access is a fault plus a page copy, the same path again.
+ */
+import { readFileSync } from 'node:fs';
+import type { Rng } from '../fuzz/rng.ts';
+import type { AccessFault } from '../host/host.ts';
+
+export const ACCESS_FAULTS: readonly AccessFault[] = ['none', 'anon', 'cow', 'cow-ksm', 'copy-on-access'];
+
+/** Cumulative fraction (0..1) and the time at or below which that fraction of writes took. */
+export type PercentilePoint = readonly [fraction: number, ns: number];
+
+export type TimingDistribution =
+  | { readonly kind: 'lognormal'; readonly medianNs: number; readonly sigma: number }
+  /** Points sorted by fraction, strictly inside (0, 1); times non-decreasing. */
+  | { readonly kind: 'percentiles'; readonly points: readonly PercentilePoint[] };
+
+export interface WriteTimingModel {
+  /** Where the figures come from, for reports. */
+  readonly origin: string;
+  readonly byFault: Readonly<Record<AccessFault, TimingDistribution>>;
+}
+
+function table(
+  p5: number,
+  p25: number,
+  p50: number,
+  p75: number,
+  p95: number,
+  p99: number,
+): TimingDistribution {
+  return {
+    kind: 'percentiles',
+    points: [
+      [0.05, p5],
+      [0.25, p25],
+      [0.5, p50],
+      [0.75, p75],
+      [0.95, p95],
+      [0.99, p99],
+    ],
+  };
+}
+
+const COW_MEASURED = table(1733, 1853, 1963, 2093, 2854, 4928);
+
+export const MEASURED_TIMING: WriteTimingModel = {
+  origin: 'bench/write-fault-timing.c on Linux 6.18.44 (cow-ksm and copy-on-access: the fork COW figures)',
+  byFault: {
+    none: table(20, 20, 30, 30, 70, 190),
+    anon: table(1282, 1362, 1432, 1502, 1863, 4096),
+    cow: COW_MEASURED,
+    'cow-ksm': COW_MEASURED,
+    'copy-on-access': COW_MEASURED,
+  },
+};
+
+/** One write's time in ns, drawn from the kind's distribution. */
+export function sampleWriteNs(model: WriteTimingModel, fault: AccessFault, rng: Rng): number {
+  const d = model.byFault[fault];
+  if (d.kind === 'lognormal') {
+    // Box-Muller; 1 - next() is in (0, 1], so the log is finite.
+    const u1 = 1 - rng.next();
+    const u2 = rng.next();
+    const normal = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    return d.medianNs * Math.exp(d.sigma * normal);
+  }
+  return percentileAt(d.points, rng.next());
+}
+
+/**
+ * The inverse of the piecewise log-linear CDF through the points. Below the
+ * first point and above the last, the first and last segments' slopes go on
+ * (clamped at half the first time and twice the last): tails are rare and only
+ * their order matters to a threshold.
+ */
+export function percentileAt(points: readonly PercentilePoint[], u: number): number {
+  if (points.length === 1) return points[0]![1];
+  let i = 1;
+  while (i < points.length - 1 && points[i]![0] < u) i++;
+  const [f0, t0] = points[i - 1]!;
+  const [f1, t1] = points[i]!;
+  const slope = (Math.log(t1) - Math.log(t0)) / (f1 - f0);
+  const ns = Math.exp(Math.log(t0) + slope * (u - f0));
+  return Math.min(Math.max(ns, points[0]![1] / 2), points.at(-1)![1] * 2);
+}
+
+/** Checks a model: every kind present, positive times, sorted points. Throws naming what is wrong. */
+export function checkTimingModel(model: WriteTimingModel): void {
+  for (const fault of ACCESS_FAULTS) {
+    const d = model.byFault[fault];
+    if (d === undefined)
+      throw new Error(`timing model ${model.origin}: no distribution for fault kind "${fault}"`);
+    if (d.kind === 'lognormal') {
+      if (!(d.medianNs > 0) || !(d.sigma >= 0))
+        throw new Error(`timing model ${model.origin}: ${fault}: expected medianNs > 0 and sigma >= 0`);
+      continue;
+    }
+    if (d.points.length === 0)
+      throw new Error(`timing model ${model.origin}: ${fault}: no percentile points`);
+    d.points.forEach(([f, ns], k) => {
+      const prev = d.points[k - 1];
+      if (!(f > 0 && f < 1) || !(ns > 0) || (prev !== undefined && (f <= prev[0] || ns < prev[1])))
+        throw new Error(
+          `timing model ${model.origin}: ${fault}: point ${k} [${f}, ${ns}]: expected fractions rising in (0, 1) and times > 0, not falling`,
+        );
+    });
+  }
+}
+
+/**
+ * Reads distributions measured by `ksmkit probe` (JSON). Accepted: an object
+ * with a `faults` (or `byFault`, or top-level) map from fault kind to either
+ * `{ medianNs, sigma }` or percentiles given as `{ p5, p25, p50, ... }` in ns.
+ * Kinds the file lacks keep the shipped figures (`fallback`).
+ */
+export function readProbeCalibration(path: string, fallback = MEASURED_TIMING): WriteTimingModel {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  return timingModelFromJson(raw, path, fallback);
+}
+
+export function timingModelFromJson(
+  raw: unknown,
+  origin: string,
+  fallback = MEASURED_TIMING,
+): WriteTimingModel {
+  if (typeof raw !== 'object' || raw === null) throw new Error(`${origin}: expected a JSON object`);
+  const root = raw as Record<string, unknown>;
+  const map = (root.faults ?? root.byFault ?? root) as Record<string, unknown>;
+  const byFault: Record<AccessFault, TimingDistribution> = { ...fallback.byFault };
+  const found: string[] = [];
+  for (const fault of ACCESS_FAULTS) {
+    const entry = map[fault];
+    if (typeof entry !== 'object' || entry === null) continue;
+    const e = entry as Record<string, unknown>;
+    if (typeof e.medianNs === 'number' && typeof e.sigma === 'number') {
+      byFault[fault] = { kind: 'lognormal', medianNs: e.medianNs, sigma: e.sigma };
+    } else {
+      const points: PercentilePoint[] = Object.entries(e)
+        .flatMap(([key, value]) => {
+          const m = /^p(\d+(?:\.\d+)?)(?:_?ns)?$/.exec(key);
+          return m !== null && typeof value === 'number' ? [[Number(m[1]) / 100, value] as const] : [];
+        })
+        .sort((a, b) => a[0] - b[0]);
+      if (points.length === 0)
+        throw new Error(`${origin}: ${fault}: expected { medianNs, sigma } or percentiles p5, p50, ...`);
+      byFault[fault] = { kind: 'percentiles', points };
+    }
+    found.push(fault);
+  }
+  if (found.length === 0)
+    throw new Error(`${origin}: no distribution for any of ${ACCESS_FAULTS.join(', ')}`);
+  const model = { origin: `${origin} (${found.join(', ')}; others shipped)`, byFault };
+  checkTimingModel(model);
+  return model;
+}
