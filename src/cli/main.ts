@@ -6,6 +6,7 @@ import { runDemo } from './demo.ts';
 import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
+import { registerPolicies } from './policies.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 import { registerSimulate } from './simulate.ts';
@@ -65,6 +66,7 @@ registerStatus(program);
 registerExec(program);
 registerEstimate(program);
 registerSimulate(program);
+registerPolicies(program);
 registerCalibrate(program);
 
 await program.parseAsync(process.argv);
