@@ -9,6 +9,7 @@
  * needs from the MM (follow a page, write-protect it, replace it, split a THP,
  * break COW) are the `ksm*` methods at the end.
  */
+import { type AccessFault, slowerAccessFault } from './access-fault.ts';
 import { assert, fail } from './assert.ts';
 import { VirtualClock } from './clock.ts';
 import { HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE } from './constants.ts';
@@ -106,19 +107,7 @@ export const PR_GET_MEMORY_MERGE = 68;
 
 type FaultKind = 'read' | 'write' | 'unshare';
 
-/**
- * SHIM (branch `attack`, policy-contract.md): what the last user access met,
- * for the attack model. A multi-page access reports the slowest kind.
- */
-export type AccessFault = 'none' | 'anon' | 'cow' | 'cow-ksm' | 'copy-on-access';
-
-const ACCESS_FAULT_RANK: Readonly<Record<AccessFault, number>> = {
-  none: 0,
-  anon: 1,
-  cow: 2,
-  'cow-ksm': 3,
-  'copy-on-access': 3,
-};
+export type { AccessFault } from './access-fault.ts';
 
 /** /proc/vmstat counters the MM keeps for KSM. */
 export interface VmStat {
@@ -439,8 +428,10 @@ export class Host {
     const vpn = address / PAGE_SIZE;
     const vma = mm.findVma(vpn);
     if (vma === undefined || !vma.has(VM_WRITE)) throw new ErrnoError('EFAULT', 'write');
-    this.lastAccessFault = this.accessFaultAt(vma, vpn, 'write');
+    const before = vma.pte[vpn - vma.startVpn];
+    const kind = this.accessFaultAt(vma, vpn, 'write');
     const frame = this.faultIn(mm, vma, vpn, 'write');
+    this.lastAccessFault = kind === 'cow' && vma.pte[vpn - vma.startVpn] === before ? 'wp-reuse' : kind;
     this.frames.writeValue(frame, hi, lo);
   }
 
@@ -534,11 +525,13 @@ export class Host {
       const vpn = Math.floor(at / PAGE_SIZE);
       const vma = mm.findVma(vpn);
       if (vma === undefined || (!force && !vma.has(VM_WRITE))) throw new ErrnoError('EFAULT', 'write');
-      this.noteAccessFault(this.accessFaultAt(vma, vpn, 'write'));
+      const before = vma.pte[vpn - vma.startVpn];
+      const kind = this.accessFaultAt(vma, vpn, 'write');
       const inPage = at - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, bytes.length - done);
       // Without VM_WRITE the fault copies a shared or KSM page (no reuse) and the copy stays read-only.
       const frame = this.faultIn(mm, vma, vpn, 'write');
+      this.noteAccessFault(kind === 'cow' && vma.pte[vpn - vma.startVpn] === before ? 'wp-reuse' : kind);
       if (!vma.has(VM_WRITE)) vma.pteFlags[vpn - vma.startVpn]! &= ~PTE_WRITE;
       this.frames.writeBytes(frame, inPage, bytes.subarray(done, done + n));
       done += n;
@@ -558,12 +551,12 @@ export class Host {
     if (pte === PTE_KSM_ZERO) return 'cow-ksm';
     if (pte === PTE_ZERO) return 'cow';
     if (vma.pteFlags[i]! & PTE_WRITE) return 'none';
-    // A write-protect fault that reuses the page counts as 'cow' here (the shim has no kind for it).
+    // 'cow' until the fault shows whether it copied: the callers turn a reuse into 'wp-reuse'.
     return this.frames.flags[pte - 1]! & FRAME_KSM ? 'cow-ksm' : 'cow';
   }
 
   private noteAccessFault(kind: AccessFault): void {
-    if (ACCESS_FAULT_RANK[kind] > ACCESS_FAULT_RANK[this.lastAccessFault]) this.lastAccessFault = kind;
+    this.lastAccessFault = slowerAccessFault(this.lastAccessFault, kind);
   }
 
   /**
