@@ -1,5 +1,6 @@
 // One-byte write latency per fault kind on this machine: none (present, writable),
-// anon (first touch), cow (write to a page shared with a fork parent); the shipped
+// anon (first touch), cow (write to a page shared with a fork parent), wp-reuse (a
+// write-protect fault that reuses the page once the fork child has gone); the shipped
 // figures of src/security/timing-model.ts. Build: cc -O2 -o /tmp/wft bench/write-fault-timing.c
 // Prints one JSON line per kind with percentiles in ns (clock_gettime around each store).
 #define _GNU_SOURCE
@@ -23,6 +24,9 @@ int main(void){long pg=4096;static double t[N];
  fflush(stdout);
  pid_t c=fork(); if(c==0){for(int i=0;i<N;i++){double a=ns();m[i*pg+9]=3;t[i]=ns()-a;} report("cow",t,N);fflush(stdout);_exit(0);}
  waitpid(c,0,0);
+ // The child has exited: every page is the parent's alone again, but its PTE is still
+ // write-protected from the fork, so the next write takes a fault that reuses the page.
+ for(int i=0;i<N;i++){double a=ns();m[i*pg+11]=4;t[i]=ns()-a;} report("wp-reuse",t,N);
  // timer overhead alone
  for(int i=0;i<N;i++){double a=ns();t[i]=ns()-a;} report("timer",t,N);
  return 0;}

@@ -6,7 +6,7 @@
  * time is drawn from it with a seeded random source, so a run replays exactly.
  *
  * Shipped figures (`MEASURED_TIMING`): this machine (Linux 6.18.44, 2 cores),
- * `bench/write-fault-timing.c`, 3 runs of 20,000 writes each, clock_gettime
+ * `bench/write-fault-timing.c`, runs of 20,000 writes each, clock_gettime
  * around each store (its own cost, 20-30 ns, is in the figures, as it is in
  * an attacker's). A write to a KSM page (`cow-ksm`) is do_wp_page() ->
  * wp_page_copy(), the fork COW path (a KSM folio is never reused), so until
@@ -16,9 +16,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Rng } from '../fuzz/rng.ts';
-import type { AccessFault } from '../host/host.ts';
+import { ACCESS_FAULTS, type AccessFault } from '../host/access-fault.ts';
 
-export const ACCESS_FAULTS: readonly AccessFault[] = ['none', 'anon', 'cow', 'cow-ksm', 'copy-on-access'];
+export { ACCESS_FAULTS };
 
 /** Cumulative fraction (0..1) and the time at or below which that fraction of writes took. */
 export type PercentilePoint = readonly [fraction: number, ns: number];
@@ -61,6 +61,7 @@ export const MEASURED_TIMING: WriteTimingModel = {
   origin: 'bench/write-fault-timing.c on Linux 6.18.44 (cow-ksm and copy-on-access: the fork COW figures)',
   byFault: {
     none: table(20, 20, 30, 30, 70, 190),
+    'wp-reuse': table(641, 661, 711, 761, 971, 1332),
     anon: table(1282, 1362, 1432, 1502, 1863, 4096),
     cow: COW_MEASURED,
     'cow-ksm': COW_MEASURED,
