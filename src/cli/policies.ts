@@ -151,7 +151,7 @@ export function policyTableLines(t: PolicyTable, color: boolean): string[] {
     `${s.guests} guests, ${formatBytes(s.guestMemoryBytes)} of guest memory, ${formatDuration(s.durationMs)} of virtual time per policy.`,
     table.toString(),
     `Attack: ${a.guesses} guesses per cell (half right), threshold calibrated on ${a.calibrationPages} known-merged and ${a.calibrationPages} known-unique pages of the attacker's own, after ${a.fullScans} ksmd passes; attacker ${a.attacker.label || `uid ${a.attacker.uid}`}, cross-tenant victim ${a.crossTenantVictim.label || `uid ${a.crossTenantVictim.uid}`}; write times: ${a.timing}.`,
-    `Accuracy [95% Wilson interval]; ${t.chanceRule}.`,
+    `Accuracy [${(a.confidence * 100).toFixed(2)}% Wilson interval], p: exact binomial test against 0.5; ${t.chanceRule}.`,
     `Goal: ${t.goal}. Met by: ${t.goalMetBy.length === 0 ? 'none' : t.goalMetBy.join(', ')}.`,
   ];
 }
@@ -189,7 +189,7 @@ export function registerPolicies(program: Command): void {
     )
     .option(
       '--guesses <n>',
-      'attack trials per cell (even; default 2402, enough for a +-2 point interval)',
+      'attack trials per cell (even; default: enough for +-2 point intervals over the whole table)',
       positiveEven,
     )
     .option('--seed <n>', 'seed of the attack (default: the scenario’s)', seedOf)

@@ -34,6 +34,7 @@ import {
   successRate,
   type Threshold,
   trialsForHalfWidth,
+  zForConfidence,
 } from './stats.ts';
 import { ACCESS_FAULTS, MEASURED_TIMING, sampleWriteNs, type WriteTimingModel } from './timing-model.ts';
 
@@ -68,6 +69,8 @@ export interface AttackOptions {
   readonly settings?: readonly SysfsSetting[];
   readonly seed?: number;
   readonly timing?: WriteTimingModel;
+  /** Confidence of the interval behind the verdict; default 0.95 (a table of many cells corrects it). */
+  readonly confidence?: number;
   /** Tenants (default tenant-a for the attacker, tenant-b for a cross-tenant victim). */
   readonly attacker?: TenantIdentity;
   readonly victim?: TenantIdentity;
@@ -200,7 +203,7 @@ export function runAttack(options: AttackOptions): AttackResult {
     ksmd: refused === undefined ? { running } : { running, refused },
     fullScans: running ? fullScans : 0,
     threshold,
-    rate: successRate(correct, guesses),
+    rate: successRate(correct, guesses, zForConfidence(options.confidence ?? 0.95)),
     truePositiveRate: truePositives / (guesses / 2),
     falsePositiveRate: falsePositives / (guesses / 2),
     guessFaults,

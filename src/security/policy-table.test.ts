@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { policiesCommand, rowSpecs } from '../cli/policies.ts';
 import { simulateCommand } from '../cli/simulate.ts';
+import { describePolicy } from '../policy/policy.ts';
 import { SHIPPED_CALIBRATION } from '../simulate/cost.ts';
 import { runOnEngine } from '../simulate/engine-run.ts';
 import { builtIn } from '../simulate/library.ts';
 import { parseScenario, ScenarioError, TENANT_FIRST_UID } from '../simulate/scenario.ts';
 import { buildPolicyTable, type PolicyTable } from './policy-table.ts';
+import { trialsForHalfWidth, zForConfidence } from './stats.ts';
 
 const figures = SHIPPED_CALIBRATION.figures;
 
@@ -102,7 +104,7 @@ describe('ksmkit simulate --policy', () => {
       { out: (l) => out.push(l), err: () => undefined },
     );
     assert.equal(code, 0);
-    assert.ok(out.some((l) => /^Policy: ksmd can never be turned on/.test(l)));
+    assert.ok(out.includes(`Policy: ${describePolicy({ name: 'fortress' })}.`));
     assert.ok(out.some((l) => /ksmd did not run: the policy refused run=1 \(EPERM\)/.test(l)));
   });
 
@@ -138,7 +140,10 @@ describe('ksmkit policies', () => {
     const t = JSON.parse(out.join('\n')) as PolicyTable;
     assert.deepEqual(Object.keys(t), ['scenario', 'attackSetup', 'chanceRule', 'goal', 'rows', 'goalMetBy']);
     assert.equal(t.scenario.name, 'two-tenants');
-    assert.equal(t.attackSetup.guesses, 2402);
+    // 2 rows x 2 placements: each interval at 1 - 0.05 / 4, and trials for +-2 points at that level.
+    assert.equal(t.attackSetup.confidence, 1 - 0.05 / 4);
+    assert.equal(trialsForHalfWidth(0.02, zForConfidence(1 - 0.05 / 4)), 3900);
+    assert.equal(t.attackSetup.guesses, 3900);
     assert.equal(t.attackSetup.attacker.label, 'alpha');
     assert.equal(t.attackSetup.crossTenantVictim.label, 'beta');
     assert.deepEqual(
@@ -203,7 +208,9 @@ describe('ksmkit policies', () => {
     for (const label of ['trust-domains', 'vusion']) {
       const r = row(label);
       assert.equal(r.attack['cross-tenant'].verdict, 'at chance', label);
-      assert.ok(r.attack['cross-tenant'].trials >= 2401);
+      assert.ok(r.attack['cross-tenant'].trials >= 5307, 'Bonferroni over 14 cells');
+      const ci = r.attack['cross-tenant'].ci95;
+      assert.ok((ci.high - ci.low) / 2 <= 0.02);
       assert.ok(r.savingFraction >= 0.5, `${label} keeps ${r.savingFraction}`);
       assert.ok(r.meetsGoal);
     }
@@ -216,5 +223,9 @@ describe('ksmkit policies', () => {
     assert.equal(row('dormant (operator turned ksmd on)').savingBytes, none.savingBytes);
     assert.ok(row('zero-pages-only').savingFraction < 0.5);
     assert.deepEqual(t.goalMetBy, ['trust-domains', 'vusion']);
+    // No cell that leaks nothing is called anything but chance.
+    for (const r of t.rows)
+      for (const cell of Object.values(r.attack))
+        if (cell.guessFaults['cow-ksm'] === 0) assert.equal(cell.verdict, 'at chance', r.label);
   });
 });

@@ -14,12 +14,15 @@ import {
   ATTACK_PLACEMENTS,
   type AttackPlacement,
   type AttackResult,
-  DEFAULT_GUESSES,
   runAttack,
   type TenantIdentity,
   tenantIdentity,
 } from './attack.ts';
-import { CHANCE_HALF_WIDTH } from './stats.ts';
+import { CHANCE_HALF_WIDTH, trialsForHalfWidth, zForConfidence } from './stats.ts';
+
+/** The whole table's chance of any wrong verdict among cells that leak nothing. */
+export const FAMILY_ALPHA = 0.05;
+
 import { MEASURED_TIMING, type WriteTimingModel } from './timing-model.ts';
 
 /** The goal of issue 8: keep at least this share of the saving with no policy. */
@@ -88,8 +91,11 @@ export interface PolicyTable {
     readonly guesses: number;
     readonly calibrationPages: number;
     readonly fullScans: number;
+    /** Cell k (row by row, cross-tenant then within-tenant) uses seed + k. */
     readonly seed: number;
     readonly timing: string;
+    /** Confidence of each cell's interval (Bonferroni over the table's cells). */
+    readonly confidence: number;
   };
   readonly chanceRule: string;
   readonly goal: string;
@@ -113,7 +119,15 @@ export interface PolicyTableOptions {
 /** Runs the scenario and the attack under every row's policy. Deterministic. */
 export function buildPolicyTable(scenario: Scenario, options: PolicyTableOptions): PolicyTable {
   const specs = options.rows ?? defaultRowSpecs();
-  const guesses = options.guesses ?? DEFAULT_GUESSES;
+  // Many cells, each a claim: a 95% interval per cell would call about one in
+  // twenty null cells "above" or "below" chance by luck alone. The intervals
+  // are Bonferroni-corrected so that the whole table is right with 95%
+  // confidence, and the default trials keep them within +-2 points.
+  const cells = specs.length * ATTACK_PLACEMENTS.length;
+  const confidence = 1 - FAMILY_ALPHA / cells;
+  const z = zForConfidence(confidence);
+  const needed = trialsForHalfWidth(CHANCE_HALF_WIDTH, z);
+  const guesses = options.guesses ?? needed + (needed % 2);
   const calibrationPages = options.calibrationPages ?? 256;
   const fullScans = options.fullScans ?? 3;
   const seed = options.seed ?? scenario.seed;
@@ -131,7 +145,7 @@ export function buildPolicyTable(scenario: Scenario, options: PolicyTableOptions
     const summary = summarize(scenario, run.samples, options.figures, run.steadyAtMs);
     if (spec.policy.name === 'none' && spec.operatorEnablesKsmd) unprotected = summary.savingBytes;
     const attack = Object.fromEntries(
-      ATTACK_PLACEMENTS.map((placement) => {
+      ATTACK_PLACEMENTS.map((placement, p) => {
         const result = runAttack({
           policy: spec.policy,
           placement,
@@ -140,8 +154,10 @@ export function buildPolicyTable(scenario: Scenario, options: PolicyTableOptions
           fullScans,
           operatorEnablesKsmd: spec.operatorEnablesKsmd,
           settings: scenario.ksm,
-          seed,
+          // A seed per cell: each verdict rests on draws of its own, not on one lucky sequence.
+          seed: seed + index * ATTACK_PLACEMENTS.length + p,
           timing,
+          confidence,
           attacker,
           victim: placement === 'cross-tenant' ? victim : attacker,
         });
@@ -187,8 +203,12 @@ export function buildPolicyTable(scenario: Scenario, options: PolicyTableOptions
       fullScans,
       seed,
       timing: timing.origin,
+      confidence,
     },
-    chanceRule: `at chance: the 95% Wilson interval of the accuracy holds 0.5 and its half-width is at most ${CHANCE_HALF_WIDTH * 100} points (2,401 trials or more)`,
+    chanceRule:
+      `at chance: the Wilson interval of the accuracy holds 0.5 and its half-width is at most ${CHANCE_HALF_WIDTH * 100} points; ` +
+      `intervals at ${(confidence * 100).toFixed(2)}% (95% for the ${cells} cells together, Bonferroni), ` +
+      `which needs ${needed} trials per cell`,
     goal: `cross-tenant attack at chance while keeping at least ${GOAL_SAVING_FRACTION * 100}% of the saving with no policy`,
     rows: finished,
     goalMetBy: finished.filter((r) => r.meetsGoal).map((r) => r.label),

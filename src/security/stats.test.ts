@@ -4,10 +4,12 @@ import {
   binomialPValueHalf,
   CHANCE_HALF_WIDTH,
   calibrateThreshold,
+  normalQuantile,
   successRate,
   trialsForHalfWidth,
   verdictOf,
   wilsonInterval,
+  zForConfidence,
 } from './stats.ts';
 
 const close = (actual: number, expected: number, tolerance = 5e-5) =>
@@ -91,4 +93,21 @@ test('threshold: identical sets leave the attacker at chance', () => {
   const t = calibrateThreshold(same, same);
   assert.equal(t.calibrationAccuracy, 0.5);
   assert.throws(() => calibrateThreshold([], [1]), /at least one merged and one unique/);
+});
+
+test('normal quantiles: 95%, 99%, Bonferroni levels', () => {
+  close(normalQuantile(0.975), 1.959964, 1e-6);
+  close(normalQuantile(0.995), 2.575829, 1e-6);
+  close(normalQuantile(0.5), 0, 1e-12);
+  close(normalQuantile(0.001), -3.090232, 1e-6);
+  close(zForConfidence(0.95), 1.959964, 1e-6);
+  close(zForConfidence(1 - 0.05 / 14), 2.913, 1e-3);
+  assert.throws(() => normalQuantile(1), /p must be in \(0, 1\), got 1/);
+  // A wider level needs more trials for the same width: 5,307 for +-2 points at 1 - 0.05/14.
+  assert.equal(trialsForHalfWidth(0.02, zForConfidence(1 - 0.05 / 14)), 5307);
+  const wide = successRate(2654, 5308, zForConfidence(1 - 0.05 / 14));
+  assert.equal(wide.verdict, 'at chance');
+  assert.ok(
+    wide.ci95.high - wide.ci95.low > wilsonInterval(2654, 5308).high - wilsonInterval(2654, 5308).low,
+  );
 });
