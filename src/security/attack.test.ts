@@ -65,3 +65,21 @@ test('bad sizes are refused with what is allowed', () => {
     /calibrationPages must be an even integer >= 2, got 0/,
   );
 });
+
+test('ksmd for a virtual time: too short to merge, the attack cannot tell; long enough, it can', () => {
+  const settings = [
+    { name: 'pages_to_scan', value: '1000' },
+    { name: 'sleep_millisecs', value: '20' },
+  ];
+  // About 10,000 pages to scan at 1,000 per 24 ms: a pass takes about a quarter of a second.
+  const early = runAttack({ policy: { name: 'none' }, placement: 'cross-tenant', settings, ksmdMs: 100 });
+  assert.equal(early.fullScans, 0);
+  assert.equal(early.guessFaults['cow-ksm'], 0);
+  const late = runAttack({ policy: { name: 'none' }, placement: 'cross-tenant', settings, ksmdMs: 2000 });
+  assert.ok(late.fullScans >= 2, `${late.fullScans} passes`);
+  assert.equal(late.rate.verdict, 'above chance');
+  assert.throws(
+    () => runAttack({ policy: { name: 'none' }, placement: 'cross-tenant', ksmdMs: -1 }),
+    /ksmdMs must be/,
+  );
+});

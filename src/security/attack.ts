@@ -63,6 +63,12 @@ export interface AttackOptions {
   readonly calibrationPages?: number;
   /** ksmd passes before the attacker writes. Default 3 (a pair merges in the second). */
   readonly fullScans?: number;
+  /**
+   * Instead of `fullScans`: how long ksmd runs on the virtual clock at the
+   * settings in force (pages_to_scan, sleep_millisecs), as an attacker that
+   * waits a given time would.
+   */
+  readonly ksmdMs?: number;
   /** Whether the host's operator (root, CAP_SYS_ADMIN) turns ksmd on; default true. */
   readonly operatorEnablesKsmd?: boolean;
   /** /sys/kernel/mm/ksm settings written before ksmd starts. */
@@ -81,6 +87,7 @@ export interface AttackResult {
   readonly placement: AttackPlacement;
   /** Whether ksmd ran; `refused` holds the errno of the operator's write when the policy refused it. */
   readonly ksmd: { readonly running: boolean; readonly refused?: string };
+  /** Full passes ksmd completed before the attacker wrote. */
   readonly fullScans: number;
   readonly threshold: Threshold;
   /** Right answers over all guesses, with the 95% Wilson interval, p-value against 0.5 and verdict. */
@@ -107,6 +114,8 @@ export function runAttack(options: AttackOptions): AttackResult {
     throw new RangeError(`calibrationPages must be an even integer >= 2, got ${calibration}`);
   if (!Number.isSafeInteger(fullScans) || fullScans < 0)
     throw new RangeError(`fullScans must be an integer >= 0, got ${fullScans}`);
+  if (options.ksmdMs !== undefined && !(options.ksmdMs >= 0 && Number.isFinite(options.ksmdMs)))
+    throw new RangeError(`ksmdMs must be a duration >= 0 in ms, got ${options.ksmdMs}`);
   const timing = options.timing ?? MEASURED_TIMING;
   const rng = new Rng(options.seed ?? 1);
   const attackerTenant = options.attacker ?? tenantIdentity('tenant-a', 1001);
@@ -170,7 +179,8 @@ export function runAttack(options: AttackOptions): AttackResult {
     }
   }
   const running = sim.counter('run') === 1;
-  if (running) sim.ksm.fullScans(fullScans);
+  if (running && options.ksmdMs !== undefined) sim.ksm.advance(options.ksmdMs);
+  else if (running) sim.ksm.fullScans(fullScans);
 
   // One byte per page; the host says which fault each write met.
   const byte = new Uint8Array([0xa5]);
@@ -201,7 +211,7 @@ export function runAttack(options: AttackOptions): AttackResult {
     policy: options.policy,
     placement: options.placement,
     ksmd: refused === undefined ? { running } : { running, refused },
-    fullScans: running ? fullScans : 0,
+    fullScans: sim.ksm.seqnr,
     threshold,
     rate: successRate(correct, guesses, zForConfidence(options.confidence ?? 0.95)),
     truePositiveRate: truePositives / (guesses / 2),

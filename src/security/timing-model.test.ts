@@ -97,3 +97,24 @@ test('probe calibration JSON: percentiles or log-normal per kind, others shipped
   assert.throws(() => timingModelFromJson({ cow: { median: 3 } }, 'z.json'), /z\.json: cow: expected/);
   checkTimingModel(MEASURED_TIMING);
 });
+
+test('reads the file `ksmkit probe --calibration` writes (percentiles_ns per kind)', () => {
+  const probe = {
+    version: 1,
+    source: 'ksmkit probe',
+    percentiles: [1, 5, 50, 95, 99],
+    faults: {
+      none: { count: 100, median_ns: 30, percentiles_ns: { p1: 20, p5: 20, p50: 30, p95: 60, p99: 150 } },
+      'cow-ksm': {
+        count: 100,
+        median_ns: 2600,
+        percentiles_ns: { p1: 2100, p5: 2200, p50: 2600, p95: 3400, p99: 6000 },
+      },
+    },
+  };
+  const model = timingModelFromJson(probe, 'probe-calibration.json');
+  const cow = model.byFault['cow-ksm'];
+  assert.equal(cow.kind, 'percentiles');
+  assert.deepEqual(cow.kind === 'percentiles' ? cow.points[2] : undefined, [0.5, 2600]);
+  assert.equal(model.byFault.cow, MEASURED_TIMING.byFault.cow);
+});

@@ -123,9 +123,10 @@ export function checkTimingModel(model: WriteTimingModel): void {
 }
 
 /**
- * Reads distributions measured by `ksmkit probe` (JSON). Accepted: an object
+ * Reads distributions measured by `ksmkit probe --calibration` (JSON). Accepted: an object
  * with a `faults` (or `byFault`, or top-level) map from fault kind to either
- * `{ medianNs, sigma }` or percentiles given as `{ p5, p25, p50, ... }` in ns.
+ * `{ medianNs, sigma }` or percentiles in ns given as `{ p5, p25, p50, ... }`
+ * or, as the probe writes them, `{ percentiles_ns: { p1, p5, ... } }`.
  * Kinds the file lacks keep the shipped figures (`fallback`).
  */
 export function readProbeCalibration(path: string, fallback = MEASURED_TIMING): WriteTimingModel {
@@ -150,7 +151,9 @@ export function timingModelFromJson(
     if (typeof e.medianNs === 'number' && typeof e.sigma === 'number') {
       byFault[fault] = { kind: 'lognormal', medianNs: e.medianNs, sigma: e.sigma };
     } else {
-      const points: PercentilePoint[] = Object.entries(e)
+      // `ksmkit probe --calibration` nests them: { count, median_ns, percentiles_ns: { p1, p5, ... } }.
+      const table = typeof e.percentiles_ns === 'object' && e.percentiles_ns !== null ? e.percentiles_ns : e;
+      const points: PercentilePoint[] = Object.entries(table)
         .flatMap(([key, value]) => {
           const m = /^p(\d+(?:\.\d+)?)(?:_?ns)?$/.exec(key);
           return m !== null && typeof value === 'number' ? [[Number(m[1]) / 100, value] as const] : [];
