@@ -108,6 +108,32 @@ describe('ksmkit simulate --policy', () => {
     assert.ok(out.some((l) => /ksmd did not run: the policy refused run=1 \(EPERM\)/.test(l)));
   });
 
+  it('--policy all prints the policy table (as ksmkit policies does)', async () => {
+    const out: string[] = [];
+    const code = await simulateCommand(
+      file,
+      { policy: 'all', color: false },
+      { out: (l) => out.push(l), err: () => undefined },
+    );
+    assert.equal(code, 0);
+    for (const label of [
+      'none',
+      'dormant (ksmd off, as shipped)',
+      'fortress',
+      'trust-domains',
+      'zero-pages-only',
+      'vusion',
+    ])
+      assert.ok(
+        out.some((l) => l.includes(`│ ${label} `)),
+        label,
+      );
+    assert.ok(
+      out.some((l) => /^Goal: .*Met by: trust-domains, vusion\.$/.test(l)),
+      out.join('\n'),
+    );
+  });
+
   it('refuses an unknown policy, listing the allowed ones', async () => {
     const err: string[] = [];
     const code = await simulateCommand(
