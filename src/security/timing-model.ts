@@ -5,14 +5,18 @@
  * sigma of the log) or an empirical percentile table as measured; a write's
  * time is drawn from it with a seeded random source, so a run replays exactly.
  *
- * Shipped figures (`MEASURED_TIMING`): this machine (Linux 6.18.44, 2 cores),
- * `bench/write-fault-timing.c`, runs of 20,000 writes each, clock_gettime
- * around each store (its own cost, 20-30 ns, is in the figures, as it is in
- * an attacker's). A write to a KSM page (`cow-ksm`) is do_wp_page() ->
- * wp_page_copy(), the fork COW path (a KSM folio is never reused), so until
- * `ksmkit probe` measures it on the real ksmd (/work/notes/probe-calibration.json,
- * read by `readProbeCalibration`) it takes the fork COW figures; VUsion's
- * copy on access is a fault plus a page copy, the same path again.
+ * Shipped figures (`MEASURED_TIMING`), all from this machine (Linux 6.18.44,
+ * 2 cores of an AMD EPYC), with clock_gettime around each store (its own
+ * cost, 20-30 ns, is in the figures, as it is in an attacker's):
+ * - `none` and `cow-ksm`: `ksmkit probe --pages 1024 --unthrottled
+ *   --calibration FILE` on the real ksmd (branch `probe`, 2026-11-23; 544
+ *   private and 576 merged writes). At the kernel's default pacing the merged
+ *   writes had the same median and a heavier tail (p95 47 us), which only
+ *   makes them easier to tell apart.
+ * - `wp-reuse`, `anon`, `cow`: `bench/write-fault-timing.c`, 20,000 writes each.
+ * - `copy-on-access` (VUsion) is a fault plus a page copy: the fork COW
+ *   figures, whose median (1.96 us) is the KSM COW's (1.91 us) within 3%, as
+ *   do_wp_page() -> wp_page_copy() is one path for both.
  */
 import { readFileSync } from 'node:fs';
 import type { Rng } from '../fuzz/rng.ts';
@@ -57,14 +61,21 @@ function table(
 
 const COW_MEASURED = table(1733, 1853, 1963, 2093, 2854, 4928);
 
+/** `ksmkit probe` percentiles p1, p5, p10, p25, p50, p75, p90, p95, p99 (ns). */
+function probeTable(ns: readonly number[]): TimingDistribution {
+  const fractions = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99];
+  return { kind: 'percentiles', points: fractions.map((f, i): PercentilePoint => [f, ns[i]!]) };
+}
+
 export const MEASURED_TIMING: WriteTimingModel = {
-  origin: 'bench/write-fault-timing.c on Linux 6.18.44 (cow-ksm and copy-on-access: the fork COW figures)',
+  origin:
+    'Linux 6.18.44 here: ksmkit probe on the real ksmd (none, cow-ksm), bench/write-fault-timing.c (others; copy-on-access: the fork COW figures)',
   byFault: {
-    none: table(20, 20, 30, 30, 70, 190),
+    none: probeTable([20, 20, 20, 30, 30, 30, 30, 30, 31]),
     'wp-reuse': table(641, 661, 711, 761, 971, 1332),
     anon: table(1282, 1362, 1432, 1502, 1863, 4096),
     cow: COW_MEASURED,
-    'cow-ksm': COW_MEASURED,
+    'cow-ksm': probeTable([1670.5, 1722.8, 1743, 1813, 1913, 2055.5, 2243, 2516.3, 4964.8]),
     'copy-on-access': COW_MEASURED,
   },
 };
@@ -134,13 +145,24 @@ export function readProbeCalibration(path: string, fallback = MEASURED_TIMING): 
   return timingModelFromJson(raw, path, fallback);
 }
 
+/** A file of several runs (`{ models: [...] }`, one per ksmd pacing) gives its first unless `modelIndex` says. */
 export function timingModelFromJson(
   raw: unknown,
   origin: string,
   fallback = MEASURED_TIMING,
+  modelIndex = 0,
 ): WriteTimingModel {
   if (typeof raw !== 'object' || raw === null) throw new Error(`${origin}: expected a JSON object`);
-  const root = raw as Record<string, unknown>;
+  let root = raw as Record<string, unknown>;
+  if (Array.isArray(root.models)) {
+    const model = root.models[modelIndex] as unknown;
+    if (typeof model !== 'object' || model === null)
+      throw new Error(
+        `${origin}: models[${modelIndex}]: expected a model object (the file has ${root.models.length})`,
+      );
+    root = model as Record<string, unknown>;
+    origin = `${origin} models[${modelIndex}]`;
+  }
   const map = (root.faults ?? root.byFault ?? root) as Record<string, unknown>;
   const byFault: Record<AccessFault, TimingDistribution> = { ...fallback.byFault };
   const found: string[] = [];
