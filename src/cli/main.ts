@@ -7,6 +7,7 @@ import { runDemo } from './demo.ts';
 import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
+import { registerPolicies } from './policies.ts';
 import { registerProbe } from './probe.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
@@ -68,6 +69,7 @@ registerStatus(program);
 registerExec(program);
 registerEstimate(program);
 registerSimulate(program);
+registerPolicies(program);
 registerCalibrate(program);
 registerProbe(program);
 

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
+import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
 import { loadCalibration } from '../simulate/cost.ts';
 import type { EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
@@ -59,6 +60,8 @@ export interface SimulateOptions {
   readonly progress?: boolean;
   readonly list?: boolean;
   readonly color?: boolean;
+  /** A merging policy (parsePolicy's names), or "all" for the policy table. */
+  readonly policy?: string;
 }
 
 export interface SimulateIo {
@@ -113,10 +116,29 @@ export async function simulateCommand(
     }
     return EXIT_OK;
   }
+  if (options.policy?.trim() === 'all') {
+    const { policiesCommand } = await import('./policies.ts');
+    return policiesCommand(
+      scenarioArg,
+      {
+        ...(options.seed === undefined ? {} : { seed: options.seed }),
+        ...(options.calibration === undefined ? {} : { calibration: options.calibration }),
+        ...(options.json === undefined ? {} : { json: options.json }),
+        ...(options.color === undefined ? {} : { color: options.color }),
+      },
+      io,
+    );
+  }
   const color = options.color ?? (process.stdout.isTTY === true && !options.json);
   let scenario: Scenario;
   let specs: RunSpec[];
+  let policy: PolicyConfig | undefined;
   try {
+    if (options.policy !== undefined) {
+      policy = parsePolicy(options.policy);
+      if (options.backend === 'kernel')
+        throw new Error(`--policy ${options.policy}: policies exist only in the engine; use --backend sim`);
+    }
     scenario = applyOverrides(await resolveScenario(scenarioArg), options);
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
     specs = expandRuns(axes, options.advisor ?? false);
@@ -145,6 +167,7 @@ export async function simulateCommand(
         `${options.backend === 'kernel' ? ' in real time on this machine’s kernel' : ''}; ` +
         `CPU costs: ${calibration.origin === 'built in' ? 'shipped figures' : `calibrated (${calibration.origin ?? ''})`}.`,
     );
+    if (policy !== undefined) io.out(`Policy: ${describePolicy(policy)}.`);
   }
   const live = new LiveView({
     progress: options.progress ?? true,
@@ -159,6 +182,7 @@ export async function simulateCommand(
     } else {
       results = runSweep(scenario, specs, calibration.figures, {
         ...(options.fastForward === false ? { fastForward: false } : {}),
+        ...(policy === undefined ? {} : { policy }),
         onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
         onSample: (index, sample, fraction) => {
           if (json) io.out(sampleJson(specs[index]!.label, sample));
@@ -184,6 +208,13 @@ export async function simulateCommand(
   }
   live.stop();
   if (!json) {
+    for (const r of results)
+      if (!r.run.ksmd.running)
+        io.out(
+          pc.yellow(
+            `ksmd did not run${r.run.ksmd.refused === undefined ? '' : `: the policy refused run=1 (${r.run.ksmd.refused})`}.`,
+          ),
+        );
     io.out('');
     io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
     const published = publishedLines(scenario, results);
@@ -294,6 +325,10 @@ export function registerSimulate(program: Command): void {
         .default('sim' as const),
     )
     .option('--force', 'kernel backend: run even if other processes are mergeable', false)
+    .option(
+      '--policy <name>',
+      `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
+    )
     .option('--no-progress', 'no progress bar')
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };

@@ -39,6 +39,7 @@ import { FRAME_CSUM_VALID, FRAME_KSM } from '../host/frames.ts';
 import { PR_SET_MEMORY_MERGE } from '../host/host.ts';
 import type { Vma } from '../host/mm.ts';
 import { type KsmCounters, wakeAfterSleepNs } from '../ksm/ksm.ts';
+import type { PolicyConfig } from '../policy/policy.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
@@ -89,6 +90,14 @@ export interface EngineRunOptions {
   readonly contentMode?: 'fingerprint' | 'bytes';
   /** Called at every sample with the fraction of the run's virtual time done. */
   readonly onSample?: (sample: Sample, fraction: number) => void;
+  /** The host's merging policy (default none). */
+  readonly policy?: PolicyConfig;
+  /**
+   * Whether the host's operator turns ksmd on (default true). Under a policy
+   * other than none the settings and run=1 are written by an operator process
+   * (root, CAP_SYS_ADMIN), which the policy may refuse.
+   */
+  readonly operatorEnablesKsmd?: boolean;
 }
 
 export interface EngineRun {
@@ -97,6 +106,8 @@ export interface EngineRun {
   readonly settings: Readonly<Record<string, string>>;
   /** When the steady-state fast-forward took over, if it did. */
   readonly steadyAtMs: number | undefined;
+  /** Whether ksmd ran, and the errno when the policy refused to start it. */
+  readonly ksmd: { readonly running: boolean; readonly refused?: string };
   /** Events the engine counted, for the summary and the statistics. */
   readonly stats: {
     readonly batches: number;
@@ -167,6 +178,8 @@ class EngineRunner {
   private hashesByEngine = 0;
   private lastSampleCpuNs = 0;
   private lastSampleNs = 0;
+  private ksmdRunning = false;
+  private ksmdRefused: string | undefined;
 
   constructor(
     private readonly scenario: Scenario,
@@ -185,6 +198,7 @@ class EngineRunner {
         return pageChecksumNative(bytes, offset);
       },
       costModel: this.cost,
+      ...(options.policy === undefined ? {} : { policy: options.policy }),
     });
     this.rng = new Rng(scenario.seed);
     this.streams = scenario.groups.flatMap((group) =>
@@ -295,6 +309,10 @@ class EngineRunner {
       samples: this.samples,
       settings: this.settingsInForce,
       steadyAtMs,
+      ksmd:
+        this.ksmdRefused === undefined
+          ? { running: this.ksmdRunning }
+          : { running: false, refused: this.ksmdRefused },
       stats: {
         batches: this.batches,
         visits: this.visits,
@@ -316,9 +334,16 @@ class EngineRunner {
       ...all.filter((s) => s.name !== 'advisor_mode' && s.name !== 'run'),
       ...all.filter((s) => s.name === 'advisor_mode'),
     ];
+    // Under a policy the operator writes as a process the policy can judge (and audit).
+    const policy = this.options.policy?.name ?? 'none';
+    const operator = policy === 'none' ? undefined : this.sim.host.spawn({ comm: 'ksmctl' }).pid;
+    const write = (name: string, value: string) =>
+      operator === undefined
+        ? this.sim.sysfs.write(name, value)
+        : this.sim.writeSysfsAs(operator, name, value);
     for (const { name, value } of ordered) {
       try {
-        this.sim.sysfs.write(name, value);
+        write(name, value);
       } catch (e) {
         if (e instanceof ErrnoError)
           throw new SettingError(`${e.code}: the kernel refuses ${name}=${JSON.stringify(value)}`);
@@ -339,7 +364,15 @@ class EngineRunner {
       const text = this.sim.sysfs.read(name).trim();
       this.settingsInForce[name] = name === 'advisor_mode' ? (/\[([^\]]+)\]/.exec(text)?.[1] ?? text) : text;
     }
-    this.sim.sysfs.write('run', '1');
+    if (this.options.operatorEnablesKsmd === false) return;
+    try {
+      write('run', '1');
+      this.ksmdRunning = true;
+    } catch (e) {
+      // A policy that forbids ksmd (fortress) leaves it off: the run shows what that costs.
+      if (!(e instanceof ErrnoError) || operator === undefined) throw e;
+      this.ksmdRefused = e.code;
+    }
   }
 
   // ---------------------------------------------------------------- guests
@@ -357,7 +390,12 @@ class EngineRunner {
   private startGuest(group: GroupModel, index: number): void {
     const host = this.sim.host;
     const nid = this.guests.length % this.scenario.host.numaNodes;
-    const p = host.spawn({ comm: `${group.name}-${index + 1}`, nid });
+    const t = group.tenant;
+    const p = host.spawn({
+      comm: `${group.name}-${index + 1}`,
+      nid,
+      ...(t === undefined ? {} : { uid: t.uid, cgroup: t.cgroup, label: t.label, capSysAdmin: false }),
+    });
     if (group.merge === 'prctl') host.prctl(p.pid, PR_SET_MEMORY_MERGE, 1);
     const lengthBytes = group.pageCount * PAGE_SIZE;
     const base = host.mmap(p.pid, { lengthBytes });
@@ -459,13 +497,16 @@ class EngineRunner {
     let withRoom: Uint32Array = new Uint32Array(1 << 12);
     let u = 0;
     let r = 0;
-    // Runs of unique contents (rewritten, if at all, with unique contents) hold no page that could merge.
+    // Runs of unique contents (rewritten, if at all, with unique contents) hold no page that could merge;
+    // under zero-pages-only neither does any run but zeroes.
+    const zeroOnly = this.options.policy?.name === 'zero-pages-only';
     const each = (visit: (frame: number, merged: boolean) => void): void => {
       for (const guest of this.guests) {
         const pte = guest.vma.pte;
         const runs = guest.group.content;
         for (let r = 0; r < runs.length; r++) {
-          if (runs[r]!.source.kind === 'unique') continue;
+          const kind = runs[r]!.source.kind;
+          if (kind === 'unique' || (zeroOnly && kind !== 'zero')) continue;
           const from = guest.runStarts[r]!;
           const to = from + runs[r]!.pageCount;
           for (let i = from; i < to; i++) {

@@ -190,6 +190,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     samples,
     settings: settingsInForce,
     steadyAtMs: undefined,
+    ksmd: { running: true },
     stats: {
       batches: 0,
       visits: 0,

@@ -12,7 +12,8 @@
  *   whose `content` runs may be sized by `share` (of the guest's memory),
  *   `size` or `pages`, and may be rewritten in time (`rewrite_every` per page,
  *   or `writes_per_s` per guest: each write gives the page new contents no
- *   other page has);
+ *   other page has), and may belong to a `tenant` (its processes get the
+ *   tenant's uid, cgroup and label: what a trust-domain policy separates);
  * - `assumptions:` and `published:` (the figure the scenario reproduces, the
  *   checks the report makes against it, and what cannot be checked).
  *
@@ -57,7 +58,23 @@ export interface GroupModel {
   /** madvise(MADV_MERGEABLE) on the guest's memory (QEMU), or prctl(PR_SET_MEMORY_MERGE) for the whole process. */
   readonly merge: 'madvise' | 'prctl';
   readonly content: readonly ContentRunModel[];
+  /** Whose guests these are; absent: the host's own (uid 0, cgroup /, no label). */
+  readonly tenant?: TenantModel;
 }
+
+/**
+ * A tenant's identity on the host: the uid its processes run as, its cgroup
+ * and its label (the three keys a trust-domain policy may separate by). uids
+ * are given in order of first appearance, from TENANT_FIRST_UID.
+ */
+export interface TenantModel {
+  readonly name: string;
+  readonly uid: number;
+  readonly cgroup: string;
+  readonly label: string;
+}
+
+export const TENANT_FIRST_UID = 10001;
 
 export type ClaimCheck =
   | { readonly kind: 'fits_host' }
@@ -251,9 +268,15 @@ const groupSchema = strictMap(
     start_at: durationSchema.optional(),
     start_every: durationSchema.optional(),
     merge: z.enum(['madvise', 'prctl'], { error: expecting('madvise or prctl') }).optional(),
+    tenant: z
+      .string({ error: expecting('a tenant name of [A-Za-z0-9._-]+') })
+      .regex(NAME_PATTERN, {
+        error: (issue) => `expected a tenant name of [A-Za-z0-9._-]+, got ${describeInput(issue.input)}`,
+      })
+      .optional(),
     content: z.array(contentRunSchema, { error: expecting('a list of content runs') }).min(1),
   },
-  'a group (a map with name, count, memory and content)',
+  'a group (a map with name, count, memory, tenant and content)',
 );
 
 const checkSchema = strictMap(
@@ -424,11 +447,24 @@ function build(
   problems: { path: KeyPath; message: string }[],
 ): Scenario {
   const names = new Set<string>();
+  const tenants = new Map<string, TenantModel>();
   const groups = file.groups.map((entry, index) => {
     if (names.has(entry.name))
       problems.push({ path: ['groups', index, 'name'], message: `a second group named "${entry.name}"` });
     names.add(entry.name);
-    return group(entry, ['groups', index], problems);
+    const model = group(entry, ['groups', index], problems);
+    if (entry.tenant === undefined) return model;
+    let tenant = tenants.get(entry.tenant);
+    if (tenant === undefined) {
+      tenant = {
+        name: entry.tenant,
+        uid: TENANT_FIRST_UID + tenants.size,
+        cgroup: `/tenants/${entry.tenant}`,
+        label: entry.tenant,
+      };
+      tenants.set(entry.tenant, tenant);
+    }
+    return { ...model, tenant };
   });
   const durationMs = file.run.duration;
   if (durationMs <= 0) problems.push({ path: ['run', 'duration'], message: 'expected a duration > 0' });

@@ -5,6 +5,7 @@
  * adds a run with the scan-time advisor on (it owns pages_to_scan, so that run
  * leaves any swept pages_to_scan out).
  */
+import type { PolicyConfig } from '../policy/policy.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { CostFigures } from './cost.ts';
@@ -87,7 +88,7 @@ export function runSweep(
   scenario: Scenario,
   specs: readonly RunSpec[],
   figures: CostFigures,
-  options: { readonly fastForward?: boolean } & SweepCallbacks = {},
+  options: { readonly fastForward?: boolean; readonly policy?: PolicyConfig } & SweepCallbacks = {},
 ): RunResult[] {
   const results: RunResult[] = [];
   specs.forEach((spec, index) => {
@@ -97,6 +98,7 @@ export function runSweep(
       figures,
       settings: spec.settings,
       ...(options.fastForward === undefined ? {} : { fastForward: options.fastForward }),
+      ...(options.policy === undefined ? {} : { policy: options.policy }),
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),
