@@ -50,6 +50,7 @@ import {
   Vma,
   type VmaBacking,
 } from './mm.ts';
+import type { PageCompare } from './page-compare.ts';
 
 /** The calls mm/ksm.c receives from the rest of the MM (include/linux/ksm.h). */
 export interface KsmHooks {
@@ -74,6 +75,8 @@ export interface HostConfig {
   /** /sys/kernel/mm/transparent_hugepage/enabled (this machine: madvise). */
   readonly thp?: ThpMode;
   readonly clock?: VirtualClock;
+  /** Whole-page memcmp for byte mode (see FramePoolConfig.pageCompare); default the pure TypeScript one. */
+  readonly pageCompare?: PageCompare;
 }
 
 export type MadviseAdvice = 'mergeable' | 'unmergeable' | 'hugepage' | 'nohugepage' | 'dontneed';
@@ -128,6 +131,7 @@ export class Host {
       memoryBytes: config.memoryBytes,
       numaNodes: config.numaNodes ?? 1,
       contentMode: config.contentMode ?? 'bytes',
+      ...(config.pageCompare === undefined ? {} : { pageCompare: config.pageCompare }),
     });
     this.clock = config.clock ?? new VirtualClock();
     this.thp = config.thp ?? 'madvise';

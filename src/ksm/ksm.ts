@@ -119,6 +119,26 @@ export interface KsmCounters {
 
 const NO_PAGE = -1;
 
+/**
+ * Bytes counted per mm slot: an estimate of the MmSlot object (header, five
+ * fields) with its Map and array entries; the kernel's ksm_mm_slot is 48.
+ */
+const MM_SLOT_BYTES = 96;
+
+/** What the engine's KSM metadata holds, in bytes of capacity (allocated, not only in use). */
+export interface KsmMetadataBytes {
+  /** The rmap item pool (rb links of the unstable tree included). */
+  readonly rmapItems: number;
+  /** The stable node pool (rb links of the stable trees included). */
+  readonly stableNodes: number;
+  /** The tree roots (one stable and one unstable per NUMA node). */
+  readonly treeRoots: number;
+  readonly mmSlots: number;
+  readonly total: number;
+  readonly rmapItemCapacity: number;
+  readonly stableNodeCapacity: number;
+}
+
 export class Ksm implements KsmHooks {
   readonly settings: KsmSettings = defaultKsmSettings();
   readonly items = new RmapItemPool();
@@ -225,6 +245,26 @@ export class Ksm implements KsmHooks {
       ksm_zero_pages: this.ksmZeroPages,
       general_profit: this.generalProfit(),
       rmap_items: this.rmapItems,
+    };
+  }
+
+  /**
+   * The memory KSM's metadata takes in this engine: the kernel's equivalent is
+   * its slab caches (rmap_item 64 bytes, stable_node 64, mm_slot 48 each).
+   */
+  metadataBytes(): KsmMetadataBytes {
+    const rmapItems = this.items.allocatedBytes;
+    const stableNodes = this.nodes.allocatedBytes;
+    const treeRoots = this.stableRoots.byteLength + this.unstableRoots.byteLength;
+    const mmSlots = this.slotsByMm.size * MM_SLOT_BYTES;
+    return {
+      rmapItems,
+      stableNodes,
+      treeRoots,
+      mmSlots,
+      total: rmapItems + stableNodes + treeRoots + mmSlots,
+      rmapItemCapacity: this.items.capacity,
+      stableNodeCapacity: this.nodes.capacity,
     };
   }
 
@@ -432,7 +472,7 @@ export class Ksm implements KsmHooks {
               continue;
             }
             this.batchCostNs += this.costModel.visitPageNs;
-            const item = this.getNextRmapItem(slot, this.scanVpn);
+            const item = this.getNextRmapItem(slot, this.scanVpn, vma);
             this.scanLink = item;
             if (this.shouldSkipRmapItem(frame, item)) {
               this.scanVpn++;
@@ -473,7 +513,7 @@ export class Ksm implements KsmHooks {
   }
 
   /** get_next_rmap_item(): reuse the item for vpn, freeing every item passed over, or allocate one. */
-  private getNextRmapItem(slot: MmSlot, vpn: number): number {
+  private getNextRmapItem(slot: MmSlot, vpn: number, vma: Vma): number {
     const items = this.items;
     const link = this.scanLink;
     for (;;) {
@@ -486,12 +526,32 @@ export class Ksm implements KsmHooks {
       this.removeRmapItemFromTree(item);
       this.freeRmapItem(item);
     }
+    if (items.full) items.reserve(items.live + this.pagesWithoutItem(slot, link, vma, vpn));
     const item = items.alloc(slot.index, vpn);
     this.rmapItems++;
     slot.mm!.ksmRmapItems++;
     items.next[item] = this.linkNext(slot, link);
     this.setLinkNext(slot, link, item);
     return item;
+  }
+
+  /**
+   * Present pages of `vma` from `vpn` on that have no rmap item yet (the
+   * items after `link` are sorted by address): about what the rest of the
+   * VMA will allocate, so that the item pool grows once per VMA in a first pass.
+   */
+  private pagesWithoutItem(slot: MmSlot, link: number, vma: Vma, vpn: number): number {
+    const items = this.items;
+    const pte = vma.pte;
+    let item = this.linkNext(slot, link);
+    let count = 0;
+    for (let i = vpn - vma.startVpn; i < pte.length; i++) {
+      if (pte[i]! <= 0) continue;
+      const v = vma.startVpn + i;
+      while (item >= 0 && items.vpn[item]! < v) item = items.next[item]!;
+      if (item < 0 || items.vpn[item] !== v) count++;
+    }
+    return count;
   }
 
   private removeTrailingRmapItems(slot: MmSlot, link: number): void {
@@ -552,6 +612,22 @@ export class Ksm implements KsmHooks {
   private memcmpPages(a: number, b: number): number {
     this.batchCostNs += this.costModel.compareNs;
     return this.frames.compare(a, b);
+  }
+
+  /**
+   * memcmp_pages(a, b) given a's first word and a hint of b's (the tree
+   * node's copy). The direction of a tree walk then depends on the node alone,
+   * and the loads that find b (page table walk, frame flags) run beside the
+   * next step instead of before it, the walks' whole cost being cache misses.
+   * The hint is used only when b's first word still equals it; the result is
+   * memcmp_pages()'s in every case.
+   */
+  private memcmpPagesHinted(a: number, prefixA: number, b: number, hintB: number): number {
+    if (prefixA !== hintB && this.frames.prefixOf(b) === hintB) {
+      this.batchCostNs += this.costModel.compareNs;
+      return prefixA < hintB ? -1 : 1;
+    }
+    return this.memcmpPages(a, b);
   }
 
   private isKsmFrame(frame: number): boolean {
@@ -807,6 +883,7 @@ export class Ksm implements KsmHooks {
     const chain = nodes.alloc(NODE_CHAIN);
     nodes.chainPruneTime[chain] = this.host.clock.jiffies;
     nodes.nid[chain] = nid;
+    nodes.treePrefix[chain] = nodes.treePrefix[dup]!;
     this.stableNodeChains++;
     rbReplaceNode(nodes, this.stableRoots, nid, dup, chain);
     this.stableNodeChainAddDup(dup, chain);
@@ -902,14 +979,16 @@ export class Ksm implements KsmHooks {
     if (this.isKsmFrame(frame) && this.frames.ksmNode[frame]! >= 0) return frame; // KSM page forked
     const nid = this.kpfnNid(frame);
     const nodes = this.nodes;
+    const prefix = this.frames.prefixOf(frame);
     again: for (;;) {
       let node = this.stableRoots[nid]!;
       while (node !== RB_NIL) {
+        const hint = nodes.treePrefix[node]!;
         const treeFrame = this.stableNodeChainLookup(node, nid, true);
         if (treeFrame === NO_PAGE) continue again;
         const stableNode = this.outNode;
         const dup = this.outDup;
-        const ret = this.memcmpPages(frame, treeFrame);
+        const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
         if (ret < 0) node = nodes.left[stableNode]!;
         else if (ret > 0) node = nodes.right[stableNode]!;
         else {
@@ -931,6 +1010,7 @@ export class Ksm implements KsmHooks {
   private stableTreeInsert(kframe: number): number {
     const nid = this.kpfnNid(kframe);
     const nodes = this.nodes;
+    const prefix = this.frames.prefixOf(kframe);
     let parent = RB_NIL;
     let goLeft = false;
     let equalNode = RB_NIL;
@@ -939,11 +1019,12 @@ export class Ksm implements KsmHooks {
       equalNode = RB_NIL;
       let node = this.stableRoots[nid]!;
       while (node !== RB_NIL) {
+        const hint = nodes.treePrefix[node]!;
         const treeFrame = this.stableNodeChainLookup(node, nid, false);
         if (treeFrame === NO_PAGE) continue again;
         // chain() may have collapsed the chain: outNode holds the node now at this position.
         node = this.outNode;
-        const ret = this.memcmpPages(kframe, treeFrame);
+        const ret = this.memcmpPagesHinted(kframe, prefix, treeFrame, hint);
         parent = node;
         if (ret < 0) {
           goLeft = true;
@@ -961,6 +1042,7 @@ export class Ksm implements KsmHooks {
     const dup = nodes.alloc(NODE_REGULAR);
     nodes.kpfn[dup] = kframe;
     nodes.nid[dup] = nid;
+    nodes.treePrefix[dup] = prefix;
     this.frames.ksmNode[kframe] = dup;
     if (equalNode === RB_NIL) {
       rbLinkNode(nodes, dup, parent, goLeft);
@@ -998,10 +1080,12 @@ export class Ksm implements KsmHooks {
   private unstableTreeSearchInsert(item: number, frame: number): number {
     const items = this.items;
     const nid = this.kpfnNid(frame);
+    const prefix = this.frames.prefixOf(frame);
     let node = this.unstableRoots[nid]!;
     let parent = RB_NIL;
     let goLeft = false;
     while (node !== RB_NIL) {
+      const hint = items.treePrefix[node]!;
       const treeFrame = this.getMergeablePage(node);
       if (treeFrame === NO_PAGE) {
         this.decline(item, 'unstable_tree_page_gone');
@@ -1011,7 +1095,7 @@ export class Ksm implements KsmHooks {
         this.decline(item, 'same_page_after_fork');
         return RB_NIL;
       }
-      const ret = this.memcmpPages(frame, treeFrame);
+      const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
       parent = node;
       if (ret < 0) {
         goLeft = true;
@@ -1029,6 +1113,7 @@ export class Ksm implements KsmHooks {
     }
     items.flags[item] = UNSTABLE_FLAG | (this.seqnr & SEQNR_MASK);
     items.nid[item] = nid;
+    items.treePrefix[item] = prefix;
     rbLinkNode(items, item, parent, goLeft);
     if (parent === RB_NIL) this.unstableRoots[nid] = item;
     rbInsertColor(items, this.unstableRoots, nid, item);

@@ -19,10 +19,17 @@
  * | head           | Int32Array   | 4     | head: the stable node while STABLE_FLAG is set                  |
  * | hnext/hprev    | Int32Array ×2| 8     | hlist: links in the stable node's item list                     |
  * | lastDecline    | Uint8Array   | 1     | (ours) why the last visit did not merge: 1 + DECLINE_REASONS index |
+ * | treePrefix     | Uint32Array  | 4     | (ours) the page's first 4 bytes when it went into the unstable tree |
  *
- * Total: 52 bytes per item. The kernel overlays the rb_node with head+hlist in
+ * Total: 56 bytes per item. The kernel overlays the rb_node with head+hlist in
  * a union; we keep them apart (still under 64 bytes) so that a stale field can
  * never be misread as the other role.
+ *
+ * Free items are chained through `next` (LIFO), so the pool holds nothing
+ * beside the fields. The arrays grow by an eighth at a time (`grownCapacity`),
+ * not by doubling: at any size the capacity stays within 12.5% (plus one
+ * step of 1024) of the items ever live at once, so the memory really used per
+ * item stays under the kernel's 64 bytes (`allocatedBytes`).
  */
 import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
@@ -32,7 +39,15 @@ export const UNSTABLE_FLAG = 0x100;
 export const STABLE_FLAG = 0x200;
 
 /** Declared bytes per rmap item (sum of the layout above); a test holds it to the kernel's 64. */
-export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1;
+export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1 + 4;
+
+/** Smallest growth step of the item and stable node pools, in entries. */
+const MIN_GROWTH = 1024;
+
+/** The next capacity of a pool of `capacity` entries: an eighth more (at least MIN_GROWTH). */
+export function grownCapacity(capacity: number): number {
+  return capacity + Math.max(MIN_GROWTH, Math.ceil(capacity / 8));
+}
 
 export class RmapItemPool implements RbLinks {
   next: Int32Array;
@@ -51,8 +66,15 @@ export class RmapItemPool implements RbLinks {
   hnext: Int32Array;
   hprev: Int32Array;
   lastDecline: Uint8Array;
-  private freeList: Int32Array;
-  private freeTop = 0;
+  /**
+   * A walk of the unstable tree steers by this copy of the tree page's first
+   * word, next to the links, instead of waiting for the page table walk that
+   * finds the page: that walk is then checked off the critical path (see
+   * unstableTreeSearchInsert). Only a hint: checked against the page every time.
+   */
+  treePrefix: Uint32Array;
+  /** First free item (its `next` links the next one), or -1. */
+  private freeHead = -1;
   private highWater = 0;
   private liveCount = 0;
 
@@ -73,7 +95,7 @@ export class RmapItemPool implements RbLinks {
     this.hnext = new Int32Array(capacity);
     this.hprev = new Int32Array(capacity);
     this.lastDecline = new Uint8Array(capacity);
-    this.freeList = new Int32Array(capacity);
+    this.treePrefix = new Uint32Array(capacity);
   }
 
   get capacity(): number {
@@ -84,12 +106,34 @@ export class RmapItemPool implements RbLinks {
     return this.liveCount;
   }
 
+  /** Bytes held by the pool's arrays (capacity, not items in use). */
+  get allocatedBytes(): number {
+    return this.capacity * RMAP_ITEM_BYTES;
+  }
+
+  /** Whether the next alloc() must grow the arrays. */
+  get full(): boolean {
+    return this.freeHead < 0 && this.highWater === this.capacity;
+  }
+
+  /**
+   * Room for `count` items in all: the arrays grow once to that size (or by
+   * the usual step if that is more), instead of step after step while a pass
+   * meets pages it has no item for yet.
+   */
+  reserve(count: number): void {
+    if (count <= this.capacity) return;
+    this.grow(Math.max(count, grownCapacity(this.capacity)));
+  }
+
   /** alloc_rmap_item(): a zeroed item (kmem_cache_zalloc). */
   alloc(slot: number, vpn: number): number {
     let item: number;
-    if (this.freeTop > 0) item = this.freeList[--this.freeTop]!;
-    else {
-      if (this.highWater === this.capacity) this.grow();
+    if (this.freeHead >= 0) {
+      item = this.freeHead;
+      this.freeHead = this.next[item]!;
+    } else {
+      if (this.highWater === this.capacity) this.grow(grownCapacity(this.capacity));
       item = this.highWater++;
     }
     this.next[item] = -1;
@@ -108,6 +152,7 @@ export class RmapItemPool implements RbLinks {
     this.hnext[item] = -1;
     this.hprev[item] = -1;
     this.lastDecline[item] = 0;
+    this.treePrefix[item] = 0;
     this.liveCount++;
     return item;
   }
@@ -115,17 +160,12 @@ export class RmapItemPool implements RbLinks {
   free(item: number): void {
     if (!(this.slot[item]! >= 0)) fail(`double free of rmap item ${item}`);
     this.slot[item] = -1;
-    if (this.freeTop === this.freeList.length) {
-      const bigger = new Int32Array(this.freeList.length * 2);
-      bigger.set(this.freeList);
-      this.freeList = bigger;
-    }
-    this.freeList[this.freeTop++] = item;
+    this.next[item] = this.freeHead;
+    this.freeHead = item;
     this.liveCount--;
   }
 
-  private grow(): void {
-    const n = this.capacity * 2;
+  private grow(n: number): void {
     this.next = growInt32(this.next, n);
     this.slot = growInt32(this.slot, n);
     const vpn = new Float64Array(n);
@@ -134,9 +174,7 @@ export class RmapItemPool implements RbLinks {
     const flags = new Uint16Array(n);
     flags.set(this.flags);
     this.flags = flags;
-    const sums = new Uint32Array(n);
-    sums.set(this.oldchecksum);
-    this.oldchecksum = sums;
+    this.oldchecksum = growUint32(this.oldchecksum, n);
     this.age = growUint8(this.age, n);
     this.remainingSkips = growUint8(this.remainingSkips, n);
     const nid = new Uint16Array(n);
@@ -150,11 +188,18 @@ export class RmapItemPool implements RbLinks {
     this.hnext = growInt32(this.hnext, n);
     this.hprev = growInt32(this.hprev, n);
     this.lastDecline = growUint8(this.lastDecline, n);
+    this.treePrefix = growUint32(this.treePrefix, n);
   }
 }
 
 export function growInt32(a: Int32Array, n: number): Int32Array {
   const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+export function growUint32(a: Uint32Array, n: number): Uint32Array {
+  const b = new Uint32Array(n);
   b.set(a);
   return b;
 }

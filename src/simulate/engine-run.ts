@@ -32,6 +32,7 @@
  */
 
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
+import { pageCompareNative } from '../backend/sim/native-compare.ts';
 import { Rng } from '../fuzz/rng.ts';
 import { PAGE_SIZE } from '../host/constants.ts';
 import { ErrnoError } from '../host/errno.ts';
@@ -184,6 +185,7 @@ class EngineRunner {
         this.hashesByEngine++;
         return pageChecksumNative(bytes, offset);
       },
+      pageCompare: pageCompareNative,
       costModel: this.cost,
     });
     this.rng = new Rng(scenario.seed);
