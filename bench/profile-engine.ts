@@ -25,7 +25,13 @@ import { pageCompareNative } from '../src/backend/sim/native-compare.ts';
 import { SimulatedHost } from '../src/surface/simulated-host.ts';
 
 const PAGE = 4096;
-const SIZES: Record<string, number> = { '256M': 2 ** 28, '1G': 2 ** 30, '4G': 2 ** 32 };
+const SIZES: Record<string, number> = {
+  '16M': 2 ** 24,
+  '64M': 2 ** 26,
+  '256M': 2 ** 28,
+  '1G': 2 ** 30,
+  '4G': 2 ** 32,
+};
 const MIXES = ['clones', 'pairs', 'unique', 'zero0', 'zero1'] as const;
 type Mix = (typeof MIXES)[number];
 

@@ -189,6 +189,9 @@ export class Ksm implements KsmHooks {
   private treeFrame = NO_PAGE;
   // Set by stableTreeSearch when the content is there but every copy is full.
   private chainFull = false;
+  // The last mergeable VMA an unstable tree walk found, and its mm slot (valid during one walk only).
+  private walkVma: Vma | null = null;
+  private walkSlotIndex = -1;
 
   // ksmd on the virtual clock.
   private ksmdWakeAtNs = 0;
@@ -721,12 +724,27 @@ export class Ksm implements KsmHooks {
     return vma;
   }
 
-  /** get_mergeable_page(): the anonymous page an unstable tree item stands for, or -1. */
-  private getMergeablePage(item: number): number {
+  /**
+   * get_mergeable_page(): the anonymous page an unstable tree item stands
+   * for, or -1. Given the frame the item had when inserted: when the page
+   * table still maps that frame, the frame's flags are read from the hint, so
+   * that those loads need not wait for the page table's (each a likely cache
+   * miss). The same result in every case.
+   */
+  private getMergeablePage(item: number, hintFrame: number): number {
     const vpn = this.items.vpn[item]!;
-    const vma = this.findMergeableVma(this.slotMm(item), vpn);
-    if (vma === null) return NO_PAGE;
+    const slotIndex = this.items.slot[item]!;
+    let vma = this.walkVma;
+    // find_mergeable_vma() of the walk's last VMA when the address falls in it (same mm, so same answer).
+    if (vma === null || slotIndex !== this.walkSlotIndex || vpn < vma.startVpn || vpn >= vma.endVpn) {
+      vma = this.findMergeableVma(this.slotsByIndex[slotIndex]!.mm!, vpn);
+      if (vma === null) return NO_PAGE;
+      this.walkVma = vma;
+      this.walkSlotIndex = slotIndex;
+    }
     const pte = vma.pte[vpn - vma.startVpn]!;
+    if (pte === hintFrame + 1 && hintFrame >= 0)
+      return this.frames.flags[hintFrame]! & FRAME_ANON ? hintFrame : NO_PAGE;
     if (pte <= 0) return NO_PAGE;
     const frame = pte - 1;
     return this.frames.flags[frame]! & FRAME_ANON ? frame : NO_PAGE;
@@ -1084,9 +1102,11 @@ export class Ksm implements KsmHooks {
     let node = this.unstableRoots[nid]!;
     let parent = RB_NIL;
     let goLeft = false;
+    // Nothing changes the address spaces during the walk: the VMA found for one node serves the next ones.
+    this.walkVma = null;
     while (node !== RB_NIL) {
       const hint = items.treePrefix[node]!;
-      const treeFrame = this.getMergeablePage(node);
+      const treeFrame = this.getMergeablePage(node, items.treeFrame[node]!);
       if (treeFrame === NO_PAGE) {
         this.decline(item, 'unstable_tree_page_gone');
         return RB_NIL;
@@ -1114,6 +1134,7 @@ export class Ksm implements KsmHooks {
     items.flags[item] = UNSTABLE_FLAG | (this.seqnr & SEQNR_MASK);
     items.nid[item] = nid;
     items.treePrefix[item] = prefix;
+    items.treeFrame[item] = frame;
     rbLinkNode(items, item, parent, goLeft);
     if (parent === RB_NIL) this.unstableRoots[nid] = item;
     rbInsertColor(items, this.unstableRoots, nid, item);

@@ -20,16 +20,18 @@
  * | hnext/hprev    | Int32Array ×2| 8     | hlist: links in the stable node's item list                     |
  * | lastDecline    | Uint8Array   | 1     | (ours) why the last visit did not merge: 1 + DECLINE_REASONS index |
  * | treePrefix     | Uint32Array  | 4     | (ours) the page's first 4 bytes when it went into the unstable tree |
+ * | treeFrame      | Int32Array   | 4     | (ours) the page's frame when it went into the unstable tree     |
  *
- * Total: 56 bytes per item. The kernel overlays the rb_node with head+hlist in
+ * Total: 60 bytes per item. The kernel overlays the rb_node with head+hlist in
  * a union; we keep them apart (still under 64 bytes) so that a stale field can
  * never be misread as the other role.
  *
  * Free items are chained through `next` (LIFO), so the pool holds nothing
- * beside the fields. The arrays grow by an eighth at a time (`grownCapacity`),
- * not by doubling: at any size the capacity stays within 12.5% (plus one
- * step of 1024) of the items ever live at once, so the memory really used per
- * item stays under the kernel's 64 bytes (`allocatedBytes`).
+ * beside the fields. The arrays grow to what a first pass over a VMA will
+ * need (`reserve`), else by a sixteenth at a time (`grownCapacity`), never by
+ * doubling: the capacity stays within 6.25% (or one step of 256) of the
+ * items ever live at once, so the memory really used per item stays within
+ * the kernel's 64 bytes (`allocatedBytes`).
  */
 import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
@@ -39,14 +41,19 @@ export const UNSTABLE_FLAG = 0x100;
 export const STABLE_FLAG = 0x200;
 
 /** Declared bytes per rmap item (sum of the layout above); a test holds it to the kernel's 64. */
-export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1 + 4;
+export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1 + 4 + 4;
 
 /** Smallest growth step of the item and stable node pools, in entries. */
-const MIN_GROWTH = 1024;
+const MIN_GROWTH = 256;
 
-/** The next capacity of a pool of `capacity` entries: an eighth more (at least MIN_GROWTH). */
-export function grownCapacity(capacity: number): number {
-  return capacity + Math.max(MIN_GROWTH, Math.ceil(capacity / 8));
+/**
+ * The next capacity of a pool of `capacity` entries: `1 / stepDivisor` more
+ * (at least MIN_GROWTH). Each growth copies the arrays, so the step is as
+ * large as the 64-byte budget allows: a sixteenth for the 60-byte rmap items,
+ * an eighth for the 56-byte stable nodes.
+ */
+export function grownCapacity(capacity: number, stepDivisor = 16): number {
+  return capacity + Math.max(MIN_GROWTH, Math.ceil(capacity / stepDivisor));
 }
 
 export class RmapItemPool implements RbLinks {
@@ -73,6 +80,8 @@ export class RmapItemPool implements RbLinks {
    * unstableTreeSearchInsert). Only a hint: checked against the page every time.
    */
   treePrefix: Uint32Array;
+  /** The frame behind treePrefix: the page table walk then only confirms it (see unstableTreeSearchInsert). */
+  treeFrame: Int32Array;
   /** First free item (its `next` links the next one), or -1. */
   private freeHead = -1;
   private highWater = 0;
@@ -96,6 +105,7 @@ export class RmapItemPool implements RbLinks {
     this.hprev = new Int32Array(capacity);
     this.lastDecline = new Uint8Array(capacity);
     this.treePrefix = new Uint32Array(capacity);
+    this.treeFrame = new Int32Array(capacity);
   }
 
   get capacity(): number {
@@ -153,6 +163,7 @@ export class RmapItemPool implements RbLinks {
     this.hprev[item] = -1;
     this.lastDecline[item] = 0;
     this.treePrefix[item] = 0;
+    this.treeFrame[item] = -1;
     this.liveCount++;
     return item;
   }
@@ -189,6 +200,7 @@ export class RmapItemPool implements RbLinks {
     this.hprev = growInt32(this.hprev, n);
     this.lastDecline = growUint8(this.lastDecline, n);
     this.treePrefix = growUint32(this.treePrefix, n);
+    this.treeFrame = growInt32(this.treeFrame, n);
   }
 }
 

@@ -21,7 +21,8 @@
  * | treePrefix        | Uint32Array   | 4     | (ours) the KSM page's first 4 bytes, a hint for tree walks |
  *
  * Total: 56 bytes per node (the kernel's is 64). Free nodes are chained
- * through `dupNext`; the arrays grow in bounded steps as the rmap items' do.
+ * through `dupNext`; the arrays grow by an eighth at a time (at most 63 bytes
+ * allocated per node in use), never by doubling.
  */
 import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
@@ -122,7 +123,7 @@ export class StableNodePool implements RbLinks {
   }
 
   private grow(): void {
-    const n = grownCapacity(this.capacity);
+    const n = grownCapacity(this.capacity, 8);
     const i32 = (a: Int32Array): Int32Array => growInt32(a, n);
     const u8 = (a: Uint8Array): Uint8Array => growUint8(a, n);
     this.left = i32(this.left);
