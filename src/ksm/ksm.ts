@@ -439,6 +439,7 @@ export class Ksm implements KsmHooks {
       // lru_add_drain_all(): pages held by per-CPU batches get their references back before the pass.
       this.host.drainLruBatches();
       this.unstableRoots.fill(RB_NIL);
+      if (this.items.wantsCompaction) this.compactRmapItems();
       slot = this.mmHead.next;
       this.scanSlot = slot;
       if (slot === this.mmHead) return -1;
@@ -578,6 +579,32 @@ export class Ksm implements KsmHooks {
     this.slotsByMm.delete(slot.mm!);
     this.slotsByIndex[slot.index] = undefined;
     this.freeSlotIndices.push(slot.index);
+  }
+
+  /**
+   * Renumbers the rmap items in scan order into smaller arrays when many
+   * were freed, so the memory held stays within 64 bytes per item. Only at
+   * the start of a pass: the unstable tree is empty then (its items' links
+   * are stale) and the cursor points at no item.
+   */
+  private compactRmapItems(): void {
+    const items = this.items;
+    const renumber = new Int32Array(items.capacity).fill(-1);
+    let n = 0;
+    for (let s = this.mmHead.next; s !== this.mmHead; s = s.next) {
+      for (let item = s.rmapList; item >= 0; item = items.next[item]!) renumber[item] = n++;
+    }
+    if (!(n === items.live)) fail(`${items.live} rmap items live but ${n} on the mm slots' lists`);
+    items.compact(renumber);
+    for (let s = this.mmHead.next; s !== this.mmHead; s = s.next) {
+      if (s.rmapList >= 0) s.rmapList = renumber[s.rmapList]!;
+    }
+    const nodes = this.nodes;
+    for (let node = 0; node < nodes.capacity; node++) {
+      const kind = nodes.kind[node]!;
+      if ((kind === NODE_REGULAR || kind === NODE_DUP) && nodes.first[node]! >= 0)
+        nodes.first[node] = renumber[nodes.first[node]!]!;
+    }
   }
 
   /** should_skip_rmap_item(): smart scan. */

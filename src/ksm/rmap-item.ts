@@ -31,7 +31,10 @@
  * need (`reserve`), else by a sixteenth at a time (`grownCapacity`), never by
  * doubling: the capacity stays within 6.25% (or one step of 256) of the
  * items ever live at once, so the memory really used per item stays within
- * the kernel's 64 bytes (`allocatedBytes`).
+ * the kernel's 64 bytes (`allocatedBytes`). When many items were freed (pages
+ * gone, or merged into the zero page), ksmd renumbers the live ones at the
+ * start of a pass into smaller arrays (`compact`): item numbers mean nothing
+ * to the kernel's logic, only the lists and trees that link them do.
  */
 import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
@@ -119,6 +122,64 @@ export class RmapItemPool implements RbLinks {
   /** Bytes held by the pool's arrays (capacity, not items in use). */
   get allocatedBytes(): number {
     return this.capacity * RMAP_ITEM_BYTES;
+  }
+
+  /** Whether so many items are free that the arrays should shrink (see compact). */
+  get wantsCompaction(): boolean {
+    return this.capacity > this.liveCount + Math.max(MIN_GROWTH, Math.ceil(this.liveCount / 16));
+  }
+
+  /**
+   * Renumbers the live items: item `old` becomes `renumber[old]` (every live
+   * item has a new number, 0 .. live - 1; -1 for a free one), in arrays of
+   * live plus a thirty-second. Links between items (`next`, hlist, rb links)
+   * are renumbered too; a link to a free item (a stale rb link) becomes -1.
+   * The caller renumbers the references from outside (list heads, stable nodes).
+   */
+  compact(renumber: Int32Array): void {
+    const live = this.liveCount;
+    const n = live + Math.max(MIN_GROWTH, Math.ceil(live / 32));
+    const high = this.highWater;
+    const links = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(n);
+      for (let old = 0; old < high; old++) {
+        const to = renumber[old]!;
+        if (to < 0) continue;
+        const v = a[old]!;
+        b[to] = v < 0 ? v : renumber[v]!;
+      }
+      return b;
+    };
+    const values = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array>(
+      a: T,
+      b: T,
+    ): T => {
+      for (let old = 0; old < high; old++) {
+        const to = renumber[old]!;
+        if (to >= 0) b[to] = a[old]!;
+      }
+      return b;
+    };
+    this.next = links(this.next);
+    this.left = links(this.left);
+    this.right = links(this.right);
+    this.parent = links(this.parent);
+    this.hnext = links(this.hnext);
+    this.hprev = links(this.hprev);
+    this.slot = values(this.slot, new Int32Array(n));
+    this.vpn = values(this.vpn, new Float64Array(n));
+    this.flags = values(this.flags, new Uint16Array(n));
+    this.oldchecksum = values(this.oldchecksum, new Uint32Array(n));
+    this.age = values(this.age, new Uint8Array(n));
+    this.remainingSkips = values(this.remainingSkips, new Uint8Array(n));
+    this.nid = values(this.nid, new Uint16Array(n));
+    this.color = values(this.color, new Uint8Array(n));
+    this.head = values(this.head, new Int32Array(n));
+    this.lastDecline = values(this.lastDecline, new Uint8Array(n));
+    this.treePrefix = values(this.treePrefix, new Uint32Array(n));
+    this.treeFrame = values(this.treeFrame, new Int32Array(n));
+    this.highWater = live;
+    this.freeHead = -1;
   }
 
   /** Whether the next alloc() must grow the arrays. */

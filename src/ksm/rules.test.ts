@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SimulatedHost } from '../surface/simulated-host.ts';
+import { checkInvariants } from '../testing/invariants.ts';
 import { scenario } from '../testing/scenario.ts';
 import { RMAP_ITEM_BYTES } from './rmap-item.ts';
 import { STABLE_NODE_BYTES } from './stable-node.ts';
@@ -44,6 +45,51 @@ describe('metadata budget', () => {
     assert.ok(meta.rmapItems / items <= 64, `${meta.rmapItems / items} bytes per rmap item`);
     assert.ok(meta.stableNodes / ksm.nodes.live <= 64, `${meta.stableNodes / ksm.nodes.live} bytes per node`);
     assert.equal(meta.total, meta.rmapItems + meta.stableNodes + meta.treeRoots + meta.mmSlots);
+  });
+
+  test('after many rmap items are freed the pool shrinks, and merging goes on as before', () => {
+    const sim = new SimulatedHost({ memoryBytes: 64 * 2 ** 20 });
+    const { host, ksm } = sim;
+    const page = new Uint8Array(4096);
+    const view = new DataView(page.buffer);
+    const pages = 2000;
+    const map = (pid: number, unique: number): number => {
+      const addr = host.mmap(pid, { lengthBytes: pages * 4096 });
+      for (let i = 0; i < pages; i++) {
+        view.setUint32(0, unique * 1e6 + i);
+        host.write(pid, addr + i * 4096, page);
+      }
+      host.madvise(pid, addr, pages * 4096, 'mergeable');
+      return addr;
+    };
+    const a = host.spawn();
+    const b = host.spawn();
+    const c = host.spawn();
+    const aAddr = map(a.pid, 0);
+    map(b.pid, 0);
+    const cAddr = map(c.pid, 7);
+    sim.sysfs.write('run', '1');
+    ksm.fullScans(2);
+    checkInvariants(sim);
+    host.munmap(c.pid, cAddr, pages * 4096);
+    ksm.fullScans(1);
+    const before = ksm.items.capacity;
+    ksm.fullScans(1);
+    assert.ok(ksm.items.capacity < before, `capacity ${before} → ${ksm.items.capacity}`);
+    assert.equal(ksm.counters().rmap_items, 2 * pages);
+    checkInvariants(sim);
+    // Half of A's pages change: their KSM pages keep B alone; the new contents wait unshared
+    // after two passes (checksum, then the unstable tree).
+    for (let i = 0; i < pages / 2; i++) {
+      view.setUint32(0, 9e6 + i);
+      host.write(a.pid, aAddr + i * 4096, page);
+    }
+    ksm.fullScans(2);
+    checkInvariants(sim);
+    const counters = ksm.counters();
+    assert.equal(counters.pages_shared, pages);
+    assert.equal(counters.pages_sharing, pages / 2);
+    assert.equal(counters.pages_unshared, pages / 2);
   });
 });
 
