@@ -5,11 +5,16 @@
  * The full benchmark against the real ksmd is `npm run bench` (a later issue).
  */
 import { pageChecksumNative } from '../src/backend/sim/native-checksum.ts';
+import { pageCompareNative } from '../src/backend/sim/native-compare.ts';
 import { SimulatedHost } from '../src/surface/simulated-host.ts';
 
 const GiB = 2 ** 30;
 const pages = 2 * Math.floor(((GiB / 4096) * 0.9) / 2);
-const sim = new SimulatedHost({ memoryBytes: GiB + 64 * 2 ** 20, checksum: pageChecksumNative });
+const sim = new SimulatedHost({
+  memoryBytes: GiB + 64 * 2 ** 20,
+  checksum: pageChecksumNative,
+  pageCompare: pageCompareNative,
+});
 const { host, ksm } = sim;
 const procs = [host.spawn(), host.spawn()];
 const perProc = pages / 2;

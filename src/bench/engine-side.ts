@@ -10,6 +10,7 @@
  */
 import { xxh64 } from '@node-rs/xxhash';
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
+import { pageCompareNative } from '../backend/sim/native-compare.ts';
 import type { ContentMode } from '../host/frames.ts';
 import { FRAME_ANON } from '../host/frames.ts';
 import type { Ksm } from '../ksm/ksm.ts';
@@ -35,6 +36,7 @@ export function buildEngineHost(w: BenchWorkload, contentMode: ContentMode = 'by
     contentMode,
     thp: 'never',
     checksum: pageChecksumNative,
+    pageCompare: pageCompareNative,
   });
   for (const [name, value] of w.settings) sim.sysfs.write(name, value);
   const pids: number[] = [];
@@ -157,18 +159,9 @@ export interface EngineSideResult {
  * Where a Ksm method reporting its metadata bytes will plug in (being added
  * on another branch): any of these names, taking no argument, returning bytes.
  */
-const REPORTED_METADATA_METHODS = ['metadataBytes', 'ksmMetadataBytes', 'allocatedMetadataBytes'] as const;
-
-export function reportedMetadataBytes(ksm: Ksm): number | null {
-  const candidate = ksm as unknown as Record<string, unknown>;
-  for (const name of REPORTED_METADATA_METHODS) {
-    const fn = candidate[name];
-    if (typeof fn === 'function') {
-      const bytes: unknown = fn.call(ksm);
-      if (typeof bytes === 'number') return bytes;
-    }
-  }
-  return null;
+/** What the engine says its KSM metadata takes (Ksm.metadataBytes(): rmap items, stable nodes, roots, mm slots). */
+export function reportedMetadataBytes(ksm: Ksm): number {
+  return ksm.metadataBytes().total;
 }
 
 function collectGarbage(): boolean {

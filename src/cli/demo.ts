@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import pc from 'picocolors';
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
+import { pageCompareNative } from '../backend/sim/native-compare.ts';
 import { PAGE_SIZE } from '../host/constants.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 
@@ -32,6 +33,7 @@ export function runDemo(options: DemoOptions): void {
   const sim = new SimulatedHost({
     memoryBytes: (options.guests * options.guestMiB + 64) * 2 ** 20,
     checksum: pageChecksumNative,
+    pageCompare: pageCompareNative,
   });
   const { host, sysfs } = sim;
   write(pc.bold('ksmkit demo: Kernel Samepage Merging, simulated as Linux 6.18 does it'));

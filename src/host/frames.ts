@@ -36,6 +36,7 @@
  */
 import { assert, fail } from './assert.ts';
 import { HPAGE_PMD_NR, PAGE_SIZE } from './constants.ts';
+import type { PageCompare } from './page-compare.ts';
 import type { PageChecksum } from './xxhash64.ts';
 
 export const FRAME_USED = 1 << 0;
@@ -71,7 +72,17 @@ export interface FramePoolConfig {
   readonly memoryBytes: number;
   readonly numaNodes: number;
   readonly contentMode?: ContentMode;
+  /**
+   * memcmp of two whole pages for byte mode, when the first words do not
+   * decide (equal pages above all); default the word loop of this file. The
+   * Node backend passes a native one (src/backend/sim/native-compare.ts),
+   * some ten times faster over a whole page.
+   */
+  readonly pageCompare?: PageCompare;
 }
+
+/** Words compared in place before a page compare is handed to `pageCompare`: most differing pages differ early. */
+const INLINE_COMPARE_WORDS = 16;
 
 /** A write that fingerprint mode cannot represent (the page would not be one 8-byte value repeated). */
 export class FingerprintModeError extends Error {
@@ -105,6 +116,7 @@ export class FramePool {
   private readonly freeStacks: Int32Array[];
   private readonly freeTops: Int32Array;
   private usedFrameCount = 0;
+  private readonly pageCompare: PageCompare | null;
 
   constructor(config: FramePoolConfig) {
     assert(
@@ -124,6 +136,7 @@ export class FramePool {
     this.pinCount = new Uint16Array(this.frameCount);
     this.batchRefs = new Uint8Array(this.frameCount);
     this.contentMode = config.contentMode ?? 'bytes';
+    this.pageCompare = config.pageCompare ?? null;
     assert(LITTLE_ENDIAN || this.contentMode === 'fingerprint', 'byte mode needs a little-endian platform');
     this.prefix = new Uint32Array(this.contentMode === 'bytes' ? this.frameCount : 0);
     const fpFrames = this.contentMode === 'fingerprint' ? this.frameCount : 0;
@@ -177,7 +190,7 @@ export class FramePool {
       const node = (nid + i) % this.numaNodes;
       const frame = this.allocOnNode(node);
       if (frame >= 0) {
-        this.initFrame(frame);
+        this.initFrame(frame, this.allocatedFresh);
         return frame;
       }
     }
@@ -196,7 +209,7 @@ export class FramePool {
       for (let f = start; f < aligned; f++) this.pushFree(node, f);
       this.bump[node] = aligned + HPAGE_PMD_NR;
       for (let f = aligned; f < aligned + HPAGE_PMD_NR; f++) {
-        this.initFrame(f);
+        this.initFrame(f, true);
         this.folioHead[f] = aligned;
       }
       return aligned;
@@ -213,12 +226,16 @@ export class FramePool {
   allocRandom(nid: number, pick: (n: number) => number): number {
     const top = this.freeTops[nid]!;
     const start = this.bump[nid]!;
-    const fresh = Math.min((nid + 1) * this.framesPerNode - start, RANDOM_WINDOW_FRAMES);
-    if (top + fresh === 0) return this.alloc(nid);
-    const r = pick(top + fresh);
-    assert(Number.isInteger(r) && r >= 0 && r < top + fresh, `allocRandom: pick gave ${r} of ${top + fresh}`);
+    const unused = Math.min((nid + 1) * this.framesPerNode - start, RANDOM_WINDOW_FRAMES);
+    if (top + unused === 0) return this.alloc(nid);
+    const r = pick(top + unused);
+    assert(
+      Number.isInteger(r) && r >= 0 && r < top + unused,
+      `allocRandom: pick gave ${r} of ${top + unused}`,
+    );
     let frame: number;
-    if (r < top) {
+    const fresh = r >= top;
+    if (!fresh) {
       const stack = this.freeStacks[nid]!;
       frame = stack[r]!;
       stack[r] = stack[top - 1]!;
@@ -229,7 +246,7 @@ export class FramePool {
       for (let f = start; f < frame; f++) this.pushFree(nid, f);
       this.bump[nid] = frame + 1;
     }
-    this.initFrame(frame);
+    this.initFrame(frame, fresh);
     return frame;
   }
 
@@ -336,6 +353,11 @@ export class FramePool {
     return la === lb ? 0 : la < lb ? -1 : 1;
   }
 
+  /** The first 4 bytes of the frame, big-endian (in both modes): memcmp order, when two differ. */
+  prefixOf(frame: number): number {
+    return this.contentMode === 'bytes' ? this.prefix[frame]! : this.fpHi[frame]!;
+  }
+
   equal(a: number, b: number): boolean {
     if (this.contentMode === 'bytes')
       return this.prefix[a] === this.prefix[b] && this.compareWordsFrom(a, b) === 0;
@@ -365,7 +387,8 @@ export class FramePool {
     const wb = this.chunkWords[b >>> CHUNK_SHIFT]!;
     let ia = (a & CHUNK_MASK) << 10;
     let ib = (b & CHUNK_MASK) << 10;
-    const end = ia + 1024;
+    const pageCompare = this.pageCompare;
+    const end = ia + (pageCompare === null ? 1024 : INLINE_COMPARE_WORDS);
     for (ia++, ib++; ia < end; ia++, ib++) {
       const x = wa[ia]!;
       const y = wb[ib]!;
@@ -375,7 +398,9 @@ export class FramePool {
         return ((x >>> shift) & 0xff) < ((y >>> shift) & 0xff) ? -1 : 1;
       }
     }
-    return 0;
+    if (pageCompare === null) return 0;
+    const r = pageCompare(this.chunkOf(a), this.offsetOf(a), this.chunkOf(b), this.offsetOf(b));
+    return r < 0 ? -1 : r > 0 ? 1 : 0;
   }
 
   private refreshPrefix(frame: number): void {
@@ -407,9 +432,16 @@ export class FramePool {
     this.flags[frame]! &= ~FRAME_CSUM_VALID;
   }
 
-  private initFrame(frame: number): void {
+  /**
+   * A frame handed out: zeroed, unless `fresh` (never handed out before, so
+   * still as its chunk was created, all zeroes): filling it would only touch
+   * memory the kernel has not even backed yet.
+   */
+  private initFrame(frame: number, fresh: boolean): void {
     this.ensureChunk(frame);
-    if (this.contentMode === 'bytes') {
+    if (fresh) {
+      // Contents, prefix and value were never written: zero already.
+    } else if (this.contentMode === 'bytes') {
       this.chunkOf(frame).fill(0, this.offsetOf(frame), this.offsetOf(frame) + PAGE_SIZE);
       this.prefix[frame] = 0;
     } else {
@@ -423,15 +455,20 @@ export class FramePool {
     this.usedFrameCount++;
   }
 
+  /** Output of allocOnNode: whether the frame came from above the bump pointer (never used). */
+  private allocatedFresh = false;
+
   private allocOnNode(nid: number): number {
     const top = this.freeTops[nid]!;
     if (top > 0) {
       this.freeTops[nid] = top - 1;
+      this.allocatedFresh = false;
       return this.freeStacks[nid]![top - 1]!;
     }
     const next = this.bump[nid]!;
     if (next >= (nid + 1) * this.framesPerNode) return -1;
     this.bump[nid] = next + 1;
+    this.allocatedFresh = true;
     return next;
   }
 

@@ -55,6 +55,7 @@ import {
   Vma,
   type VmaBacking,
 } from './mm.ts';
+import type { PageCompare } from './page-compare.ts';
 
 /** The calls mm/ksm.c receives from the rest of the MM (include/linux/ksm.h). */
 export interface KsmHooks {
@@ -83,6 +84,8 @@ export interface HostConfig {
   readonly policy?: PolicyConfig;
   /** Where random frames come from (vusion's copies); default a SplitMix32 seeded with 1. */
   readonly random?: RandomSource;
+  /** Whole-page memcmp for byte mode (see FramePoolConfig.pageCompare); default the pure TypeScript one. */
+  readonly pageCompare?: PageCompare;
 }
 
 export type { AccessFault } from './access-fault.ts';
@@ -159,6 +162,7 @@ export class Host {
       memoryBytes: config.memoryBytes,
       numaNodes: config.numaNodes ?? 1,
       contentMode: config.contentMode ?? 'bytes',
+      ...(config.pageCompare === undefined ? {} : { pageCompare: config.pageCompare }),
     });
     this.clock = config.clock ?? new VirtualClock();
     this.thp = config.thp ?? 'madvise';

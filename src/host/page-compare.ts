@@ -18,6 +18,13 @@
  */
 import { assert } from './assert.ts';
 
+/**
+ * Sign of memcmp over the 4096-byte pages at a[aOff..] and b[bOff..]: negative,
+ * zero or positive (any magnitude). `comparePages` is one; a backend may
+ * inject a native one (the frame pool's `pageCompare`).
+ */
+export type PageCompare = (a: Uint8Array, aOff: number, b: Uint8Array, bOff: number) => number;
+
 const PAGE_BYTES = 4096;
 const PAGE_WORDS = PAGE_BYTES / 4;
 const MAX_WORD_START = 0x7fffffff - PAGE_BYTES;

@@ -122,6 +122,26 @@ export interface KsmCounters {
 
 const NO_PAGE = -1;
 
+/**
+ * Bytes counted per mm slot: an estimate of the MmSlot object (header, five
+ * fields) with its Map and array entries; the kernel's ksm_mm_slot is 48.
+ */
+const MM_SLOT_BYTES = 96;
+
+/** What the engine's KSM metadata holds, in bytes of capacity (allocated, not only in use). */
+export interface KsmMetadataBytes {
+  /** The rmap item pool (rb links of the unstable tree included). */
+  readonly rmapItems: number;
+  /** The stable node pool (rb links of the stable trees included). */
+  readonly stableNodes: number;
+  /** The tree roots (one stable and one unstable per NUMA node). */
+  readonly treeRoots: number;
+  readonly mmSlots: number;
+  readonly total: number;
+  readonly rmapItemCapacity: number;
+  readonly stableNodeCapacity: number;
+}
+
 export class Ksm implements KsmHooks {
   readonly settings: KsmSettings = defaultKsmSettings();
   readonly items = new RmapItemPool();
@@ -172,6 +192,9 @@ export class Ksm implements KsmHooks {
   private treeFrame = NO_PAGE;
   // Set by stableTreeSearch when the content is there but every copy is full.
   private chainFull = false;
+  // The last mergeable VMA an unstable tree walk found, and its mm slot (valid during one walk only).
+  private walkVma: Vma | null = null;
+  private walkSlotIndex = -1;
 
   // Policies (src/policy): trees per trust domain, zero pages only, vusion's trap.
   private readonly domains: TrustDomains | null;
@@ -239,6 +262,26 @@ export class Ksm implements KsmHooks {
       ksm_zero_pages: this.ksmZeroPages,
       general_profit: this.generalProfit(),
       rmap_items: this.rmapItems,
+    };
+  }
+
+  /**
+   * The memory KSM's metadata takes in this engine: the kernel's equivalent is
+   * its slab caches (rmap_item 64 bytes, stable_node 64, mm_slot 48 each).
+   */
+  metadataBytes(): KsmMetadataBytes {
+    const rmapItems = this.items.allocatedBytes;
+    const stableNodes = this.nodes.allocatedBytes;
+    const treeRoots = this.stableRoots.byteLength + this.unstableRoots.byteLength;
+    const mmSlots = this.slotsByMm.size * MM_SLOT_BYTES;
+    return {
+      rmapItems,
+      stableNodes,
+      treeRoots,
+      mmSlots,
+      total: rmapItems + stableNodes + treeRoots + mmSlots,
+      rmapItemCapacity: this.items.capacity,
+      stableNodeCapacity: this.nodes.capacity,
     };
   }
 
@@ -411,6 +454,7 @@ export class Ksm implements KsmHooks {
       // lru_add_drain_all(): pages held by per-CPU batches get their references back before the pass.
       this.host.drainLruBatches();
       this.unstableRoots.fill(RB_NIL);
+      if (this.items.wantsCompaction) this.compactRmapItems();
       slot = this.mmHead.next;
       this.scanSlot = slot;
       if (slot === this.mmHead) return -1;
@@ -447,7 +491,7 @@ export class Ksm implements KsmHooks {
               continue;
             }
             this.batchCostNs += this.costModel.visitPageNs;
-            const item = this.getNextRmapItem(slot, this.scanVpn);
+            const item = this.getNextRmapItem(slot, this.scanVpn, vma);
             this.scanLink = item;
             if (this.shouldSkipRmapItem(frame, item)) {
               this.scanVpn++;
@@ -488,7 +532,7 @@ export class Ksm implements KsmHooks {
   }
 
   /** get_next_rmap_item(): reuse the item for vpn, freeing every item passed over, or allocate one. */
-  private getNextRmapItem(slot: MmSlot, vpn: number): number {
+  private getNextRmapItem(slot: MmSlot, vpn: number, vma: Vma): number {
     const items = this.items;
     const link = this.scanLink;
     for (;;) {
@@ -501,12 +545,32 @@ export class Ksm implements KsmHooks {
       this.removeRmapItemFromTree(item);
       this.freeRmapItem(item);
     }
+    if (items.full) items.reserve(items.live + this.pagesWithoutItem(slot, link, vma, vpn));
     const item = items.alloc(slot.index, vpn);
     this.rmapItems++;
     slot.mm!.ksmRmapItems++;
     items.next[item] = this.linkNext(slot, link);
     this.setLinkNext(slot, link, item);
     return item;
+  }
+
+  /**
+   * Present pages of `vma` from `vpn` on that have no rmap item yet (the
+   * items after `link` are sorted by address): about what the rest of the
+   * VMA will allocate, so that the item pool grows once per VMA in a first pass.
+   */
+  private pagesWithoutItem(slot: MmSlot, link: number, vma: Vma, vpn: number): number {
+    const items = this.items;
+    const pte = vma.pte;
+    let item = this.linkNext(slot, link);
+    let count = 0;
+    for (let i = vpn - vma.startVpn; i < pte.length; i++) {
+      if (pte[i]! <= 0) continue;
+      const v = vma.startVpn + i;
+      while (item >= 0 && items.vpn[item]! < v) item = items.next[item]!;
+      if (item < 0 || items.vpn[item] !== v) count++;
+    }
+    return count;
   }
 
   private removeTrailingRmapItems(slot: MmSlot, link: number): void {
@@ -530,6 +594,32 @@ export class Ksm implements KsmHooks {
     this.slotsByMm.delete(slot.mm!);
     this.slotsByIndex[slot.index] = undefined;
     this.freeSlotIndices.push(slot.index);
+  }
+
+  /**
+   * Renumbers the rmap items in scan order into smaller arrays when many
+   * were freed, so the memory held stays within 64 bytes per item. Only at
+   * the start of a pass: the unstable tree is empty then (its items' links
+   * are stale) and the cursor points at no item.
+   */
+  private compactRmapItems(): void {
+    const items = this.items;
+    const renumber = new Int32Array(items.capacity).fill(-1);
+    let n = 0;
+    for (let s = this.mmHead.next; s !== this.mmHead; s = s.next) {
+      for (let item = s.rmapList; item >= 0; item = items.next[item]!) renumber[item] = n++;
+    }
+    if (!(n === items.live)) fail(`${items.live} rmap items live but ${n} on the mm slots' lists`);
+    items.compact(renumber);
+    for (let s = this.mmHead.next; s !== this.mmHead; s = s.next) {
+      if (s.rmapList >= 0) s.rmapList = renumber[s.rmapList]!;
+    }
+    const nodes = this.nodes;
+    for (let node = 0; node < nodes.capacity; node++) {
+      const kind = nodes.kind[node]!;
+      if ((kind === NODE_REGULAR || kind === NODE_DUP) && nodes.first[node]! >= 0)
+        nodes.first[node] = renumber[nodes.first[node]!]!;
+    }
   }
 
   /** should_skip_rmap_item(): smart scan. */
@@ -567,6 +657,22 @@ export class Ksm implements KsmHooks {
   private memcmpPages(a: number, b: number): number {
     this.batchCostNs += this.costModel.compareNs;
     return this.frames.compare(a, b);
+  }
+
+  /**
+   * memcmp_pages(a, b) given a's first word and a hint of b's (the tree
+   * node's copy). The direction of a tree walk then depends on the node alone,
+   * and the loads that find b (page table walk, frame flags) run beside the
+   * next step instead of before it, the walks' whole cost being cache misses.
+   * The hint is used only when b's first word still equals it; the result is
+   * memcmp_pages()'s in every case.
+   */
+  private memcmpPagesHinted(a: number, prefixA: number, b: number, hintB: number): number {
+    if (prefixA !== hintB && this.frames.prefixOf(b) === hintB) {
+      this.batchCostNs += this.costModel.compareNs;
+      return prefixA < hintB ? -1 : 1;
+    }
+    return this.memcmpPages(a, b);
   }
 
   private isKsmFrame(frame: number): boolean {
@@ -687,12 +793,27 @@ export class Ksm implements KsmHooks {
     return vma;
   }
 
-  /** get_mergeable_page(): the anonymous page an unstable tree item stands for, or -1. */
-  private getMergeablePage(item: number): number {
+  /**
+   * get_mergeable_page(): the anonymous page an unstable tree item stands
+   * for, or -1. Given the frame the item had when inserted: when the page
+   * table still maps that frame, the frame's flags are read from the hint, so
+   * that those loads need not wait for the page table's (each a likely cache
+   * miss). The same result in every case.
+   */
+  private getMergeablePage(item: number, hintFrame: number): number {
     const vpn = this.items.vpn[item]!;
-    const vma = this.findMergeableVma(this.slotMm(item), vpn);
-    if (vma === null) return NO_PAGE;
+    const slotIndex = this.items.slot[item]!;
+    let vma = this.walkVma;
+    // find_mergeable_vma() of the walk's last VMA when the address falls in it (same mm, so same answer).
+    if (vma === null || slotIndex !== this.walkSlotIndex || vpn < vma.startVpn || vpn >= vma.endVpn) {
+      vma = this.findMergeableVma(this.slotsByIndex[slotIndex]!.mm!, vpn);
+      if (vma === null) return NO_PAGE;
+      this.walkVma = vma;
+      this.walkSlotIndex = slotIndex;
+    }
     const pte = vma.pte[vpn - vma.startVpn]!;
+    if (pte === hintFrame + 1 && hintFrame >= 0)
+      return this.frames.flags[hintFrame]! & FRAME_ANON ? hintFrame : NO_PAGE;
     if (pte <= 0) return NO_PAGE;
     const frame = pte - 1;
     return this.frames.flags[frame]! & FRAME_ANON ? frame : NO_PAGE;
@@ -849,6 +970,7 @@ export class Ksm implements KsmHooks {
     const chain = nodes.alloc(NODE_CHAIN);
     nodes.chainPruneTime[chain] = this.host.clock.jiffies;
     nodes.nid[chain] = nid;
+    nodes.treePrefix[chain] = nodes.treePrefix[dup]!;
     this.stableNodeChains++;
     rbReplaceNode(nodes, this.stableRoots, nid, dup, chain);
     this.stableNodeChainAddDup(dup, chain);
@@ -944,14 +1066,16 @@ export class Ksm implements KsmHooks {
     if (this.isKsmFrame(frame) && this.frames.ksmNode[frame]! >= 0) return frame; // KSM page forked
     const nid = this.kpfnNid(frame);
     const nodes = this.nodes;
+    const prefix = this.frames.prefixOf(frame);
     again: for (;;) {
       let node = this.stableRoots[nid]!;
       while (node !== RB_NIL) {
+        const hint = nodes.treePrefix[node]!;
         const treeFrame = this.stableNodeChainLookup(node, nid, true);
         if (treeFrame === NO_PAGE) continue again;
         const stableNode = this.outNode;
         const dup = this.outDup;
-        const ret = this.memcmpPages(frame, treeFrame);
+        const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
         if (ret < 0) node = nodes.left[stableNode]!;
         else if (ret > 0) node = nodes.right[stableNode]!;
         else {
@@ -973,6 +1097,7 @@ export class Ksm implements KsmHooks {
   private stableTreeInsert(kframe: number): number {
     const nid = this.kpfnNid(kframe);
     const nodes = this.nodes;
+    const prefix = this.frames.prefixOf(kframe);
     let parent = RB_NIL;
     let goLeft = false;
     let equalNode = RB_NIL;
@@ -981,11 +1106,12 @@ export class Ksm implements KsmHooks {
       equalNode = RB_NIL;
       let node = this.stableRoots[nid]!;
       while (node !== RB_NIL) {
+        const hint = nodes.treePrefix[node]!;
         const treeFrame = this.stableNodeChainLookup(node, nid, false);
         if (treeFrame === NO_PAGE) continue again;
         // chain() may have collapsed the chain: outNode holds the node now at this position.
         node = this.outNode;
-        const ret = this.memcmpPages(kframe, treeFrame);
+        const ret = this.memcmpPagesHinted(kframe, prefix, treeFrame, hint);
         parent = node;
         if (ret < 0) {
           goLeft = true;
@@ -1003,6 +1129,7 @@ export class Ksm implements KsmHooks {
     const dup = nodes.alloc(NODE_REGULAR);
     nodes.kpfn[dup] = kframe;
     nodes.nid[dup] = nid;
+    nodes.treePrefix[dup] = prefix;
     this.frames.ksmNode[kframe] = dup;
     if (equalNode === RB_NIL) {
       rbLinkNode(nodes, dup, parent, goLeft);
@@ -1040,11 +1167,15 @@ export class Ksm implements KsmHooks {
   private unstableTreeSearchInsert(item: number, frame: number): number {
     const items = this.items;
     const nid = this.kpfnNid(frame);
+    const prefix = this.frames.prefixOf(frame);
     let node = this.unstableRoots[nid]!;
     let parent = RB_NIL;
     let goLeft = false;
+    // Nothing changes the address spaces during the walk: the VMA found for one node serves the next ones.
+    this.walkVma = null;
     while (node !== RB_NIL) {
-      const treeFrame = this.getMergeablePage(node);
+      const hint = items.treePrefix[node]!;
+      const treeFrame = this.getMergeablePage(node, items.treeFrame[node]!);
       if (treeFrame === NO_PAGE) {
         this.decline(item, 'unstable_tree_page_gone');
         return RB_NIL;
@@ -1053,7 +1184,7 @@ export class Ksm implements KsmHooks {
         this.decline(item, 'same_page_after_fork');
         return RB_NIL;
       }
-      const ret = this.memcmpPages(frame, treeFrame);
+      const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
       parent = node;
       if (ret < 0) {
         goLeft = true;
@@ -1071,6 +1202,8 @@ export class Ksm implements KsmHooks {
     }
     items.flags[item] = UNSTABLE_FLAG | (this.seqnr & SEQNR_MASK);
     items.nid[item] = nid;
+    items.treePrefix[item] = prefix;
+    items.treeFrame[item] = frame;
     rbLinkNode(items, item, parent, goLeft);
     if (parent === RB_NIL) this.unstableRoots[nid] = item;
     rbInsertColor(items, this.unstableRoots, nid, item);

@@ -19,10 +19,22 @@
  * | head           | Int32Array   | 4     | head: the stable node while STABLE_FLAG is set                  |
  * | hnext/hprev    | Int32Array ×2| 8     | hlist: links in the stable node's item list                     |
  * | lastDecline    | Uint8Array   | 1     | (ours) why the last visit did not merge: 1 + DECLINE_REASONS index |
+ * | treePrefix     | Uint32Array  | 4     | (ours) the page's first 4 bytes when it went into the unstable tree |
+ * | treeFrame      | Int32Array   | 4     | (ours) the page's frame when it went into the unstable tree     |
  *
- * Total: 52 bytes per item. The kernel overlays the rb_node with head+hlist in
+ * Total: 60 bytes per item. The kernel overlays the rb_node with head+hlist in
  * a union; we keep them apart (still under 64 bytes) so that a stale field can
  * never be misread as the other role.
+ *
+ * Free items are chained through `next` (LIFO), so the pool holds nothing
+ * beside the fields. The arrays grow to what a first pass over a VMA will
+ * need (`reserve`), else by a sixteenth at a time (`grownCapacity`), never by
+ * doubling: the capacity stays within 6.25% (or one step of 256) of the
+ * items ever live at once, so the memory really used per item stays within
+ * the kernel's 64 bytes (`allocatedBytes`). When many items were freed (pages
+ * gone, or merged into the zero page), ksmd renumbers the live ones at the
+ * start of a pass into smaller arrays (`compact`): item numbers mean nothing
+ * to the kernel's logic, only the lists and trees that link them do.
  */
 import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
@@ -32,7 +44,20 @@ export const UNSTABLE_FLAG = 0x100;
 export const STABLE_FLAG = 0x200;
 
 /** Declared bytes per rmap item (sum of the layout above); a test holds it to the kernel's 64. */
-export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1;
+export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1 + 4 + 4;
+
+/** Smallest growth step of the item and stable node pools, in entries. */
+const MIN_GROWTH = 256;
+
+/**
+ * The next capacity of a pool of `capacity` entries: `1 / stepDivisor` more
+ * (at least MIN_GROWTH). Each growth copies the arrays, so the step is as
+ * large as the 64-byte budget allows: a sixteenth for the 60-byte rmap items,
+ * an eighth for the 56-byte stable nodes.
+ */
+export function grownCapacity(capacity: number, stepDivisor = 16): number {
+  return capacity + Math.max(MIN_GROWTH, Math.ceil(capacity / stepDivisor));
+}
 
 export class RmapItemPool implements RbLinks {
   next: Int32Array;
@@ -51,8 +76,17 @@ export class RmapItemPool implements RbLinks {
   hnext: Int32Array;
   hprev: Int32Array;
   lastDecline: Uint8Array;
-  private freeList: Int32Array;
-  private freeTop = 0;
+  /**
+   * A walk of the unstable tree steers by this copy of the tree page's first
+   * word, next to the links, instead of waiting for the page table walk that
+   * finds the page: that walk is then checked off the critical path (see
+   * unstableTreeSearchInsert). Only a hint: checked against the page every time.
+   */
+  treePrefix: Uint32Array;
+  /** The frame behind treePrefix: the page table walk then only confirms it (see unstableTreeSearchInsert). */
+  treeFrame: Int32Array;
+  /** First free item (its `next` links the next one), or -1. */
+  private freeHead = -1;
   private highWater = 0;
   private liveCount = 0;
 
@@ -73,7 +107,8 @@ export class RmapItemPool implements RbLinks {
     this.hnext = new Int32Array(capacity);
     this.hprev = new Int32Array(capacity);
     this.lastDecline = new Uint8Array(capacity);
-    this.freeList = new Int32Array(capacity);
+    this.treePrefix = new Uint32Array(capacity);
+    this.treeFrame = new Int32Array(capacity);
   }
 
   get capacity(): number {
@@ -84,12 +119,92 @@ export class RmapItemPool implements RbLinks {
     return this.liveCount;
   }
 
+  /** Bytes held by the pool's arrays (capacity, not items in use). */
+  get allocatedBytes(): number {
+    return this.capacity * RMAP_ITEM_BYTES;
+  }
+
+  /** Whether so many items are free that the arrays should shrink (see compact). */
+  get wantsCompaction(): boolean {
+    return this.capacity > this.liveCount + Math.max(MIN_GROWTH, Math.ceil(this.liveCount / 16));
+  }
+
+  /**
+   * Renumbers the live items: item `old` becomes `renumber[old]` (every live
+   * item has a new number, 0 .. live - 1; -1 for a free one), in arrays of
+   * live plus a thirty-second. Links between items (`next`, hlist, rb links)
+   * are renumbered too; a link to a free item (a stale rb link) becomes -1.
+   * The caller renumbers the references from outside (list heads, stable nodes).
+   */
+  compact(renumber: Int32Array): void {
+    const live = this.liveCount;
+    const n = live + Math.max(MIN_GROWTH, Math.ceil(live / 32));
+    const high = this.highWater;
+    const links = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(n);
+      for (let old = 0; old < high; old++) {
+        const to = renumber[old]!;
+        if (to < 0) continue;
+        const v = a[old]!;
+        b[to] = v < 0 ? v : renumber[v]!;
+      }
+      return b;
+    };
+    const values = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array>(
+      a: T,
+      b: T,
+    ): T => {
+      for (let old = 0; old < high; old++) {
+        const to = renumber[old]!;
+        if (to >= 0) b[to] = a[old]!;
+      }
+      return b;
+    };
+    this.next = links(this.next);
+    this.left = links(this.left);
+    this.right = links(this.right);
+    this.parent = links(this.parent);
+    this.hnext = links(this.hnext);
+    this.hprev = links(this.hprev);
+    this.slot = values(this.slot, new Int32Array(n));
+    this.vpn = values(this.vpn, new Float64Array(n));
+    this.flags = values(this.flags, new Uint16Array(n));
+    this.oldchecksum = values(this.oldchecksum, new Uint32Array(n));
+    this.age = values(this.age, new Uint8Array(n));
+    this.remainingSkips = values(this.remainingSkips, new Uint8Array(n));
+    this.nid = values(this.nid, new Uint16Array(n));
+    this.color = values(this.color, new Uint8Array(n));
+    this.head = values(this.head, new Int32Array(n));
+    this.lastDecline = values(this.lastDecline, new Uint8Array(n));
+    this.treePrefix = values(this.treePrefix, new Uint32Array(n));
+    this.treeFrame = values(this.treeFrame, new Int32Array(n));
+    this.highWater = live;
+    this.freeHead = -1;
+  }
+
+  /** Whether the next alloc() must grow the arrays. */
+  get full(): boolean {
+    return this.freeHead < 0 && this.highWater === this.capacity;
+  }
+
+  /**
+   * Room for `count` items in all: the arrays grow once to that size (or by
+   * the usual step if that is more), instead of step after step while a pass
+   * meets pages it has no item for yet.
+   */
+  reserve(count: number): void {
+    if (count <= this.capacity) return;
+    this.grow(Math.max(count, grownCapacity(this.capacity)));
+  }
+
   /** alloc_rmap_item(): a zeroed item (kmem_cache_zalloc). */
   alloc(slot: number, vpn: number): number {
     let item: number;
-    if (this.freeTop > 0) item = this.freeList[--this.freeTop]!;
-    else {
-      if (this.highWater === this.capacity) this.grow();
+    if (this.freeHead >= 0) {
+      item = this.freeHead;
+      this.freeHead = this.next[item]!;
+    } else {
+      if (this.highWater === this.capacity) this.grow(grownCapacity(this.capacity));
       item = this.highWater++;
     }
     this.next[item] = -1;
@@ -108,6 +223,8 @@ export class RmapItemPool implements RbLinks {
     this.hnext[item] = -1;
     this.hprev[item] = -1;
     this.lastDecline[item] = 0;
+    this.treePrefix[item] = 0;
+    this.treeFrame[item] = -1;
     this.liveCount++;
     return item;
   }
@@ -115,17 +232,12 @@ export class RmapItemPool implements RbLinks {
   free(item: number): void {
     if (!(this.slot[item]! >= 0)) fail(`double free of rmap item ${item}`);
     this.slot[item] = -1;
-    if (this.freeTop === this.freeList.length) {
-      const bigger = new Int32Array(this.freeList.length * 2);
-      bigger.set(this.freeList);
-      this.freeList = bigger;
-    }
-    this.freeList[this.freeTop++] = item;
+    this.next[item] = this.freeHead;
+    this.freeHead = item;
     this.liveCount--;
   }
 
-  private grow(): void {
-    const n = this.capacity * 2;
+  private grow(n: number): void {
     this.next = growInt32(this.next, n);
     this.slot = growInt32(this.slot, n);
     const vpn = new Float64Array(n);
@@ -134,9 +246,7 @@ export class RmapItemPool implements RbLinks {
     const flags = new Uint16Array(n);
     flags.set(this.flags);
     this.flags = flags;
-    const sums = new Uint32Array(n);
-    sums.set(this.oldchecksum);
-    this.oldchecksum = sums;
+    this.oldchecksum = growUint32(this.oldchecksum, n);
     this.age = growUint8(this.age, n);
     this.remainingSkips = growUint8(this.remainingSkips, n);
     const nid = new Uint16Array(n);
@@ -150,11 +260,19 @@ export class RmapItemPool implements RbLinks {
     this.hnext = growInt32(this.hnext, n);
     this.hprev = growInt32(this.hprev, n);
     this.lastDecline = growUint8(this.lastDecline, n);
+    this.treePrefix = growUint32(this.treePrefix, n);
+    this.treeFrame = growInt32(this.treeFrame, n);
   }
 }
 
 export function growInt32(a: Int32Array, n: number): Int32Array {
   const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+export function growUint32(a: Uint32Array, n: number): Uint32Array {
+  const b = new Uint32Array(n);
   b.set(a);
   return b;
 }

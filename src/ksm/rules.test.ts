@@ -1,6 +1,8 @@
 /** One rule of mm/ksm.c per test: the smallest setup that shows it, with the counters the kernel gives. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { SimulatedHost } from '../surface/simulated-host.ts';
+import { checkInvariants } from '../testing/invariants.ts';
 import { scenario } from '../testing/scenario.ts';
 import { RMAP_ITEM_BYTES } from './rmap-item.ts';
 import { STABLE_NODE_BYTES } from './stable-node.ts';
@@ -9,6 +11,85 @@ describe('metadata budget', () => {
   test('an rmap item is declared within the kernel 64 bytes, a stable node too', () => {
     assert.ok(RMAP_ITEM_BYTES <= 64, `rmap item is ${RMAP_ITEM_BYTES} bytes`);
     assert.ok(STABLE_NODE_BYTES <= 64, `stable node is ${STABLE_NODE_BYTES} bytes`);
+  });
+
+  test('the pools allocate at most 64 bytes per rmap item and per stable node in use', () => {
+    // 3 processes: one large VMA each, plus many small VMAs (growth step by step, not reserved at once).
+    const sim = new SimulatedHost({ memoryBytes: 64 * 2 ** 20 });
+    const { host, ksm } = sim;
+    const page = new Uint8Array(4096);
+    const view = new DataView(page.buffer);
+    for (let k = 0; k < 3; k++) {
+      const p = host.spawn();
+      const big = host.mmap(p.pid, { lengthBytes: 3000 * 4096 });
+      for (let i = 0; i < 3000; i++) {
+        view.setUint32(0, i % 2 === 0 ? i : (k + 1) * 1e6 + i);
+        host.write(p.pid, big + i * 4096, page);
+      }
+      host.madvise(p.pid, big, 3000 * 4096, 'mergeable');
+      for (let v = 0; v < 300; v++) {
+        const small = host.mmap(p.pid, { lengthBytes: 4 * 4096 });
+        for (let i = 0; i < 4; i++) {
+          view.setUint32(0, 5e6 + v * 4 + i);
+          host.write(p.pid, small + i * 4096, page);
+        }
+        host.madvise(p.pid, small, 4 * 4096, 'mergeable');
+      }
+    }
+    sim.sysfs.write('run', '1');
+    ksm.fullScans(2);
+    const meta = ksm.metadataBytes();
+    const items = ksm.counters().rmap_items;
+    assert.equal(items, 3 * (3000 + 1200));
+    assert.ok(ksm.nodes.live > 1000);
+    assert.ok(meta.rmapItems / items <= 64, `${meta.rmapItems / items} bytes per rmap item`);
+    assert.ok(meta.stableNodes / ksm.nodes.live <= 64, `${meta.stableNodes / ksm.nodes.live} bytes per node`);
+    assert.equal(meta.total, meta.rmapItems + meta.stableNodes + meta.treeRoots + meta.mmSlots);
+  });
+
+  test('after many rmap items are freed the pool shrinks, and merging goes on as before', () => {
+    const sim = new SimulatedHost({ memoryBytes: 64 * 2 ** 20 });
+    const { host, ksm } = sim;
+    const page = new Uint8Array(4096);
+    const view = new DataView(page.buffer);
+    const pages = 2000;
+    const map = (pid: number, unique: number): number => {
+      const addr = host.mmap(pid, { lengthBytes: pages * 4096 });
+      for (let i = 0; i < pages; i++) {
+        view.setUint32(0, unique * 1e6 + i);
+        host.write(pid, addr + i * 4096, page);
+      }
+      host.madvise(pid, addr, pages * 4096, 'mergeable');
+      return addr;
+    };
+    const a = host.spawn();
+    const b = host.spawn();
+    const c = host.spawn();
+    const aAddr = map(a.pid, 0);
+    map(b.pid, 0);
+    const cAddr = map(c.pid, 7);
+    sim.sysfs.write('run', '1');
+    ksm.fullScans(2);
+    checkInvariants(sim);
+    host.munmap(c.pid, cAddr, pages * 4096);
+    ksm.fullScans(1);
+    const before = ksm.items.capacity;
+    ksm.fullScans(1);
+    assert.ok(ksm.items.capacity < before, `capacity ${before} → ${ksm.items.capacity}`);
+    assert.equal(ksm.counters().rmap_items, 2 * pages);
+    checkInvariants(sim);
+    // Half of A's pages change: their KSM pages keep B alone; the new contents wait unshared
+    // after two passes (checksum, then the unstable tree).
+    for (let i = 0; i < pages / 2; i++) {
+      view.setUint32(0, 9e6 + i);
+      host.write(a.pid, aAddr + i * 4096, page);
+    }
+    ksm.fullScans(2);
+    checkInvariants(sim);
+    const counters = ksm.counters();
+    assert.equal(counters.pages_shared, pages);
+    assert.equal(counters.pages_sharing, pages / 2);
+    assert.equal(counters.pages_unshared, pages / 2);
   });
 });
 

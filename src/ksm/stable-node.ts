@@ -18,12 +18,15 @@
  * | chainPruneTime    | Float64Array  | 8     | chain_prune_time, in jiffies (chains only)               |
  * | rmapHlistLen      | Int32Array    | 4     | rmap_hlist_len (STABLE_NODE_CHAIN for a chain)           |
  * | nid               | Uint16Array   | 2     | nid: stable tree the node is linked in                   |
+ * | treePrefix        | Uint32Array   | 4     | (ours) the KSM page's first 4 bytes, a hint for tree walks |
  *
- * Total: 52 bytes per node (the kernel's is 64).
+ * Total: 56 bytes per node (the kernel's is 64). Free nodes are chained
+ * through `dupNext`; the arrays grow by an eighth at a time (at most 63 bytes
+ * allocated per node in use), never by doubling.
  */
 import { fail } from '../host/assert.ts';
 import type { RbLinks } from './rbtree.ts';
-import { growInt32, growUint8 } from './rmap-item.ts';
+import { growInt32, grownCapacity, growUint8, growUint32 } from './rmap-item.ts';
 
 export const NODE_FREE = 0;
 export const NODE_REGULAR = 1;
@@ -31,7 +34,7 @@ export const NODE_CHAIN = 2;
 export const NODE_DUP = 3;
 export const STABLE_NODE_CHAIN = -1024;
 
-export const STABLE_NODE_BYTES = 12 + 1 + 1 + 4 + 8 + 4 + 4 + 8 + 4 + 2;
+export const STABLE_NODE_BYTES = 12 + 1 + 1 + 4 + 8 + 4 + 4 + 8 + 4 + 2 + 4;
 
 export class StableNodePool implements RbLinks {
   left: Int32Array;
@@ -47,8 +50,10 @@ export class StableNodePool implements RbLinks {
   chainPruneTime: Float64Array;
   rmapHlistLen: Int32Array;
   nid: Uint16Array;
-  private freeList: Int32Array;
-  private freeTop = 0;
+  /** The KSM page's first word, for stable tree walks to steer by (as RmapItemPool.treePrefix). */
+  treePrefix: Uint32Array;
+  /** First free node (its `dupNext` links the next one), or -1. */
+  private freeHead = -1;
   private highWater = 0;
   private liveCount = 0;
 
@@ -66,7 +71,7 @@ export class StableNodePool implements RbLinks {
     this.chainPruneTime = new Float64Array(capacity);
     this.rmapHlistLen = new Int32Array(capacity);
     this.nid = new Uint16Array(capacity);
-    this.freeList = new Int32Array(capacity);
+    this.treePrefix = new Uint32Array(capacity);
   }
 
   get capacity(): number {
@@ -77,10 +82,17 @@ export class StableNodePool implements RbLinks {
     return this.liveCount;
   }
 
+  /** Bytes held by the pool's arrays (capacity, not nodes in use). */
+  get allocatedBytes(): number {
+    return this.capacity * STABLE_NODE_BYTES;
+  }
+
   alloc(kind: number): number {
     let node: number;
-    if (this.freeTop > 0) node = this.freeList[--this.freeTop]!;
-    else {
+    if (this.freeHead >= 0) {
+      node = this.freeHead;
+      this.freeHead = this.dupNext[node]!;
+    } else {
       if (this.highWater === this.capacity) this.grow();
       node = this.highWater++;
     }
@@ -97,6 +109,7 @@ export class StableNodePool implements RbLinks {
     this.chainPruneTime[node] = 0;
     this.rmapHlistLen[node] = kind === NODE_CHAIN ? STABLE_NODE_CHAIN : 0;
     this.nid[node] = 0;
+    this.treePrefix[node] = 0;
     this.liveCount++;
     return node;
   }
@@ -104,17 +117,13 @@ export class StableNodePool implements RbLinks {
   free(node: number): void {
     if (!(this.kind[node] !== NODE_FREE)) fail(`double free of stable node ${node}`);
     this.kind[node] = NODE_FREE;
-    if (this.freeTop === this.freeList.length) {
-      const bigger = new Int32Array(this.freeList.length * 2);
-      bigger.set(this.freeList);
-      this.freeList = bigger;
-    }
-    this.freeList[this.freeTop++] = node;
+    this.dupNext[node] = this.freeHead;
+    this.freeHead = node;
     this.liveCount--;
   }
 
   private grow(): void {
-    const n = this.capacity * 2;
+    const n = grownCapacity(this.capacity, 8);
     const i32 = (a: Int32Array): Int32Array => growInt32(a, n);
     const u8 = (a: Uint8Array): Uint8Array => growUint8(a, n);
     this.left = i32(this.left);
@@ -134,5 +143,6 @@ export class StableNodePool implements RbLinks {
     const d = new Uint16Array(n);
     d.set(this.nid);
     this.nid = d;
+    this.treePrefix = growUint32(this.treePrefix, n);
   }
 }

@@ -32,6 +32,7 @@
  */
 
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
+import { pageCompareNative } from '../backend/sim/native-compare.ts';
 import { Rng } from '../fuzz/rng.ts';
 import { PAGE_SIZE } from '../host/constants.ts';
 import { ErrnoError } from '../host/errno.ts';
@@ -197,6 +198,7 @@ class EngineRunner {
         this.hashesByEngine++;
         return pageChecksumNative(bytes, offset);
       },
+      pageCompare: pageCompareNative,
       costModel: this.cost,
       ...(options.policy === undefined ? {} : { policy: options.policy }),
     });

@@ -5,6 +5,7 @@
 import { VirtualClock } from '../host/clock.ts';
 import type { ContentMode } from '../host/frames.ts';
 import { Host, type ThpMode } from '../host/host.ts';
+import type { PageCompare } from '../host/page-compare.ts';
 import type { PageChecksum } from '../host/xxhash64.ts';
 import type { CostModel } from '../ksm/cost-model.ts';
 import { Ksm } from '../ksm/ksm.ts';
@@ -23,6 +24,8 @@ export interface SimulatedHostConfig {
   readonly contentMode?: ContentMode;
   /** The page checksum; default the pure TypeScript XXH64 (the Node backend passes the native one). */
   readonly checksum?: PageChecksum;
+  /** The whole-page compare of byte mode; default the pure TypeScript one (the Node backend passes a native one). */
+  readonly pageCompare?: PageCompare;
   readonly costModel?: CostModel;
   readonly clock?: VirtualClock;
   /** A hardening policy (src/policy/policy.ts); default none, Linux 6.18 as it is. */
@@ -51,6 +54,7 @@ export class SimulatedHost {
       clock: config.clock ?? new VirtualClock(),
       policy: this.policy,
       random: config.random ?? new SplitMix32(config.seed ?? 1),
+      ...(config.pageCompare === undefined ? {} : { pageCompare: config.pageCompare }),
     });
     this.ksm = new Ksm(this.host, {
       ...(config.checksum === undefined ? {} : { checksum: config.checksum }),

@@ -22,6 +22,7 @@ import type {
 } from '../backend.ts';
 import { PAGE_SIZE_BYTES } from '../backend.ts';
 import { pageChecksumNative } from './native-checksum.ts';
+import { pageCompareNative } from './native-compare.ts';
 
 interface SimRegion {
   readonly address: number;
@@ -66,7 +67,12 @@ export class SimBackend implements Backend {
   }
 
   private newHost(): SimulatedHost {
-    return new SimulatedHost({ memoryBytes: 4 * 2 ** 30, checksum: pageChecksumNative, ...this.config });
+    return new SimulatedHost({
+      memoryBytes: 4 * 2 ** 30,
+      checksum: pageChecksumNative,
+      pageCompare: pageCompareNative,
+      ...this.config,
+    });
   }
 
   info(): BackendInfo {
