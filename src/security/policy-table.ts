@@ -67,6 +67,12 @@ export interface PolicyRow {
   readonly policy: PolicyConfig;
   readonly description: string;
   readonly ksmd: { readonly running: boolean; readonly refused?: string };
+  /**
+   * Guest memory less the memory in use at the end (frames, and 64 bytes an
+   * rmap item): general_profit whenever the counters are current. Not
+   * general_profit itself: under vusion a read's copy of a merged page leaves
+   * pages_sharing as it was until ksmd's next visit to that page.
+   */
   readonly savingBytes: number;
   /** Of the saving with no policy (0 when that is 0). */
   readonly savingFraction: number;
@@ -143,7 +149,9 @@ export function buildPolicyTable(scenario: Scenario, options: PolicyTableOptions
       operatorEnablesKsmd: spec.operatorEnablesKsmd,
     });
     const summary = summarize(scenario, run.samples, options.figures, run.steadyAtMs);
-    if (spec.policy.name === 'none' && spec.operatorEnablesKsmd) unprotected = summary.savingBytes;
+    const final = summary.final;
+    const savingBytes = final.guestMemoryBytes - final.memoryInUseBytes;
+    if (spec.policy.name === 'none' && spec.operatorEnablesKsmd) unprotected = savingBytes;
     const attack = Object.fromEntries(
       ATTACK_PLACEMENTS.map((placement, p) => {
         const result = runAttack({
@@ -169,7 +177,7 @@ export function buildPolicyTable(scenario: Scenario, options: PolicyTableOptions
       policy: spec.policy,
       description: describePolicy(spec.policy),
       ksmd: run.ksmd,
-      savingBytes: summary.savingBytes,
+      savingBytes,
       savingFraction: 0,
       ksmdCpuMs: summary.ksmdCpuMs,
       ksmdCpuPercent: summary.ksmdCpuPercent,

@@ -1,7 +1,7 @@
 /**
  * One simulation run: a scenario's guests on a SimulatedHost in fingerprint
- * mode, ksmd on the virtual clock, the guests' writes in time, and a sample of
- * /sys/kernel/mm/ksm every `sampleEveryMs`.
+ * mode, ksmd on the virtual clock, the guests' writes and reads in time, and a
+ * sample of /sys/kernel/mm/ksm every `sampleEveryMs`.
  *
  * ksmd is driven here batch by batch, as `Ksm.advance()` drives it
  * (ksm_scan_thread: a batch of pages_to_scan, then sleep_millisecs in jiffies,
@@ -19,10 +19,18 @@
  *   are stable), less the checksums the engine charged. Once the engine charges
  *   every calc_checksum() this correction is 0 by construction.
  *
- * - Steady-state fast-forward. With every guest started and nothing written,
- *   once a whole pass merged and unmerged nothing and no unmerged page has a
- *   twin it could still merge with (checked over every page table, with the
- *   chains' max_page_sharing room), no later pass can change pages_shared,
+ * - Reads. A guest's read is Host.read() of one byte of the page: a read
+ *   fault, which leaves a merged page merged, except under vusion, whose trap
+ *   copies the page (copy-on-access) until ksmd finds it idle and merges it
+ *   again. So reads are neutral (they change no KSM counter) under every
+ *   policy but vusion, and under vusion in runs of unique contents.
+ *
+ * - Steady-state fast-forward. With every guest started and nothing written
+ *   or read that could change what is merged, once a whole pass merged and
+ *   unmerged nothing and no unmerged page has a twin it could still merge
+ *   with (checked over every page table, with the chains' max_page_sharing
+ *   room; under trust-domains only twins of the same domain count, as
+ *   only they share trees), no later pass can change pages_shared,
  *   pages_sharing, ksm_zero_pages or the rmap items: the saving is final. The
  *   rest of the run is then extrapolated from the last pass (CPU per second,
  *   passes per second); pages_unshared/pages_volatile keep their last values
@@ -40,7 +48,8 @@ import { FRAME_CSUM_VALID, FRAME_KSM } from '../host/frames.ts';
 import { PR_SET_MEMORY_MERGE } from '../host/host.ts';
 import type { Vma } from '../host/mm.ts';
 import { type KsmCounters, wakeAfterSleepNs } from '../ksm/ksm.ts';
-import type { PolicyConfig } from '../policy/policy.ts';
+import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
+import { trustDomainOf } from '../policy/trust-domains.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
@@ -76,6 +85,8 @@ export interface Sample {
   /** Writes that broke a merged page (COW), since the start. */
   readonly cowBreaks: number;
   readonly guestWrites: number;
+  /** The guests' reads of their pages, since the start. */
+  readonly guestReads: number;
   readonly extrapolated: boolean;
 }
 
@@ -133,6 +144,8 @@ interface Guest {
   readonly baseAddress: number;
   /** First page of each content run. */
   readonly runStarts: readonly number[];
+  /** Its trust domain (trustDomainOf) under trust-domains; '' under any other policy, where all pages meet. */
+  readonly domain: string;
 }
 
 interface WriteStream {
@@ -149,7 +162,20 @@ interface WriteStream {
   carry: number;
 }
 
+/** A run's reads: pages drawn as the writes are, each read once through Host.read(). */
+interface ReadStream {
+  readonly group: GroupModel;
+  readonly runIndex: number;
+  /** Reads per second per started guest. */
+  readonly ratePerGuest: number;
+  /** The reads cannot change what is merged (see the file comment): they do not stop the fast-forward. */
+  readonly neutral: boolean;
+  carry: number;
+}
+
 const NS_PER_MS = 1e6;
+/** "READ": what makes the reads' random stream another than the writes'. */
+const READ_SEED_SALT = 0x52454144;
 
 /** Runs one scenario once on the engine. Deterministic: the same inputs give the same samples. */
 export function runOnEngine(scenario: Scenario, options: EngineRunOptions): EngineRun {
@@ -161,13 +187,17 @@ class EngineRunner {
   private readonly cost: CountingCostModel;
   private readonly content = new ContentSpace();
   private readonly rng: Rng;
+  /** The reads' own draws, from the seed too, so that adding reads to a scenario moves none of its writes. */
+  private readonly readRng: Rng;
   private readonly guests: Guest[] = [];
   private readonly guestsByGroup = new Map<GroupModel, Guest[]>();
   private readonly streams: WriteStream[];
+  private readonly readStreams: ReadStream[];
   private readonly samples: Sample[] = [];
   private readonly settingsInForce: Record<string, string> = {};
   private guestPages = 0;
   private writes = 0;
+  private reads = 0;
   /** Writes of streams that are not neutral: they may merge or unmerge pages. */
   private mergingWrites = 0;
   private checksumsCharged = 0;
@@ -203,6 +233,7 @@ class EngineRunner {
       ...(options.policy === undefined ? {} : { policy: options.policy }),
     });
     this.rng = new Rng(scenario.seed);
+    this.readRng = new Rng(new Rng(scenario.seed).nextU32() ^ READ_SEED_SALT);
     this.streams = scenario.groups.flatMap((group) =>
       group.content.flatMap((run, runIndex) =>
         run.writesPerSecond > 0
@@ -212,6 +243,23 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.writesPerSecond,
                 neutral: run.source.kind === 'unique',
+                carry: 0,
+              },
+            ]
+          : [],
+      ),
+    );
+    // Only vusion's trap makes a read do anything to a present page (faultIn: PTE_TRAP).
+    const readsCopy = options.policy?.name === 'vusion';
+    this.readStreams = scenario.groups.flatMap((group) =>
+      group.content.flatMap((run, runIndex) =>
+        run.readsPerSecond > 0
+          ? [
+              {
+                group,
+                runIndex,
+                ratePerGuest: run.readsPerSecond,
+                neutral: !readsCopy || run.source.kind === 'unique',
                 carry: 0,
               },
             ]
@@ -245,8 +293,9 @@ class EngineRunner {
       const nextNs = Math.min(wakeAtNs, nextStartNs, nextSampleNs, endNs);
       clock.advanceTo(nextNs);
       const now = clock.nowNs;
-      if (this.streams.length > 0 && now > lastWriteNs) {
+      if ((this.streams.length > 0 || this.readStreams.length > 0) && now > lastWriteNs) {
         this.applyWrites((now - lastWriteNs) / 1e9);
+        this.applyReads((now - lastWriteNs) / 1e9);
         lastWriteNs = now;
       }
       while (startIndex < starts.length && starts[startIndex]!.atNs <= now) {
@@ -289,6 +338,7 @@ class EngineRunner {
       const quiet =
         startIndex === starts.length &&
         this.streams.every((s) => s.neutral) &&
+        this.readStreams.every((s) => s.neutral) &&
         this.mergingWrites === writesAtPassEnd &&
         passEnd.ns >= lastStartNs &&
         signature === passSignature;
@@ -415,7 +465,10 @@ class EngineRunner {
       }
     }
     if (group.merge === 'madvise') host.madvise(p.pid, base, lengthBytes, 'mergeable');
-    const guest: Guest = { group, pid: p.pid, vma, baseAddress: base, runStarts };
+    const policy = this.options.policy;
+    const domain =
+      policy?.name === 'trust-domains' ? trustDomainOf(p.mm.owner, trustDomainKeyOf(policy)) : '';
+    const guest: Guest = { group, pid: p.pid, vma, baseAddress: base, runStarts, domain };
     this.guests.push(guest);
     const list = this.guestsByGroup.get(group) ?? [];
     list.push(guest);
@@ -452,6 +505,25 @@ class EngineRunner {
     }
   }
 
+  /** The reads due over `seconds` of guest time: one byte of each drawn page, through the read fault path. */
+  private applyReads(seconds: number): void {
+    const host = this.sim.host;
+    for (const stream of this.readStreams) {
+      const guests = this.guestsByGroup.get(stream.group);
+      if (guests === undefined || guests.length === 0) continue;
+      const due = stream.ratePerGuest * guests.length * seconds + stream.carry;
+      const n = Math.floor(due);
+      stream.carry = due - n;
+      const runPages = stream.group.content[stream.runIndex]!.pageCount;
+      for (let k = 0; k < n; k++) {
+        const guest = guests[guests.length === 1 ? 0 : Math.floor(this.readRng.next() * guests.length)]!;
+        const page = guest.runStarts[stream.runIndex]! + Math.floor(this.readRng.next() * runPages);
+        host.read(guest.pid, guest.baseAddress + page * PAGE_SIZE, 1);
+      }
+      this.reads += n;
+    }
+  }
+
   // ---------------------------------------------------------------- ksmd
 
   private batch(): void {
@@ -485,9 +557,24 @@ class EngineRunner {
    * pages with one content, none whose content a KSM page with room (fewer
    * than max_page_sharing mappings) has, and no empty one while use_zero_pages
    * is on. Checksums narrow the search (equal contents have equal checksums);
-   * pages whose checksums meet are then compared.
+   * pages whose checksums meet are then compared. Under trust-domains each
+   * domain is looked at alone: its pages meet only its own trees, so a page
+   * whose only twins are in other domains can never merge (and a KSM page is
+   * mapped by one domain only).
    */
   private nothingLeftToMerge(): boolean {
+    const byDomain = new Map<string, Guest[]>();
+    for (const guest of this.guests) {
+      const list = byDomain.get(guest.domain);
+      if (list === undefined) byDomain.set(guest.domain, [guest]);
+      else list.push(guest);
+    }
+    for (const guests of byDomain.values()) if (!this.nothingLeftToMergeAmong(guests)) return false;
+    return true;
+  }
+
+  /** nothingLeftToMerge() for pages that may all meet in one set of trees. */
+  private nothingLeftToMergeAmong(guests: readonly Guest[]): boolean {
     const frames = this.sim.host.frames;
     const flags = frames.flags;
     const sums = frames.checksum;
@@ -503,7 +590,7 @@ class EngineRunner {
     // under zero-pages-only neither does any run but zeroes.
     const zeroOnly = this.options.policy?.name === 'zero-pages-only';
     const each = (visit: (frame: number, merged: boolean) => void): void => {
-      for (const guest of this.guests) {
+      for (const guest of guests) {
         const pte = guest.vma.pte;
         const runs = guest.group.content;
         for (let r = 0; r < runs.length; r++) {
@@ -593,6 +680,7 @@ class EngineRunner {
       pagesSkipped: c.pages_skipped,
       cpuNs: ksm.ksmdCpuNs,
       guestWrites: this.writes,
+      guestReads: this.reads,
       extrapolated,
       progress: atNs / (this.scenario.durationMs * NS_PER_MS),
     });
@@ -608,6 +696,7 @@ class EngineRunner {
       readonly pagesSkipped: number;
       readonly cpuNs: number;
       readonly guestWrites: number;
+      readonly guestReads: number;
       readonly extrapolated: boolean;
       readonly progress: number;
     },
@@ -635,6 +724,7 @@ class EngineRunner {
       guestsStarted: this.guests.length,
       cowBreaks: this.sim.host.vmstat.cow_ksm,
       guestWrites: moving.guestWrites,
+      guestReads: moving.guestReads,
       extrapolated: moving.extrapolated,
     };
     this.lastSampleCpuNs = moving.cpuNs;
@@ -661,10 +751,13 @@ class EngineRunner {
       cpuNs: ksm.ksmdCpuNs,
     };
     const c = ksm.counters();
-    const writesPerNs = this.streams.reduce(
-      (sum, s) => sum + (s.ratePerGuest * (this.guestsByGroup.get(s.group)?.length ?? 0)) / 1e9,
-      0,
-    );
+    const perNs = (streams: readonly { group: GroupModel; ratePerGuest: number }[]): number =>
+      streams.reduce(
+        (sum, s) => sum + (s.ratePerGuest * (this.guestsByGroup.get(s.group)?.length ?? 0)) / 1e9,
+        0,
+      );
+    const writesPerNs = perNs(this.streams);
+    const readsPerNs = perNs(this.readStreams);
     for (let atNs = fromNs; atNs <= endNs; ) {
       const elapsed = Math.max(0, atNs - nowNs);
       this.pushSample(atNs, c, {
@@ -673,6 +766,7 @@ class EngineRunner {
         pagesSkipped: Math.round(start.pages_skipped + (elapsed / pass.ns) * pass.skipped),
         cpuNs: start.cpuNs + elapsed * cpuRate,
         guestWrites: Math.round(this.writes + elapsed * writesPerNs),
+        guestReads: Math.round(this.reads + elapsed * readsPerNs),
         extrapolated: true,
         progress: atNs / endNs,
       });

@@ -3,7 +3,10 @@
  * process each, through the kernel backend), the same page contents byte for
  * byte (each page its 64-bit value repeated, as the engine holds it), the same
  * settings, and ksmd left to run on its own pacing while /sys/kernel/mm/ksm is
- * sampled. What the engine's virtual clock is checked against.
+ * sampled. What the engine's virtual clock is checked against. The guests'
+ * writes and reads land between samples; a read is the agent loading the
+ * page as a CPU does (no GUP, so a merged page stays merged, as on the engine
+ * with no policy).
  *
  * The kernel backend owns the machine's KSM settings (SysfsGuard: one user at
  * a time, everything restored on every exit path) and holds ksmd still while
@@ -123,6 +126,12 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     let lastCpuNs = 0;
     let lastMs = 0;
     let writes = 0;
+    let reads = 0;
+    const readStreams = scenario.groups.flatMap((group) =>
+      group.content.flatMap((run, runIndex) =>
+        run.readsPerSecond > 0 ? [{ group, runIndex, rate: run.readsPerSecond, carry: 0 }] : [],
+      ),
+    );
     const streams = scenario.groups.flatMap((group) =>
       group.content.flatMap((run, runIndex) =>
         run.writesPerSecond > 0 ? [{ group, runIndex, rate: run.writesPerSecond, carry: 0 }] : [],
@@ -157,6 +166,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
         guestsStarted: guests.length,
         cowBreaks: 0,
         guestWrites: writes,
+        guestReads: reads,
         extrapolated: false,
       };
       samples.push(sample);
@@ -178,6 +188,20 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
           content.unique();
           await backend.write(g.name, REGION, page, valuePage(content.hi, content.lo));
           writes++;
+        }
+      }
+      // The reads due until the next sample, spread over the run's pages as the writes are.
+      for (const stream of readStreams) {
+        const due = stream.rate * stream.group.count * (scenario.sampleEveryMs / 1000) + stream.carry;
+        const n = Math.floor(due);
+        stream.carry = due - n;
+        const mine = guests.filter((g) => g.group === stream.group);
+        const runPages = stream.group.content[stream.runIndex]!.pageCount;
+        for (let k = 0; k < n; k++) {
+          const g = mine[k % mine.length]!;
+          const page = g.runStarts[stream.runIndex]! + ((reads * 7919 + k) % runPages);
+          await backend.read(g.name, REGION, page, 1);
+          reads++;
         }
       }
       const wait = nextMs - (performance.now() - startedAt);

@@ -12,8 +12,11 @@
  *   whose `content` runs may be sized by `share` (of the guest's memory),
  *   `size` or `pages`, and may be rewritten in time (`rewrite_every` per page,
  *   or `writes_per_s` per guest: each write gives the page new contents no
- *   other page has), and may belong to a `tenant` (its processes get the
- *   tenant's uid, cgroup and label: what a trust-domain policy separates);
+ *   other page has) and read in time (`read_every` per page, or `reads_per_s`
+ *   per guest: a load that leaves the contents as they are, which costs a
+ *   merged page nothing unless a policy traps it), and may belong to a
+ *   `tenant` (its processes get the tenant's uid, cgroup and label: what a
+ *   trust-domain policy separates);
  * - `assumptions:` and `published:` (the figure the scenario reproduces, the
  *   checks the report makes against it, and what cannot be checked).
  *
@@ -47,6 +50,8 @@ export interface ContentRunModel {
   readonly source: ContentSource;
   /** Pages of this run rewritten per second in each guest (0: never); each write makes the page unique. */
   readonly writesPerSecond: number;
+  /** Pages of this run read per second in each guest (0: never); a read leaves the contents as they are. */
+  readonly readsPerSecond: number;
 }
 
 export interface GroupModel {
@@ -221,6 +226,11 @@ const contentRunSchema = strictMap(
       .number({ error: expecting('a number >= 0 (pages per second per guest)') })
       .min(0)
       .optional(),
+    read_every: durationSchema.optional(),
+    reads_per_s: z
+      .number({ error: expecting('a number >= 0 (pages per second per guest)') })
+      .min(0)
+      .optional(),
   },
   `a content run (a map with one of ${AMOUNT_KEYS.join(', ')} and one of ${CONTENT_KINDS.join(', ')})`,
 ).superRefine((run, ctx) => {
@@ -255,6 +265,15 @@ const contentRunSchema = strictMap(
   }
   if (run.rewrite_every !== undefined && run.rewrite_every <= 0)
     ctx.addIssue({ code: 'custom', path: ['rewrite_every'], message: 'expected a duration > 0' });
+  if (run.read_every !== undefined && run.reads_per_s !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['reads_per_s'],
+      message: 'give either read_every (per page) or reads_per_s (per guest), not both',
+    });
+  }
+  if (run.read_every !== undefined && run.read_every <= 0)
+    ctx.addIssue({ code: 'custom', path: ['read_every'], message: 'expected a duration > 0' });
 });
 
 const groupSchema = strictMap(
@@ -572,7 +591,9 @@ function group(entry: GroupEntry, path: KeyPath, problems: { path: KeyPath; mess
     if (run.share !== undefined) given += runPages;
     const writesPerSecond =
       run.writes_per_s ?? (run.rewrite_every === undefined ? 0 : (runPages * 1000) / run.rewrite_every);
-    return { pageCount: runPages, source: source(run), writesPerSecond };
+    const readsPerSecond =
+      run.reads_per_s ?? (run.read_every === undefined ? 0 : (runPages * 1000) / run.read_every);
+    return { pageCount: runPages, source: source(run), writesPerSecond, readsPerSecond };
   });
   return {
     name: entry.name,
