@@ -1421,6 +1421,25 @@ export class Ksm implements KsmHooks {
     return { state: 'volatile', reason };
   }
 
+  /**
+   * Whether smart scan's skipping has reached its fixed cycle: every rmap item
+   * that can be skipped (its page not a KSM page) is old enough for the longest
+   * skip, so from now on each is visited once every SMART_SCAN_CYCLE_PASSES
+   * passes and the work per pass, averaged over that many, stops changing.
+   * True when smart_scan is off. O(rmap items): for once-per-pass callers.
+   */
+  smartScanSettled(): boolean {
+    if (!this.settings.smartScan) return true;
+    const items = this.items;
+    for (let s = this.mmHead.next; s !== this.mmHead; s = s.next) {
+      for (let item = s.rmapList; item >= 0; item = items.next[item]!) {
+        if (items.flags[item]! & STABLE_FLAG) continue;
+        if (skipAge(items.age[item]!) < MAX_SMART_SCAN_SKIPS) return false;
+      }
+    }
+    return true;
+  }
+
   /** What the scan cursor points at (for tests that pin the kernel's slot order). */
   cursor(): { readonly mm: Mm | null; readonly vpn: number } {
     return { mm: this.scanSlot.mm, vpn: this.scanVpn };
@@ -1484,8 +1503,12 @@ function skipAge(age: number): number {
   if (age <= 3) return 1;
   if (age <= 5) return 2;
   if (age <= 8) return 4;
-  return 8;
+  return MAX_SMART_SCAN_SKIPS;
 }
+
+const MAX_SMART_SCAN_SKIPS = 8;
+/** One visit and the longest run of skips: the period of a settled smart scan, in passes. */
+export const SMART_SCAN_CYCLE_PASSES = MAX_SMART_SCAN_SKIPS + 1;
 
 /** A longer copy of a roots array, the new roots empty. */
 function grownRoots(roots: Int32Array, length: number): Int32Array {
