@@ -124,13 +124,15 @@ describe('bench harness', () => {
     assert.ok(Math.abs(s.cpuSecondsPerSimulatedHour - (s.cpuNs / 1e9) * 6) < 1e-9);
   });
 
-  test('command line: defaults, --quick, --no-kernel --scale, and bad input named', () => {
+  test('command line: defaults, --quick, --no-kernel, --scale and --no-scale, and bad input named', () => {
     const d = parseBenchCommandLine([]);
     assert.deepEqual(d.bench.sizes, [256 * MiB, 2 ** 30, 4 * 2 ** 30]);
     assert.equal(d.bench.mixes.length, MIXES.length);
     assert.equal(d.jsonPath, 'bench-results.json');
     assert.equal(d.bench.kernel, true);
-    assert.equal(d.bench.scale, null);
+    assert.deepEqual(d.bench.scale, { guests: 64, guestBytes: 2 ** 30 });
+    assert.equal(parseBenchCommandLine(['--no-scale']).bench.scale, null);
+    assert.equal(parseBenchCommandLine(['--quick']).bench.scale, null);
     assert.equal(d.bench.sweep, 'both');
     assert.equal(d.bench.command, 'npm run bench');
     const q = parseBenchCommandLine(['--quick', '--no-kernel', '--scale', '--json', 'x.json']);

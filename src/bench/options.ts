@@ -71,7 +71,8 @@ export function parseBenchCommandLine(
     .option('--markdown <file>', "also write the README's performance table (markdown) there")
     .option('--no-kernel', 'the engine only (the ksmd column then says why)')
     .option('--force', 'drive ksmd even if other processes of the machine are mergeable')
-    .option('--scale', 'also the 64 GiB scale run (64 guests of 1 GiB as fingerprints)')
+    .option('--scale', 'the 64 GiB scale run (64 guests of 1 GiB as fingerprints): on by default, off with --quick')
+    .option('--no-scale', 'leave out the 64 GiB scale run')
     .option('--quick', '256M only, and the default scenario as npm start runs it only')
     .option('--no-color', 'no colours on the terminal');
   if (output !== undefined) program.configureOutput(output);
@@ -87,7 +88,7 @@ export function parseBenchCommandLine(
       processCount: o.processes,
       kernel: o.kernel,
       force: o.force === true,
-      scale: o.scale === true ? DEFAULT_SCALE : null,
+      scale: (o.scale ?? !quick) ? DEFAULT_SCALE : null,
       sweep: quick ? 'fast-forward' : 'both',
       command,
     },
