@@ -71,7 +71,10 @@ export function parseBenchCommandLine(
     .option('--markdown <file>', "also write the README's performance table (markdown) there")
     .option('--no-kernel', 'the engine only (the ksmd column then says why)')
     .option('--force', 'drive ksmd even if other processes of the machine are mergeable')
-    .option('--scale', 'the 64 GiB scale run (64 guests of 1 GiB as fingerprints): on by default, off with --quick')
+    .option(
+      '--scale',
+      'the 64 GiB scale run (64 guests of 1 GiB as fingerprints): on by default, off with --quick',
+    )
     .option('--no-scale', 'leave out the 64 GiB scale run')
     .option('--quick', '256M only, and the default scenario as npm start runs it only')
     .option('--no-color', 'no colours on the terminal');
