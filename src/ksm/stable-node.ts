@@ -22,8 +22,8 @@
  * | rmapHlistLen      | Int32Array    | 4     | rmap_hlist_len (STABLE_NODE_CHAIN for a chain)           |
  * | nid               | Uint16Array   | 2     | nid: stable tree the node is linked in                   |
  *
- * Total: 56 bytes per node (the kernel's is 64). Free nodes are chained
- * through `dupNext`; the arrays grow by an eighth at a time (at most 63 bytes
+ * Total: 52 bytes per node (the kernel's is 64). Free nodes are chained
+ * through `dupNext`; the arrays grow by an eighth at a time (at most 59 bytes
  * allocated per node in use), never by doubling.
  */
 import { fail } from '../host/assert.ts';
