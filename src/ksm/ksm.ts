@@ -39,9 +39,24 @@ import { type PageChecksum, pageChecksumJs, ZERO_PAGE_CHECKSUM } from '../host/x
 import { TrustDomains } from '../policy/trust-domains.ts';
 import { type CostModel, DEFAULT_COST_MODEL } from './cost-model.ts';
 import { DECLINE_REASONS, type DeclineReason, type KsmEvent, type KsmEventListener } from './events.ts';
-import { RB_NIL, rbErase, rbInsertColor, rbLinkNode, rbReplaceNode } from './rbtree.ts';
-import { RmapItemPool, SEQNR_MASK, STABLE_FLAG, UNSTABLE_FLAG } from './rmap-item.ts';
-import { NODE_CHAIN, NODE_DUP, NODE_REGULAR, STABLE_NODE_CHAIN, StableNodePool } from './stable-node.ts';
+import { RB_NIL, RB_STRIDE, rbErase, rbInsertColor, rbLinkNode, rbReplaceNode } from './rbtree.ts';
+import {
+  ITEM_TREE_FRAME,
+  ITEM_TREE_PREFIX,
+  RmapItemPool,
+  SEQNR_MASK,
+  STABLE_FLAG,
+  UNSTABLE_FLAG,
+} from './rmap-item.ts';
+import {
+  NODE_CHAIN,
+  NODE_DUP,
+  NODE_KPFN,
+  NODE_REGULAR,
+  NODE_TREE_PREFIX,
+  STABLE_NODE_CHAIN,
+  StableNodePool,
+} from './stable-node.ts';
 
 export const KSM_RUN_STOP = 0;
 export const KSM_RUN_MERGE = 1;
@@ -892,7 +907,7 @@ export class Ksm implements KsmHooks {
    * when its page is gone (stale: the frame no longer carries this node's tag).
    */
   private ksmGetFolio(node: number): number {
-    const kpfn = this.nodes.kpfn[node]!;
+    const kpfn = this.nodes.tree[node * RB_STRIDE + NODE_KPFN]!;
     if (kpfn >= 0 && this.frames.flags[kpfn]! & FRAME_KSM && this.frames.ksmNode[kpfn] === node) return kpfn;
     this.removeNodeFromStableTree(node);
     return NO_PAGE;
@@ -908,7 +923,7 @@ export class Ksm implements KsmHooks {
         if (this.listener !== null) {
           this.emit({
             type: 'ksm_remove_rmap_item',
-            pfn: nodes.kpfn[node]!,
+            pfn: nodes.tree[node * RB_STRIDE + NODE_KPFN]!,
             mmId: this.slotMm(item).id,
             vpn: items.vpn[item]!,
           });
@@ -919,7 +934,7 @@ export class Ksm implements KsmHooks {
       items.flags[item] = 0;
       items.head[item] = -1;
     }
-    this.emit({ type: 'ksm_remove_ksm_page', pfn: nodes.kpfn[node]! });
+    this.emit({ type: 'ksm_remove_ksm_page', pfn: nodes.tree[node * RB_STRIDE + NODE_KPFN]! });
     this.stableNodeDupDel(node);
     nodes.free(node);
   }
@@ -970,7 +985,7 @@ export class Ksm implements KsmHooks {
     const chain = nodes.alloc(NODE_CHAIN);
     nodes.chainPruneTime[chain] = this.host.clock.jiffies;
     nodes.nid[chain] = nid;
-    nodes.treePrefix[chain] = nodes.treePrefix[dup]!;
+    nodes.tree[chain * RB_STRIDE + NODE_TREE_PREFIX] = nodes.tree[dup * RB_STRIDE + NODE_TREE_PREFIX]!;
     this.stableNodeChains++;
     rbReplaceNode(nodes, this.stableRoots, nid, dup, chain);
     this.stableNodeChainAddDup(dup, chain);
@@ -1070,14 +1085,14 @@ export class Ksm implements KsmHooks {
     again: for (;;) {
       let node = this.stableRoots[nid]!;
       while (node !== RB_NIL) {
-        const hint = nodes.treePrefix[node]!;
+        const hint = nodes.tree[node * RB_STRIDE + NODE_TREE_PREFIX]! >>> 0;
         const treeFrame = this.stableNodeChainLookup(node, nid, true);
         if (treeFrame === NO_PAGE) continue again;
         const stableNode = this.outNode;
         const dup = this.outDup;
         const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
-        if (ret < 0) node = nodes.left[stableNode]!;
-        else if (ret > 0) node = nodes.right[stableNode]!;
+        if (ret < 0) node = nodes.tree[stableNode * RB_STRIDE]!;
+        else if (ret > 0) node = nodes.tree[stableNode * RB_STRIDE + 1]!;
         else {
           // Every copy is full (or has no mapper left): wait for a twin in the unstable tree.
           if (!this.isPageSharingCandidate(dup)) {
@@ -1106,7 +1121,7 @@ export class Ksm implements KsmHooks {
       equalNode = RB_NIL;
       let node = this.stableRoots[nid]!;
       while (node !== RB_NIL) {
-        const hint = nodes.treePrefix[node]!;
+        const hint = nodes.tree[node * RB_STRIDE + NODE_TREE_PREFIX]! >>> 0;
         const treeFrame = this.stableNodeChainLookup(node, nid, false);
         if (treeFrame === NO_PAGE) continue again;
         // chain() may have collapsed the chain: outNode holds the node now at this position.
@@ -1115,10 +1130,10 @@ export class Ksm implements KsmHooks {
         parent = node;
         if (ret < 0) {
           goLeft = true;
-          node = nodes.left[node]!;
+          node = nodes.tree[node * RB_STRIDE]!;
         } else if (ret > 0) {
           goLeft = false;
-          node = nodes.right[node]!;
+          node = nodes.tree[node * RB_STRIDE + 1]!;
         } else {
           equalNode = node;
           break;
@@ -1127,9 +1142,9 @@ export class Ksm implements KsmHooks {
       break;
     }
     const dup = nodes.alloc(NODE_REGULAR);
-    nodes.kpfn[dup] = kframe;
+    nodes.tree[dup * RB_STRIDE + NODE_KPFN] = kframe;
     nodes.nid[dup] = nid;
-    nodes.treePrefix[dup] = prefix;
+    nodes.tree[dup * RB_STRIDE + NODE_TREE_PREFIX] = prefix;
     this.frames.ksmNode[kframe] = dup;
     if (equalNode === RB_NIL) {
       rbLinkNode(nodes, dup, parent, goLeft);
@@ -1166,6 +1181,8 @@ export class Ksm implements KsmHooks {
   /** unstable_tree_search_insert(): an equal tree item (treeFrame set), or RB_NIL after inserting (or not) the item. */
   private unstableTreeSearchInsert(item: number, frame: number): number {
     const items = this.items;
+    // Nothing allocates items during the walk: the record array stays the same.
+    const tree = items.tree;
     const nid = this.kpfnNid(frame);
     const prefix = this.frames.prefixOf(frame);
     let node = this.unstableRoots[nid]!;
@@ -1174,8 +1191,9 @@ export class Ksm implements KsmHooks {
     // Nothing changes the address spaces during the walk: the VMA found for one node serves the next ones.
     this.walkVma = null;
     while (node !== RB_NIL) {
-      const hint = items.treePrefix[node]!;
-      const treeFrame = this.getMergeablePage(node, items.treeFrame[node]!);
+      const at = node * RB_STRIDE;
+      const hint = tree[at + ITEM_TREE_PREFIX]! >>> 0;
+      const treeFrame = this.getMergeablePage(node, tree[at + ITEM_TREE_FRAME]!);
       if (treeFrame === NO_PAGE) {
         this.decline(item, 'unstable_tree_page_gone');
         return RB_NIL;
@@ -1188,10 +1206,10 @@ export class Ksm implements KsmHooks {
       parent = node;
       if (ret < 0) {
         goLeft = true;
-        node = items.left[node]!;
+        node = tree[at]!;
       } else if (ret > 0) {
         goLeft = false;
-        node = items.right[node]!;
+        node = tree[at + 1]!;
       } else if (!this.settings.mergeAcrossNodes && this.kpfnNid(treeFrame) !== nid) {
         this.decline(item, 'other_numa_node');
         return RB_NIL;
@@ -1202,8 +1220,8 @@ export class Ksm implements KsmHooks {
     }
     items.flags[item] = UNSTABLE_FLAG | (this.seqnr & SEQNR_MASK);
     items.nid[item] = nid;
-    items.treePrefix[item] = prefix;
-    items.treeFrame[item] = frame;
+    tree[item * RB_STRIDE + ITEM_TREE_PREFIX] = prefix;
+    tree[item * RB_STRIDE + ITEM_TREE_FRAME] = frame;
     rbLinkNode(items, item, parent, goLeft);
     if (parent === RB_NIL) this.unstableRoots[nid] = item;
     rbInsertColor(items, this.unstableRoots, nid, item);
@@ -1415,7 +1433,11 @@ export class Ksm implements KsmHooks {
     const reason = code === 0 ? null : DECLINE_REASONS[code - 1]!;
     if (flags & STABLE_FLAG) {
       const node = this.items.head[item]!;
-      return { state: 'merged', kpfn: this.nodes.kpfn[node]!, mappings: this.nodes.rmapHlistLen[node]! };
+      return {
+        state: 'merged',
+        kpfn: this.nodes.tree[node * RB_STRIDE + NODE_KPFN]!,
+        mappings: this.nodes.rmapHlistLen[node]!,
+      };
     }
     if (flags & UNSTABLE_FLAG) return { state: 'unshared', reason };
     return { state: 'volatile', reason };
@@ -1456,11 +1478,11 @@ export class Ksm implements KsmHooks {
     const nodes = this.nodes;
     const walk = (node: number): void => {
       if (node === RB_NIL) return;
-      walk(nodes.left[node]!);
+      walk(nodes.tree[node * RB_STRIDE]!);
       if (nodes.kind[node] === NODE_CHAIN) {
         for (let dup = nodes.first[node]!; dup >= 0; dup = nodes.dupNext[dup]!) out.push(dup);
       } else out.push(node);
-      walk(nodes.right[node]!);
+      walk(nodes.tree[node * RB_STRIDE + 1]!);
     };
     for (const root of this.stableRoots) walk(root);
     return out;

@@ -11,6 +11,7 @@ import {
   RB_BLACK,
   RB_NIL,
   RB_RED,
+  RB_STRIDE,
   RbPool,
   type RbRoots,
   rbCheck,
@@ -48,9 +49,9 @@ class Forest {
   }
 
   find(tree: number, key: number): number {
-    const { left, right } = this.pool;
+    const links = this.pool.tree;
     let n = this.roots[tree]!;
-    while (n !== RB_NIL && this.keys[n] !== key) n = key < this.keys[n]! ? left[n]! : right[n]!;
+    while (n !== RB_NIL && this.keys[n] !== key) n = links[n * RB_STRIDE + (key < this.keys[n]! ? 0 : 1)]!;
     return n;
   }
 
@@ -63,7 +64,7 @@ class Forest {
       if (k === key) return RB_NIL;
       parent = n;
       goLeft = key < k;
-      n = goLeft ? this.pool.left[n]! : this.pool.right[n]!;
+      n = this.pool.tree[n * RB_STRIDE + (goLeft ? 0 : 1)]!;
     }
     const node = this.alloc(key);
     rbLinkNode(this.pool, node, parent, goLeft);
@@ -106,12 +107,12 @@ class Forest {
 
   /** "key colour(left,right)", B black, r red, - for no child; leaves print without parentheses. */
   shape(tree: number): string {
-    const { left, right, color } = this.pool;
+    const { tree: links, color } = this.pool;
     const show = (n: number): string => {
       if (n === RB_NIL) return '-';
       const self = `${this.keys[n]}${color[n] === RB_BLACK ? 'B' : 'r'}`;
-      const l = left[n]!;
-      const r = right[n]!;
+      const l = links[n * RB_STRIDE]!;
+      const r = links[n * RB_STRIDE + 1]!;
       return l === RB_NIL && r === RB_NIL ? self : `${self}(${show(l)},${show(r)})`;
     };
     return show(this.roots[tree]!);
@@ -369,22 +370,22 @@ describe('rbReplaceNode', () => {
 describe('helpers', () => {
   test('rbLinkNode resets a reused node and hangs it on the chosen side', () => {
     const pool = new RbPool(4);
-    pool.left[1] = 3;
-    pool.right[1] = 2;
+    pool.tree[1 * RB_STRIDE] = 3;
+    pool.tree[1 * RB_STRIDE + 1] = 2;
     pool.color[1] = RB_BLACK;
     rbLinkNode(pool, 1, 0, true);
-    assert.equal(pool.left[0], 1);
+    assert.equal(pool.tree[0 * RB_STRIDE], 1);
     assert.equal(pool.parent[1], 0);
-    assert.equal(pool.left[1], RB_NIL);
-    assert.equal(pool.right[1], RB_NIL);
+    assert.equal(pool.tree[1 * RB_STRIDE], RB_NIL);
+    assert.equal(pool.tree[1 * RB_STRIDE + 1], RB_NIL);
     assert.equal(pool.color[1], RB_RED);
     rbLinkNode(pool, 2, 0, false);
-    assert.equal(pool.right[0], 2);
+    assert.equal(pool.tree[0 * RB_STRIDE + 1], 2);
     // No parent: nothing but the node itself is written.
-    const before = Array.from(pool.left);
+    const before = Array.from(pool.tree);
     rbLinkNode(pool, 3, RB_NIL, true);
     assert.equal(pool.parent[3], RB_NIL);
-    assert.deepEqual(Array.from(pool.left), before);
+    assert.deepEqual(Array.from(pool.tree), before);
   });
 
   test('a cleared node has no neighbours', () => {
@@ -402,9 +403,9 @@ describe('helpers', () => {
   test('RbPool.grow keeps links and replaces the arrays', () => {
     const f = new Forest(1);
     for (let k = 0; k < 3; k++) f.insert(0, k);
-    const oldLeft = f.pool.left;
+    const oldTree = f.pool.tree;
     for (let k = 3; k < 100; k++) f.insert(0, k);
-    assert.notEqual(f.pool.left, oldLeft);
+    assert.notEqual(f.pool.tree, oldTree);
     assert.ok(f.pool.capacity >= 100);
     rbCheck(f.pool, f.roots[0]!);
     assert.deepEqual(
@@ -425,13 +426,12 @@ describe('helpers', () => {
     const six = f.find(0, 6);
     const five = f.find(0, 5);
     const mutate = (fn: () => void, message: RegExp): void => {
-      const saved = [pool.left.slice(), pool.right.slice(), pool.parent.slice(), pool.color.slice()] as const;
+      const saved = [pool.tree.slice(), pool.parent.slice(), pool.color.slice()] as const;
       fn();
       assert.throws(() => rbCheck(pool, root), message);
-      pool.left.set(saved[0]);
-      pool.right.set(saved[1]);
-      pool.parent.set(saved[2]);
-      pool.color.set(saved[3]);
+      pool.tree.set(saved[0]);
+      pool.parent.set(saved[1]);
+      pool.color.set(saved[2]);
       rbCheck(pool, root);
     };
     mutate(() => {
@@ -450,10 +450,10 @@ describe('helpers', () => {
       pool.parent[root] = four;
     }, /has parent/);
     mutate(() => {
-      pool.left[six] = pool.right[six]!;
+      pool.tree[six * RB_STRIDE] = pool.tree[six * RB_STRIDE + 1]!;
     }, /both children/);
     mutate(() => {
-      pool.right[six] = 1000;
+      pool.tree[six * RB_STRIDE + 1] = 1000;
     }, /not a node number/);
   });
 });

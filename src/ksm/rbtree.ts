@@ -8,12 +8,18 @@
  *
  * Layout, per node (arrays owned by the caller's pool, indexed by node number):
  *
- * | field  | type       | bytes | kernel `struct rb_node` field / meaning                   |
- * |--------|------------|-------|-----------------------------------------------------------|
- * | left   | Int32Array | 4     | rb_left: left child, or RB_NIL                            |
- * | right  | Int32Array | 4     | rb_right: right child, or RB_NIL                          |
- * | parent | Int32Array | 4     | __rb_parent_color, pointer bits: parent, or RB_NIL (root) |
- * | color  | Uint8Array | 1     | __rb_parent_color, bit 0: RB_RED (0) or RB_BLACK (1)      |
+ * | field  | type                        | bytes | kernel `struct rb_node` field / meaning                   |
+ * |--------|-----------------------------|-------|-----------------------------------------------------------|
+ * | left   | tree[node * RB_STRIDE]      | 4     | rb_left: left child, or RB_NIL                            |
+ * | right  | tree[node * RB_STRIDE + 1]  | 4     | rb_right: right child, or RB_NIL                          |
+ * | parent | Int32Array                  | 4     | __rb_parent_color, pointer bits: parent, or RB_NIL (root) |
+ * | color  | Uint8Array                  | 1     | __rb_parent_color, bit 0: RB_RED (0) or RB_BLACK (1)      |
+ *
+ * `tree` is one Int32Array of RB_STRIDE words per node: the child links,
+ * then RB_STRIDE - 2 words of the pool's own (what its key walks read beside
+ * the links, e.g. KSM's hints). A walk down is a chain of cache misses, one
+ * per level; with the links and the key hints in one record each level costs
+ * one line instead of one per array.
  *
  * Total: 13 bytes per node (the kernel's rb_node is 24 on x86_64). The kernel
  * packs the colour into the low bit of the parent pointer; we keep a separate
@@ -37,7 +43,7 @@
  *   for (let at = roots[0]!; at !== RB_NIL; ) {
  *     parent = at;
  *     goLeft = key < keys[at]!;
- *     at = goLeft ? pool.left[at]! : pool.right[at]!;
+ *     at = pool.tree[at * RB_STRIDE + (goLeft ? 0 : 1)]!;
  *   }
  *   rbLinkNode(pool, n, parent, goLeft);
  *   if (parent === RB_NIL) roots[0] = n;
@@ -55,11 +61,13 @@
 export const RB_NIL = -1;
 export const RB_RED = 0;
 export const RB_BLACK = 1;
+/** Words per node in RbLinks.tree; left is word 0, right word 1. */
+export const RB_STRIDE = 4;
 
 /** Node links of one pool; the arrays may be replaced by larger ones when the pool grows, so always read them through this object. */
 export interface RbLinks {
-  left: Int32Array;
-  right: Int32Array;
+  /** RB_STRIDE words per node: left child, right child, then the pool's own. */
+  tree: Int32Array;
   parent: Int32Array;
   color: Uint8Array;
 }
@@ -76,11 +84,10 @@ export type RbRoots = Int32Array;
 export function rbLinkNode(links: RbLinks, node: number, parent: number, linkLeft: boolean): void {
   links.parent[node] = parent;
   links.color[node] = RB_RED;
-  links.left[node] = RB_NIL;
-  links.right[node] = RB_NIL;
+  links.tree[node * RB_STRIDE] = RB_NIL;
+  links.tree[node * RB_STRIDE + 1] = RB_NIL;
   if (parent !== RB_NIL) {
-    if (linkLeft) links.left[parent] = node;
-    else links.right[parent] = node;
+    links.tree[parent * RB_STRIDE + (linkLeft ? 0 : 1)] = node;
   }
 }
 
@@ -89,8 +96,7 @@ export function rbLinkNode(links: RbLinks, node: number, parent: number, linkLef
  * link, or the root slot when it has no parent) at `replacement` instead.
  */
 function changeChild(
-  left: Int32Array,
-  right: Int32Array,
+  tree: Int32Array,
   old: number,
   replacement: number,
   parent: number,
@@ -98,8 +104,8 @@ function changeChild(
   rootIndex: number,
 ): void {
   if (parent !== RB_NIL) {
-    if (left[parent] === old) left[parent] = replacement;
-    else right[parent] = replacement;
+    if (tree[parent * RB_STRIDE] === old) tree[parent * RB_STRIDE] = replacement;
+    else tree[parent * RB_STRIDE + 1] = replacement;
   } else {
     roots[rootIndex] = replacement;
   }
@@ -125,7 +131,7 @@ function rotateSetParents(
   colorArr[replacement] = colorArr[old]!;
   parentArr[old] = replacement;
   colorArr[old] = color;
-  changeChild(links.left, links.right, old, replacement, oldParent, roots, rootIndex);
+  changeChild(links.tree, old, replacement, oldParent, roots, rootIndex);
 }
 
 /**
@@ -134,8 +140,7 @@ function rotateSetParents(
  * their order follow the kernel exactly, since they decide the final shape.
  */
 export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number, node: number): void {
-  const left = links.left;
-  const right = links.right;
+  const tree = links.tree;
   const parentArr = links.parent;
   const color = links.color;
   let parent = parentArr[node]!;
@@ -151,7 +156,7 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
 
     // parent is red, so it is not the root and has a (black) grandparent.
     const gparent = parentArr[parent]!;
-    let tmp = right[gparent]!;
+    let tmp = tree[gparent * RB_STRIDE + 1]!;
     if (parent !== tmp) {
       // parent is gparent's left child; tmp is the uncle.
       if (tmp !== RB_NIL && color[tmp] === RB_RED) {
@@ -165,13 +170,13 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
         color[node] = RB_RED;
         continue;
       }
-      tmp = right[parent]!;
+      tmp = tree[parent * RB_STRIDE + 1]!;
       if (node === tmp) {
         // Case 2, black uncle and node is an inner (right) child: rotate left
         // at parent so the red pair lines up on the outside for case 3.
-        tmp = left[node]!;
-        right[parent] = tmp;
-        left[node] = parent;
+        tmp = tree[node * RB_STRIDE]!;
+        tree[parent * RB_STRIDE + 1] = tmp;
+        tree[node * RB_STRIDE] = parent;
         if (tmp !== RB_NIL) {
           parentArr[tmp] = parent;
           color[tmp] = RB_BLACK;
@@ -179,13 +184,13 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
         parentArr[parent] = node;
         color[parent] = RB_RED;
         parent = node;
-        tmp = right[node]!;
+        tmp = tree[node * RB_STRIDE + 1]!;
       }
       // Case 3, black uncle and node is an outer (left) child: rotate right
       // at gparent; parent takes gparent's place and colour (black), gparent
       // goes under it red. Nothing above changed colour: done.
-      left[gparent] = tmp;
-      right[parent] = gparent;
+      tree[gparent * RB_STRIDE] = tmp;
+      tree[parent * RB_STRIDE + 1] = gparent;
       if (tmp !== RB_NIL) {
         parentArr[tmp] = gparent;
         color[tmp] = RB_BLACK;
@@ -194,7 +199,7 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
       break;
     }
     // Mirror image: parent is gparent's right child.
-    tmp = left[gparent]!;
+    tmp = tree[gparent * RB_STRIDE]!;
     if (tmp !== RB_NIL && color[tmp] === RB_RED) {
       // Case 1, red uncle: colour flip, carry on from gparent.
       color[tmp] = RB_BLACK;
@@ -204,12 +209,12 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
       color[node] = RB_RED;
       continue;
     }
-    tmp = left[parent]!;
+    tmp = tree[parent * RB_STRIDE]!;
     if (node === tmp) {
       // Case 2: rotate right at parent.
-      tmp = right[node]!;
-      left[parent] = tmp;
-      right[node] = parent;
+      tmp = tree[node * RB_STRIDE + 1]!;
+      tree[parent * RB_STRIDE] = tmp;
+      tree[node * RB_STRIDE + 1] = parent;
       if (tmp !== RB_NIL) {
         parentArr[tmp] = parent;
         color[tmp] = RB_BLACK;
@@ -217,11 +222,11 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
       parentArr[parent] = node;
       color[parent] = RB_RED;
       parent = node;
-      tmp = left[node]!;
+      tmp = tree[node * RB_STRIDE]!;
     }
     // Case 3: rotate left at gparent.
-    right[gparent] = tmp;
-    left[parent] = gparent;
+    tree[gparent * RB_STRIDE + 1] = tmp;
+    tree[parent * RB_STRIDE] = gparent;
     if (tmp !== RB_NIL) {
       parentArr[tmp] = gparent;
       color[tmp] = RB_BLACK;
@@ -237,8 +242,7 @@ export function rbInsertColor(links: RbLinks, roots: RbRoots, rootIndex: number,
  * by recolouring and rotating, moving up while the deficit remains.
  */
 function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: number): void {
-  const left = links.left;
-  const right = links.right;
+  const tree = links.tree;
   const parentArr = links.parent;
   const color = links.color;
   // The short side's top node: RB_NIL at first (the removed leaf), later black.
@@ -246,7 +250,7 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
   for (;;) {
     // Invariants: node is black or RB_NIL, parent is not RB_NIL, and paths
     // through node are one black short.
-    let sibling = right[parent]!;
+    let sibling = tree[parent * RB_STRIDE + 1]!;
     if (node !== sibling) {
       // node is parent's left child (comparing with the right child is the
       // kernel's test, and the only one that works while node is RB_NIL).
@@ -255,17 +259,17 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
       if (color[sibling] === RB_RED) {
         // Case 1, red sibling: rotate left at parent so node gets a black
         // sibling (sibling's old left child) and parent turns red.
-        tmp1 = left[sibling]!;
-        right[parent] = tmp1;
-        left[sibling] = parent;
+        tmp1 = tree[sibling * RB_STRIDE]!;
+        tree[parent * RB_STRIDE + 1] = tmp1;
+        tree[sibling * RB_STRIDE] = parent;
         parentArr[tmp1] = parent;
         color[tmp1] = RB_BLACK;
         rotateSetParents(links, parent, sibling, roots, rootIndex, RB_RED);
         sibling = tmp1;
       }
-      tmp1 = right[sibling]!;
+      tmp1 = tree[sibling * RB_STRIDE + 1]!;
       if (tmp1 === RB_NIL || color[tmp1] === RB_BLACK) {
-        tmp2 = left[sibling]!;
+        tmp2 = tree[sibling * RB_STRIDE]!;
         if (tmp2 === RB_NIL || color[tmp2] === RB_BLACK) {
           // Case 2, black sibling with black children: redden the sibling so
           // both sides of parent are short. A red parent turning black pays
@@ -284,10 +288,10 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
         // Case 3, sibling's inner (left) child is red and outer one black:
         // rotate right at sibling so the red child becomes the new sibling
         // with a red outer child, ready for case 4.
-        tmp1 = right[tmp2]!;
-        left[sibling] = tmp1;
-        right[tmp2] = sibling;
-        right[parent] = tmp2;
+        tmp1 = tree[tmp2 * RB_STRIDE + 1]!;
+        tree[sibling * RB_STRIDE] = tmp1;
+        tree[tmp2 * RB_STRIDE + 1] = sibling;
+        tree[parent * RB_STRIDE + 1] = tmp2;
         if (tmp1 !== RB_NIL) {
           parentArr[tmp1] = sibling;
           color[tmp1] = RB_BLACK;
@@ -298,9 +302,9 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
       // Case 4, sibling's outer (right) child tmp1 is red: rotate left at
       // parent; sibling takes parent's place and colour, parent and tmp1
       // turn black, which gives node's side its missing black. Done.
-      tmp2 = left[sibling]!;
-      right[parent] = tmp2;
-      left[sibling] = parent;
+      tmp2 = tree[sibling * RB_STRIDE]!;
+      tree[parent * RB_STRIDE + 1] = tmp2;
+      tree[sibling * RB_STRIDE] = parent;
       parentArr[tmp1] = sibling;
       color[tmp1] = RB_BLACK;
       if (tmp2 !== RB_NIL) parentArr[tmp2] = parent;
@@ -308,22 +312,22 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
       break;
     }
     // Mirror image: node is parent's right child.
-    sibling = left[parent]!;
+    sibling = tree[parent * RB_STRIDE]!;
     let tmp1: number;
     let tmp2: number;
     if (color[sibling] === RB_RED) {
       // Case 1: rotate right at parent.
-      tmp1 = right[sibling]!;
-      left[parent] = tmp1;
-      right[sibling] = parent;
+      tmp1 = tree[sibling * RB_STRIDE + 1]!;
+      tree[parent * RB_STRIDE] = tmp1;
+      tree[sibling * RB_STRIDE + 1] = parent;
       parentArr[tmp1] = parent;
       color[tmp1] = RB_BLACK;
       rotateSetParents(links, parent, sibling, roots, rootIndex, RB_RED);
       sibling = tmp1;
     }
-    tmp1 = left[sibling]!;
+    tmp1 = tree[sibling * RB_STRIDE]!;
     if (tmp1 === RB_NIL || color[tmp1] === RB_BLACK) {
-      tmp2 = right[sibling]!;
+      tmp2 = tree[sibling * RB_STRIDE + 1]!;
       if (tmp2 === RB_NIL || color[tmp2] === RB_BLACK) {
         // Case 2: sibling colour flip.
         parentArr[sibling] = parent;
@@ -338,10 +342,10 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
         break;
       }
       // Case 3: rotate left at sibling.
-      tmp1 = left[tmp2]!;
-      right[sibling] = tmp1;
-      left[tmp2] = sibling;
-      left[parent] = tmp2;
+      tmp1 = tree[tmp2 * RB_STRIDE]!;
+      tree[sibling * RB_STRIDE + 1] = tmp1;
+      tree[tmp2 * RB_STRIDE] = sibling;
+      tree[parent * RB_STRIDE] = tmp2;
       if (tmp1 !== RB_NIL) {
         parentArr[tmp1] = sibling;
         color[tmp1] = RB_BLACK;
@@ -350,9 +354,9 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
       sibling = tmp2;
     }
     // Case 4: rotate right at parent + colour flips.
-    tmp2 = right[sibling]!;
-    left[parent] = tmp2;
-    right[sibling] = parent;
+    tmp2 = tree[sibling * RB_STRIDE + 1]!;
+    tree[parent * RB_STRIDE] = tmp2;
+    tree[sibling * RB_STRIDE + 1] = parent;
     parentArr[tmp1] = sibling;
     color[tmp1] = RB_BLACK;
     if (tmp2 !== RB_NIL) parentArr[tmp2] = parent;
@@ -369,12 +373,11 @@ function eraseColor(links: RbLinks, roots: RbRoots, rootIndex: number, parent: n
  * (or the node itself, with fewer children) left a hole.
  */
 export function rbErase(links: RbLinks, roots: RbRoots, rootIndex: number, node: number): void {
-  const left = links.left;
-  const right = links.right;
+  const tree = links.tree;
   const parentArr = links.parent;
   const color = links.color;
-  const child = right[node]!;
-  let tmp = left[node]!;
+  const child = tree[node * RB_STRIDE + 1]!;
+  let tmp = tree[node * RB_STRIDE]!;
   let rebalance: number;
 
   if (tmp === RB_NIL) {
@@ -384,7 +387,7 @@ export function rbErase(links: RbLinks, roots: RbRoots, rootIndex: number, node:
     // black deficit under the parent.
     const parent = parentArr[node]!;
     const nodeColor = color[node]!;
-    changeChild(left, right, node, child, parent, roots, rootIndex);
+    changeChild(tree, node, child, parent, roots, rootIndex);
     if (child !== RB_NIL) {
       parentArr[child] = parent;
       color[child] = nodeColor;
@@ -397,7 +400,7 @@ export function rbErase(links: RbLinks, roots: RbRoots, rootIndex: number, node:
     const parent = parentArr[node]!;
     parentArr[tmp] = parent;
     color[tmp] = color[node]!;
-    changeChild(left, right, node, tmp, parent, roots, rootIndex);
+    changeChild(tree, node, tmp, parent, roots, rootIndex);
     rebalance = RB_NIL;
   } else {
     // Two children: the successor (leftmost of the right subtree) moves into
@@ -406,12 +409,12 @@ export function rbErase(links: RbLinks, roots: RbRoots, rootIndex: number, node:
     let successor = child;
     let parent: number;
     let child2: number;
-    tmp = left[child]!;
+    tmp = tree[child * RB_STRIDE]!;
     if (tmp === RB_NIL) {
       // Case 2: the successor is node's right child itself; it keeps its
       // right subtree and only gains node's left one.
       parent = successor;
-      child2 = right[successor]!;
+      child2 = tree[successor * RB_STRIDE + 1]!;
     } else {
       // Case 3: the successor is deeper, leftmost under node's right child.
       // Its right child moves up to its old place; it adopts node's right
@@ -419,20 +422,20 @@ export function rbErase(links: RbLinks, roots: RbRoots, rootIndex: number, node:
       do {
         parent = successor;
         successor = tmp;
-        tmp = left[tmp]!;
+        tmp = tree[tmp * RB_STRIDE]!;
       } while (tmp !== RB_NIL);
-      child2 = right[successor]!;
-      left[parent] = child2;
-      right[successor] = child;
+      child2 = tree[successor * RB_STRIDE + 1]!;
+      tree[parent * RB_STRIDE] = child2;
+      tree[successor * RB_STRIDE + 1] = child;
       parentArr[child] = successor;
     }
 
-    tmp = left[node]!;
-    left[successor] = tmp;
+    tmp = tree[node * RB_STRIDE]!;
+    tree[successor * RB_STRIDE] = tmp;
     parentArr[tmp] = successor;
 
     const nodeParent = parentArr[node]!;
-    changeChild(left, right, node, successor, nodeParent, roots, rootIndex);
+    changeChild(tree, node, successor, nodeParent, roots, rootIndex);
 
     if (child2 !== RB_NIL) {
       // The successor had a (necessarily red) right child: blackening it
@@ -464,40 +467,39 @@ export function rbReplaceNode(
   victim: number,
   replacement: number,
 ): void {
-  const left = links.left;
-  const right = links.right;
+  const tree = links.tree;
   const parentArr = links.parent;
   const parent = parentArr[victim]!;
-  const victimLeft = left[victim]!;
-  const victimRight = right[victim]!;
+  const victimLeft = tree[victim * RB_STRIDE]!;
+  const victimRight = tree[victim * RB_STRIDE + 1]!;
 
   // Copy the links and colour (the kernel's `*new = *victim`).
-  left[replacement] = victimLeft;
-  right[replacement] = victimRight;
+  tree[replacement * RB_STRIDE] = victimLeft;
+  tree[replacement * RB_STRIDE + 1] = victimRight;
   parentArr[replacement] = parent;
   links.color[replacement] = links.color[victim]!;
 
   // Point the surrounding nodes at the replacement.
   if (victimLeft !== RB_NIL) parentArr[victimLeft] = replacement;
   if (victimRight !== RB_NIL) parentArr[victimRight] = replacement;
-  changeChild(left, right, victim, replacement, parent, roots, rootIndex);
+  changeChild(tree, victim, replacement, parent, roots, rootIndex);
 }
 
 /** rb_first(): the leftmost (smallest) node under `root`, or RB_NIL for an empty tree. */
 export function rbFirst(links: RbLinks, root: number): number {
   if (root === RB_NIL) return RB_NIL;
-  const left = links.left;
+  const tree = links.tree;
   let n = root;
-  for (let l = left[n]!; l !== RB_NIL; l = left[n]!) n = l;
+  for (let l = tree[n * RB_STRIDE]!; l !== RB_NIL; l = tree[n * RB_STRIDE]!) n = l;
   return n;
 }
 
 /** rb_last(): the rightmost (largest) node under `root`, or RB_NIL for an empty tree. */
 export function rbLast(links: RbLinks, root: number): number {
   if (root === RB_NIL) return RB_NIL;
-  const right = links.right;
+  const tree = links.tree;
   let n = root;
-  for (let r = right[n]!; r !== RB_NIL; r = right[n]!) n = r;
+  for (let r = tree[n * RB_STRIDE + 1]!; r !== RB_NIL; r = tree[n * RB_STRIDE + 1]!) n = r;
   return n;
 }
 
@@ -505,19 +507,18 @@ export function rbLast(links: RbLinks, root: number): number {
 export function rbNext(links: RbLinks, node: number): number {
   const parentArr = links.parent;
   if (parentArr[node] === node) return RB_NIL; // RB_EMPTY_NODE
-  const left = links.left;
-  const right = links.right;
-  let n = right[node]!;
+  const tree = links.tree;
+  let n = tree[node * RB_STRIDE + 1]!;
   if (n !== RB_NIL) {
     // A right subtree: its leftmost node follows.
-    for (let l = left[n]!; l !== RB_NIL; l = left[n]!) n = l;
+    for (let l = tree[n * RB_STRIDE]!; l !== RB_NIL; l = tree[n * RB_STRIDE]!) n = l;
     return n;
   }
   // No right subtree: climb while we are a right child; the first ancestor
   // reached from its left side follows (none: node was the last).
   n = node;
   let parent = parentArr[n]!;
-  while (parent !== RB_NIL && n === right[parent]) {
+  while (parent !== RB_NIL && n === tree[parent * RB_STRIDE + 1]) {
     n = parent;
     parent = parentArr[n]!;
   }
@@ -528,16 +529,15 @@ export function rbNext(links: RbLinks, node: number): number {
 export function rbPrev(links: RbLinks, node: number): number {
   const parentArr = links.parent;
   if (parentArr[node] === node) return RB_NIL; // RB_EMPTY_NODE
-  const left = links.left;
-  const right = links.right;
-  let n = left[node]!;
+  const tree = links.tree;
+  let n = tree[node * RB_STRIDE]!;
   if (n !== RB_NIL) {
-    for (let r = right[n]!; r !== RB_NIL; r = right[n]!) n = r;
+    for (let r = tree[n * RB_STRIDE + 1]!; r !== RB_NIL; r = tree[n * RB_STRIDE + 1]!) n = r;
     return n;
   }
   n = node;
   let parent = parentArr[n]!;
-  while (parent !== RB_NIL && n === left[parent]) {
+  while (parent !== RB_NIL && n === tree[parent * RB_STRIDE]) {
     n = parent;
     parent = parentArr[n]!;
   }
@@ -577,8 +577,8 @@ export function rbCheck(links: RbLinks, root: number): void {
   const walk = (node: number): number => {
     const c = links.color[node]!;
     if (c !== RB_RED && c !== RB_BLACK) throw new Error(`rbtree: node ${node} has colour ${c}`);
-    const l = links.left[node]!;
-    const r = links.right[node]!;
+    const l = links.tree[node * RB_STRIDE]!;
+    const r = links.tree[node * RB_STRIDE + 1]!;
     // With each child's parent link checked, a node listed twice under the
     // same parent is the only way a walk could meet a node again.
     if (l !== RB_NIL && l === r) throw new Error(`rbtree: node ${node} has ${l} as both children`);
@@ -613,32 +613,29 @@ export function rbCheck(links: RbLinks, root: number): void {
  * bookkeeping, it only keeps the link arrays large enough.
  */
 export class RbPool implements RbLinks {
-  left: Int32Array;
-  right: Int32Array;
+  tree: Int32Array;
   parent: Int32Array;
   color: Uint8Array;
 
   constructor(capacity: number) {
     const n = Math.max(1, Math.floor(capacity));
-    this.left = new Int32Array(n).fill(RB_NIL);
-    this.right = new Int32Array(n).fill(RB_NIL);
+    this.tree = new Int32Array(n * RB_STRIDE).fill(RB_NIL);
     this.parent = new Int32Array(n).fill(RB_NIL);
     this.color = new Uint8Array(n).fill(RB_BLACK);
   }
 
   /** Node slots available: indices 0 .. capacity - 1. */
   get capacity(): number {
-    return this.left.length;
+    return this.parent.length;
   }
 
   /** Make room for at least `minCapacity` nodes (doubling, so repeated growth is amortised O(1)); existing links are kept. */
   grow(minCapacity: number): void {
-    const old = this.left.length;
+    const old = this.parent.length;
     if (minCapacity <= old) return;
     let n = old * 2;
     while (n < minCapacity) n *= 2;
-    this.left = growInt32(this.left, n);
-    this.right = growInt32(this.right, n);
+    this.tree = growInt32(this.tree, n * RB_STRIDE);
     this.parent = growInt32(this.parent, n);
     const color = new Uint8Array(n).fill(RB_BLACK);
     color.set(this.color);

@@ -14,13 +14,15 @@
  * | age            | Uint8Array   | 1     | age (smart scan)                                                |
  * | remainingSkips | Uint8Array   | 1     | remaining_skips (smart scan)                                    |
  * | nid            | Uint16Array  | 2     | nid: unstable tree the item is linked in                        |
- * | left/right/parent | Int32Array ×3 | 12 | node: rb_node links while in an unstable tree                 |
+ * | tree           | Int32Array ×4| 16    | RB_STRIDE words, read together by a tree walk (one cache line):  |
+ * |  [0] [1]       |              |       | node.rb_left, node.rb_right: rb links while in an unstable tree  |
+ * |  [2] prefix    |              |       | (ours) the page's first 4 bytes when it went into the tree (as int32) |
+ * |  [3] frame     |              |       | (ours) the page's frame when it went into the unstable tree     |
+ * | parent         | Int32Array   | 4     | node: rb parent while in an unstable tree                       |
  * | color          | Uint8Array   | 1     | node: rb colour                                                 |
  * | head           | Int32Array   | 4     | head: the stable node while STABLE_FLAG is set                  |
  * | hnext/hprev    | Int32Array ×2| 8     | hlist: links in the stable node's item list                     |
  * | lastDecline    | Uint8Array   | 1     | (ours) why the last visit did not merge: 1 + DECLINE_REASONS index |
- * | treePrefix     | Uint32Array  | 4     | (ours) the page's first 4 bytes when it went into the unstable tree |
- * | treeFrame      | Int32Array   | 4     | (ours) the page's frame when it went into the unstable tree     |
  *
  * Total: 60 bytes per item. The kernel overlays the rb_node with head+hlist in
  * a union; we keep them apart (still under 64 bytes) so that a stale field can
@@ -37,14 +39,18 @@
  * to the kernel's logic, only the lists and trees that link them do.
  */
 import { fail } from '../host/assert.ts';
-import type { RbLinks } from './rbtree.ts';
+import { RB_STRIDE, type RbLinks } from './rbtree.ts';
 
 export const SEQNR_MASK = 0x0ff;
 export const UNSTABLE_FLAG = 0x100;
 export const STABLE_FLAG = 0x200;
+/** Word of an item's `tree` record holding its tree hint: the page's first 4 bytes (`>>> 0` for the unsigned value). */
+export const ITEM_TREE_PREFIX = 2;
+/** Word of an item's `tree` record holding the frame behind the hint. */
+export const ITEM_TREE_FRAME = 3;
 
 /** Declared bytes per rmap item (sum of the layout above); a test holds it to the kernel's 64. */
-export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 12 + 1 + 4 + 8 + 1 + 4 + 4;
+export const RMAP_ITEM_BYTES = 4 + 4 + 8 + 2 + 4 + 1 + 1 + 2 + 4 * RB_STRIDE + 4 + 1 + 4 + 8 + 1;
 
 /** Smallest growth step of the item and stable node pools, in entries. */
 const MIN_GROWTH = 256;
@@ -68,23 +74,22 @@ export class RmapItemPool implements RbLinks {
   age: Uint8Array;
   remainingSkips: Uint8Array;
   nid: Uint16Array;
-  left: Int32Array;
-  right: Int32Array;
+  /**
+   * Per item, RB_STRIDE words: rb left, rb right, then the hints a walk of
+   * the unstable tree steers by, beside the links so that one level of the
+   * walk reads one line: ITEM_TREE_PREFIX, a copy of the tree page's first
+   * word, and ITEM_TREE_FRAME, its frame then. The walk picks its direction
+   * from the prefix instead of waiting for the page table walk that finds the
+   * page: that walk is then checked off the critical path (see
+   * unstableTreeSearchInsert). Only hints: checked against the page every time.
+   */
+  tree: Int32Array;
   parent: Int32Array;
   color: Uint8Array;
   head: Int32Array;
   hnext: Int32Array;
   hprev: Int32Array;
   lastDecline: Uint8Array;
-  /**
-   * A walk of the unstable tree steers by this copy of the tree page's first
-   * word, next to the links, instead of waiting for the page table walk that
-   * finds the page: that walk is then checked off the critical path (see
-   * unstableTreeSearchInsert). Only a hint: checked against the page every time.
-   */
-  treePrefix: Uint32Array;
-  /** The frame behind treePrefix: the page table walk then only confirms it (see unstableTreeSearchInsert). */
-  treeFrame: Int32Array;
   /** First free item (its `next` links the next one), or -1. */
   private freeHead = -1;
   private highWater = 0;
@@ -99,16 +104,13 @@ export class RmapItemPool implements RbLinks {
     this.age = new Uint8Array(capacity);
     this.remainingSkips = new Uint8Array(capacity);
     this.nid = new Uint16Array(capacity);
-    this.left = new Int32Array(capacity);
-    this.right = new Int32Array(capacity);
+    this.tree = new Int32Array(capacity * RB_STRIDE);
     this.parent = new Int32Array(capacity);
     this.color = new Uint8Array(capacity);
     this.head = new Int32Array(capacity);
     this.hnext = new Int32Array(capacity);
     this.hprev = new Int32Array(capacity);
     this.lastDecline = new Uint8Array(capacity);
-    this.treePrefix = new Uint32Array(capacity);
-    this.treeFrame = new Int32Array(capacity);
   }
 
   get capacity(): number {
@@ -161,8 +163,21 @@ export class RmapItemPool implements RbLinks {
       return b;
     };
     this.next = links(this.next);
-    this.left = links(this.left);
-    this.right = links(this.right);
+    const tree = new Int32Array(n * RB_STRIDE);
+    const oldTree = this.tree;
+    for (let old = 0; old < high; old++) {
+      const to = renumber[old]!;
+      if (to < 0) continue;
+      const from = old * RB_STRIDE;
+      const at = to * RB_STRIDE;
+      const l = oldTree[from]!;
+      const r = oldTree[from + 1]!;
+      tree[at] = l < 0 ? l : renumber[l]!;
+      tree[at + 1] = r < 0 ? r : renumber[r]!;
+      tree[at + ITEM_TREE_PREFIX] = oldTree[from + ITEM_TREE_PREFIX]!;
+      tree[at + ITEM_TREE_FRAME] = oldTree[from + ITEM_TREE_FRAME]!;
+    }
+    this.tree = tree;
     this.parent = links(this.parent);
     this.hnext = links(this.hnext);
     this.hprev = links(this.hprev);
@@ -176,8 +191,6 @@ export class RmapItemPool implements RbLinks {
     this.color = values(this.color, new Uint8Array(n));
     this.head = values(this.head, new Int32Array(n));
     this.lastDecline = values(this.lastDecline, new Uint8Array(n));
-    this.treePrefix = values(this.treePrefix, new Uint32Array(n));
-    this.treeFrame = values(this.treeFrame, new Int32Array(n));
     this.highWater = live;
     this.freeHead = -1;
   }
@@ -215,16 +228,18 @@ export class RmapItemPool implements RbLinks {
     this.age[item] = 0;
     this.remainingSkips[item] = 0;
     this.nid[item] = 0;
-    this.left[item] = -1;
-    this.right[item] = -1;
+    const at = item * RB_STRIDE;
+    const tree = this.tree;
+    tree[at] = -1;
+    tree[at + 1] = -1;
+    tree[at + ITEM_TREE_PREFIX] = 0;
+    tree[at + ITEM_TREE_FRAME] = -1;
     this.parent[item] = -1;
     this.color[item] = 0;
     this.head[item] = -1;
     this.hnext[item] = -1;
     this.hprev[item] = -1;
     this.lastDecline[item] = 0;
-    this.treePrefix[item] = 0;
-    this.treeFrame[item] = -1;
     this.liveCount++;
     return item;
   }
@@ -252,16 +267,13 @@ export class RmapItemPool implements RbLinks {
     const nid = new Uint16Array(n);
     nid.set(this.nid);
     this.nid = nid;
-    this.left = growInt32(this.left, n);
-    this.right = growInt32(this.right, n);
+    this.tree = growInt32(this.tree, n * RB_STRIDE);
     this.parent = growInt32(this.parent, n);
     this.color = growUint8(this.color, n);
     this.head = growInt32(this.head, n);
     this.hnext = growInt32(this.hnext, n);
     this.hprev = growInt32(this.hprev, n);
     this.lastDecline = growUint8(this.lastDecline, n);
-    this.treePrefix = growUint32(this.treePrefix, n);
-    this.treeFrame = growInt32(this.treeFrame, n);
   }
 }
 

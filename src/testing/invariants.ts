@@ -10,9 +10,9 @@
  */
 import { FRAME_ANON, FRAME_KSM, FRAME_USED, ZERO_FRAME } from '../host/frames.ts';
 import { PTE_KSM_ZERO } from '../host/mm.ts';
-import { RB_NIL, rbCheck } from '../ksm/rbtree.ts';
+import { RB_NIL, RB_STRIDE, rbCheck } from '../ksm/rbtree.ts';
 import { SEQNR_MASK, STABLE_FLAG, UNSTABLE_FLAG } from '../ksm/rmap-item.ts';
-import { NODE_CHAIN, NODE_DUP } from '../ksm/stable-node.ts';
+import { NODE_CHAIN, NODE_DUP, NODE_KPFN } from '../ksm/stable-node.ts';
 import type { SimulatedHost } from '../surface/simulated-host.ts';
 
 export class InvariantViolation extends Error {
@@ -100,7 +100,7 @@ export function checkInvariants(sim: SimulatedHost): void {
       shared++;
       sharing += len - 1;
     }
-    const kpfn = nodes.kpfn[node]!;
+    const kpfn = nodes.tree[node * RB_STRIDE + NODE_KPFN]!;
     // A live KSM page points back at its node; a freed one left the node stale (dropped on lookup).
     if (frames.flags[kpfn]! & FRAME_KSM && frames.ksmNode[kpfn] === node) {
       check(
@@ -114,7 +114,7 @@ export function checkInvariants(sim: SimulatedHost): void {
     rbCheck(nodes, roots[r]!);
     const walk = (node: number): void => {
       if (node === RB_NIL) return;
-      walk(nodes.left[node]!);
+      walk(nodes.tree[node * RB_STRIDE]!);
       if (nodes.kind[node] === NODE_CHAIN) {
         chains++;
         let prev = -1;
@@ -129,7 +129,7 @@ export function checkInvariants(sim: SimulatedHost): void {
           countNode(dup);
         }
       } else countNode(node);
-      walk(nodes.right[node]!);
+      walk(nodes.tree[node * RB_STRIDE + 1]!);
     };
     walk(roots[r]!);
   }
@@ -144,7 +144,10 @@ export function checkInvariants(sim: SimulatedHost): void {
   for (let f = ZERO_FRAME + 1; f < frames.frameCount; f++) {
     if (frames.flags[f]! & FRAME_KSM && frames.mapcount[f]! > 0) {
       const node = frames.ksmNode[f]!;
-      check(node >= 0 && nodes.kpfn[node] === f, () => `KSM page ${f} has no stable node pointing back`);
+      check(
+        node >= 0 && nodes.tree[node * RB_STRIDE + NODE_KPFN] === f,
+        () => `KSM page ${f} has no stable node pointing back`,
+      );
     }
   }
 
