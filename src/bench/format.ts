@@ -4,6 +4,7 @@
  */
 import Table from 'cli-table3';
 import pc from 'picocolors';
+import { WARM_UP_BYTES } from './engine-side.ts';
 import { type PassRole, passOfRole } from './passes.ts';
 import type { BenchResults, WorkloadResult } from './schema.ts';
 
@@ -131,6 +132,9 @@ export function summaryLines(results: BenchResults): string[] {
   const lines: string[] = [];
   const ks = results.kernelSide;
   lines.push(ks.available ? `ksmd: ${ks.method}` : `ksmd: not measured: ${ks.reason}`);
+  lines.push(
+    `engine: one core, CPU of its own process (process.cpuUsage); warmed up first on a ${WARM_UP_BYTES / 2 ** 20} MiB run of the same mix (V8 compiles the engine as it runs; ksmd's code is compiled ahead)`,
+  );
   if (ks.otherMergeableProcesses.length > 0) {
     lines.push(
       `other mergeable processes: ${ks.otherMergeableProcesses.map((p) => `${p.pid} (${p.command})`).join(', ')}`,

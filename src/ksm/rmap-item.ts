@@ -142,33 +142,27 @@ export class RmapItemPool implements RbLinks {
     const live = this.liveCount;
     const n = live + Math.max(MIN_GROWTH, Math.ceil(live / 32));
     const high = this.highWater;
+    // order[to] = old: one pass over the live items per field, each copy a
+    // monomorphic loop (a generic one over every typed-array kind ran
+    // megamorphic and made compaction cost as much as half a pass).
+    const order = new Int32Array(live);
+    for (let old = 0; old < high; old++) {
+      const to = renumber[old]!;
+      if (to >= 0) order[to] = old;
+    }
     const links = (a: Int32Array): Int32Array => {
       const b = new Int32Array(n);
-      for (let old = 0; old < high; old++) {
-        const to = renumber[old]!;
-        if (to < 0) continue;
-        const v = a[old]!;
+      for (let to = 0; to < live; to++) {
+        const v = a[order[to]!]!;
         b[to] = v < 0 ? v : renumber[v]!;
-      }
-      return b;
-    };
-    const values = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array>(
-      a: T,
-      b: T,
-    ): T => {
-      for (let old = 0; old < high; old++) {
-        const to = renumber[old]!;
-        if (to >= 0) b[to] = a[old]!;
       }
       return b;
     };
     this.next = links(this.next);
     const tree = new Int32Array(n * RB_STRIDE);
     const oldTree = this.tree;
-    for (let old = 0; old < high; old++) {
-      const to = renumber[old]!;
-      if (to < 0) continue;
-      const from = old * RB_STRIDE;
+    for (let to = 0; to < live; to++) {
+      const from = order[to]! * RB_STRIDE;
       const at = to * RB_STRIDE;
       const l = oldTree[from]!;
       const r = oldTree[from + 1]!;
@@ -181,16 +175,16 @@ export class RmapItemPool implements RbLinks {
     this.parent = links(this.parent);
     this.hnext = links(this.hnext);
     this.hprev = links(this.hprev);
-    this.slot = values(this.slot, new Int32Array(n));
-    this.vpn = values(this.vpn, new Float64Array(n));
-    this.flags = values(this.flags, new Uint16Array(n));
-    this.oldchecksum = values(this.oldchecksum, new Uint32Array(n));
-    this.age = values(this.age, new Uint8Array(n));
-    this.remainingSkips = values(this.remainingSkips, new Uint8Array(n));
-    this.nid = values(this.nid, new Uint16Array(n));
-    this.color = values(this.color, new Uint8Array(n));
-    this.head = values(this.head, new Int32Array(n));
-    this.lastDecline = values(this.lastDecline, new Uint8Array(n));
+    this.slot = gatherI32(this.slot, order, n);
+    this.vpn = gatherF64(this.vpn, order, n);
+    this.flags = gatherU16(this.flags, order, n);
+    this.oldchecksum = gatherU32(this.oldchecksum, order, n);
+    this.age = gatherU8(this.age, order, n);
+    this.remainingSkips = gatherU8(this.remainingSkips, order, n);
+    this.nid = gatherU16(this.nid, order, n);
+    this.color = gatherU8(this.color, order, n);
+    this.head = gatherI32(this.head, order, n);
+    this.lastDecline = gatherU8(this.lastDecline, order, n);
     this.highWater = live;
     this.freeHead = -1;
   }
@@ -292,5 +286,37 @@ export function growUint32(a: Uint32Array, n: number): Uint32Array {
 export function growUint8(a: Uint8Array, n: number): Uint8Array {
   const b = new Uint8Array(n);
   b.set(a);
+  return b;
+}
+
+// b[i] = a[order[i]] into a new array of `length`: one function per element
+// kind, so that each loop stays monomorphic.
+function gatherI32(a: Int32Array, order: Int32Array, length: number): Int32Array {
+  const b = new Int32Array(length);
+  for (let i = 0; i < order.length; i++) b[i] = a[order[i]!]!;
+  return b;
+}
+
+function gatherU32(a: Uint32Array, order: Int32Array, length: number): Uint32Array {
+  const b = new Uint32Array(length);
+  for (let i = 0; i < order.length; i++) b[i] = a[order[i]!]!;
+  return b;
+}
+
+function gatherU16(a: Uint16Array, order: Int32Array, length: number): Uint16Array {
+  const b = new Uint16Array(length);
+  for (let i = 0; i < order.length; i++) b[i] = a[order[i]!]!;
+  return b;
+}
+
+function gatherU8(a: Uint8Array, order: Int32Array, length: number): Uint8Array {
+  const b = new Uint8Array(length);
+  for (let i = 0; i < order.length; i++) b[i] = a[order[i]!]!;
+  return b;
+}
+
+function gatherF64(a: Float64Array, order: Int32Array, length: number): Float64Array {
+  const b = new Float64Array(length);
+  for (let i = 0; i < order.length; i++) b[i] = a[order[i]!]!;
   return b;
 }
