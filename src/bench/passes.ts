@@ -1,8 +1,11 @@
 /**
  * Full passes of ksmd, on either side, measured one at a time: pass 1 only
  * records checksums, pass 2 merges, and the steady pass is the first pass
- * from the third on whose end leaves every counter as the previous pass left
- * it (nothing merged, unmerged or moved).
+ * from the fourth on that, like the pass before it, leaves every counter as
+ * the previous pass left it (nothing merged, unmerged or moved). The pass that
+ * is first quiet still carries the last change's after-effects on both sides
+ * (the engine renumbers the rmap items freed the pass before; ksmd's slabs
+ * and page tables settle too): a "settle" pass, not the steady state.
  */
 
 /** The counters compared between passes and between the two sides. */
@@ -83,7 +86,13 @@ export async function runPasses(pass: () => PassSample | Promise<PassSample>): P
   for (let n = 1; n <= MAX_PASSES; n++) {
     const s = await pass();
     const previous = out.at(-1);
-    const steady = n >= 3 && previous !== undefined && sameCounters(previous.counters, s.counters);
+    const beforePrevious = out.at(-2);
+    const steady =
+      n >= 4 &&
+      previous !== undefined &&
+      beforePrevious !== undefined &&
+      sameCounters(previous.counters, s.counters) &&
+      sameCounters(beforePrevious.counters, previous.counters);
     const role: PassRole = n === 1 ? 'first' : n === 2 ? 'merge' : steady ? 'steady' : 'settle';
     out.push({
       pass: n,
