@@ -55,6 +55,7 @@ const engineSideSchema = z.strictObject({
     scannedPages: count,
     mergedPages: count,
     ksmArrayPerScannedPage: nonNegative,
+    rmapItemsPerScannedPage: nonNegative,
     ksmArrayPerMergedPage: nonNegative,
     measuredPerScannedPage: z.number(),
     measuredPerMergedPage: z.number(),
