@@ -10,7 +10,7 @@
  */
 import { xxh64 } from '@node-rs/xxhash';
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
-import { pageCompareNative } from '../backend/sim/native-compare.ts';
+import { forgetCachedViews, pageCompareNative } from '../backend/sim/native-compare.ts';
 import type { ContentMode } from '../host/frames.ts';
 import { FRAME_ANON } from '../host/frames.ts';
 import type { Ksm } from '../ksm/ksm.ts';
@@ -216,6 +216,8 @@ function warmUp(w: BenchWorkload): void {
   const small = makeWorkload(w.mix, Math.min(WARM_UP_BYTES, w.sizeBytes), w.processCount);
   const { sim } = buildEngineHost(small);
   for (let pass = 0; pass < 4; pass++) sim.ksm.fullScans(1);
+  // The compare keeps views of the last pages' arrays: the warm-up host would outlive it and be freed mid-measurement.
+  forgetCachedViews();
 }
 
 /** Builds the workload, then runs passes to a steady one; everything in this process. */
@@ -223,14 +225,7 @@ export async function runEngineSide(
   w: BenchWorkload,
   options: EngineSideOptions = {},
 ): Promise<EngineSideResult> {
-  if (options.warmUp !== false) {
-    warmUp(w);
-    // Its buffers must be gone before memory is measured, not freed during the passes.
-    for (let i = 0; i < 3; i++) {
-      collectGarbage();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
+  if (options.warmUp !== false) warmUp(w);
   const b0 = processCpuNs();
   const { sim } = buildEngineHost(w);
   const buildCpuNs = processCpuNs() - b0;
