@@ -150,30 +150,27 @@ interface Guest {
   readonly domain: string;
 }
 
-interface WriteStream {
+/** Accesses to one run of a group's pages, at a rate per started guest. */
+interface AccessStream {
   readonly group: GroupModel;
   readonly runIndex: number;
-  /** Writes per second per started guest. */
+  /** Accesses per second per started guest. */
   readonly ratePerGuest: number;
   /**
-   * A run of unique pages rewritten with unique contents: no page of it can
-   * ever merge, so its writes never change what is merged (they only keep its
-   * pages volatile and cost checksums). It does not stop the fast-forward.
+   * The accesses cannot change what is merged, so they do not stop the
+   * fast-forward. Writes: a run of unique pages rewritten with unique
+   * contents (no page of it can ever merge; its writes only keep its pages
+   * volatile and cost checksums). Reads: see the file comment.
    */
   readonly neutral: boolean;
+  /** The fraction of an access carried over to the next interval. */
   carry: number;
 }
 
+/** A run's writes: each gives a page unique contents. */
+type WriteStream = AccessStream;
 /** A run's reads: pages drawn as the writes are, each read once through Host.read(). */
-interface ReadStream {
-  readonly group: GroupModel;
-  readonly runIndex: number;
-  /** Reads per second per started guest. */
-  readonly ratePerGuest: number;
-  /** The reads cannot change what is merged (see the file comment): they do not stop the fast-forward. */
-  readonly neutral: boolean;
-  carry: number;
-}
+type ReadStream = AccessStream;
 
 const NS_PER_MS = 1e6;
 /** "READ": what makes the reads' random stream another than the writes'. */
@@ -506,15 +503,7 @@ class EngineRunner {
     const host = this.sim.host;
     const frames = host.frames;
     for (const stream of this.streams) {
-      const guests = this.guestsByGroup.get(stream.group);
-      if (guests === undefined || guests.length === 0) continue;
-      const due = stream.ratePerGuest * guests.length * seconds + stream.carry;
-      const n = Math.floor(due);
-      stream.carry = due - n;
-      const runPages = stream.group.content[stream.runIndex]!.pageCount;
-      for (let k = 0; k < n; k++) {
-        const guest = guests[guests.length === 1 ? 0 : Math.floor(this.rng.next() * guests.length)]!;
-        const page = guest.runStarts[stream.runIndex]! + Math.floor(this.rng.next() * runPages);
+      const n = this.dueAccesses(stream, seconds, this.rng, (guest, page) => {
         this.content.unique();
         host.writePageValue(
           guest.pid,
@@ -524,7 +513,7 @@ class EngineRunner {
         );
         // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the engine.
         if (!stream.neutral) primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
-      }
+      });
       this.writes += n;
       if (!stream.neutral) this.mergingWrites += n;
     }
@@ -534,19 +523,34 @@ class EngineRunner {
   private applyReads(seconds: number): void {
     const host = this.sim.host;
     for (const stream of this.readStreams) {
-      const guests = this.guestsByGroup.get(stream.group);
-      if (guests === undefined || guests.length === 0) continue;
-      const due = stream.ratePerGuest * guests.length * seconds + stream.carry;
-      const n = Math.floor(due);
-      stream.carry = due - n;
-      const runPages = stream.group.content[stream.runIndex]!.pageCount;
-      for (let k = 0; k < n; k++) {
-        const guest = guests[guests.length === 1 ? 0 : Math.floor(this.readRng.next() * guests.length)]!;
-        const page = guest.runStarts[stream.runIndex]! + Math.floor(this.readRng.next() * runPages);
+      this.reads += this.dueAccesses(stream, seconds, this.readRng, (guest, page) => {
         host.read(guest.pid, guest.baseAddress + page * PAGE_SIZE, 1);
-      }
-      this.reads += n;
+      });
     }
+  }
+
+  /**
+   * The accesses of `stream` due over `seconds` (the fraction left over is
+   * carried to the next call), each at a guest and page of the run drawn from
+   * `rng`; returns how many were made.
+   */
+  private dueAccesses(
+    stream: AccessStream,
+    seconds: number,
+    rng: Rng,
+    access: (guest: Guest, page: number) => void,
+  ): number {
+    const guests = this.guestsByGroup.get(stream.group);
+    if (guests === undefined || guests.length === 0) return 0;
+    const due = stream.ratePerGuest * guests.length * seconds + stream.carry;
+    const n = Math.floor(due);
+    stream.carry = due - n;
+    const runPages = stream.group.content[stream.runIndex]!.pageCount;
+    for (let k = 0; k < n; k++) {
+      const guest = guests[guests.length === 1 ? 0 : Math.floor(rng.next() * guests.length)]!;
+      access(guest, guest.runStarts[stream.runIndex]! + Math.floor(rng.next() * runPages));
+    }
+    return n;
   }
 
   // ---------------------------------------------------------------- ksmd

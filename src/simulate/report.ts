@@ -6,7 +6,7 @@
  * published figures it is checked against.
  */
 import * as Plot from '@observablehq/plot';
-import { parseHTML } from 'linkedom';
+import { escapeHtml, plotSvg } from '../report/html.ts';
 import { type Calibration, describeFigures } from './cost.ts';
 import type { Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
@@ -25,10 +25,6 @@ export interface ReportInput {
 }
 
 const GIB = 2 ** 30;
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 interface Point {
   readonly run: string;
@@ -53,19 +49,6 @@ function points(results: readonly RunResult[], unitMs: number, value: (s: Sample
   return out;
 }
 
-function figure(options: Plot.PlotOptions): string {
-  const { document } = parseHTML('<!doctype html><html><body></body></html>');
-  const node = Plot.plot({
-    document,
-    width: 860,
-    height: 300,
-    marginLeft: 60,
-    style: { fontSize: '12px', background: 'white' },
-    ...options,
-  });
-  return node.outerHTML.replace(/ xmlns(:xlink)?="[^"]*"/g, '');
-}
-
 function lineFigure(
   results: readonly RunResult[],
   unit: { ms: number; label: string },
@@ -75,7 +58,7 @@ function lineFigure(
   const data = points(results, unit.ms, y.value);
   const simulated = data.filter((p) => !p.extrapolated);
   const extrapolated = data.filter((p) => p.extrapolated);
-  return figure({
+  return plotSvg({
     x: { label: unit.label, grid: true },
     y: { label: y.label, grid: true },
     color: { legend: results.length > 1, type: 'categorical' },
@@ -106,7 +89,7 @@ function pagesFigure(result: RunResult, unit: { ms: number; label: string }): st
     rows.push({ t, counter: 'pages_volatile', pages: s.pages_volatile });
     rows.push({ t, counter: 'ksm_zero_pages', pages: s.ksm_zero_pages });
   }
-  return figure({
+  return plotSvg({
     height: 260,
     x: { label: unit.label, grid: true },
     y: { label: 'pages', grid: true },

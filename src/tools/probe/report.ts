@@ -5,15 +5,11 @@
  * and the figures of the summary.
  */
 import * as Plot from '@observablehq/plot';
-import { parseHTML } from 'linkedom';
+import { escapeHtml, plotSvg } from '../../report/html.ts';
 import { formatHuman } from './human.ts';
 import { samplesOf } from './json.ts';
 import type { ProbeResult } from './probe.ts';
 import { logHistogram } from './stats.ts';
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 interface Bar {
   readonly kind: string;
@@ -43,13 +39,7 @@ function histogramFigure(
       if (b.count > 0) bars.push({ kind: c.label, x1: b.fromNs, x2: b.toNs, count: b.count });
     }
   }
-  const { document } = parseHTML('<!doctype html><html><body></body></html>');
-  const node = Plot.plot({
-    document,
-    width: 860,
-    height: 300,
-    marginLeft: 60,
-    style: { fontSize: '12px', background: 'white' },
+  return plotSvg({
     x: { type: 'log', label: 'one write, ns (log scale)', grid: true },
     y: { label: 'writes', grid: true },
     color: { legend: true, type: 'categorical', domain: classes.map((c) => c.label) },
@@ -60,7 +50,6 @@ function histogramFigure(
       Plot.ruleY([0]),
     ],
   });
-  return node.outerHTML.replace(/ xmlns(:xlink)?="[^"]*"/g, '');
 }
 
 export interface ProbeReportInput {
