@@ -173,15 +173,6 @@ export interface EngineSideResult {
   readonly peakRssBytes: number;
 }
 
-/**
- * Where a Ksm method reporting its metadata bytes will plug in (being added
- * on another branch): any of these names, taking no argument, returning bytes.
- */
-/** What the engine says its KSM metadata takes (Ksm.metadataBytes(): rmap items, stable nodes, roots, mm slots). */
-export function reportedMetadataBytes(ksm: Ksm): number {
-  return ksm.metadataBytes().total;
-}
-
 function collectGarbage(): boolean {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) return false;
@@ -259,7 +250,7 @@ export async function runEngineSide(
       afterGc,
       allocatedBytes,
       liveBytes,
-      reportedBytes: reportedMetadataBytes(ksm),
+      reportedBytes: ksm.metadataBytes().total,
       scannedPages,
       mergedPages,
       ksmArrayPerScannedPage: scannedPages > 0 ? ksmBytes / scannedPages : 0,

@@ -282,11 +282,11 @@ class EngineRunner {
     const fastForward = this.options.fastForward ?? this.scenario.fastForward;
     // Pass bookkeeping for the steady state.
     let passSignature = '';
-    let passEnd = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, seqnr: 0 };
     let lastPass = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, passes: 0 };
-    // Pass ends, newest last: a settled smart scan repeats its work every
-    // SMART_SCAN_CYCLE_PASSES passes, so the extrapolation averages that many.
-    const passEnds: (typeof passEnd)[] = [];
+    // The last SMART_SCAN_CYCLE_PASSES pass ends, newest last (the start of the
+    // run first): a settled smart scan repeats its work every that many passes,
+    // so the extrapolation averages them.
+    const passEnds = [{ ns: 0, cpuNs: 0, scanned: 0, skipped: 0, seqnr: 0 }];
     let settledAtSeqnr = -1;
     let writesAtPassEnd = 0;
     let lastStartNs = 0;
@@ -330,10 +330,8 @@ class EngineRunner {
         ksm.stableNodeChains,
         ksm.stableNodeDups,
       ].join(',');
-      const windowStart =
-        passEnds.length >= SMART_SCAN_CYCLE_PASSES
-          ? passEnds[passEnds.length - SMART_SCAN_CYCLE_PASSES]!
-          : passEnd;
+      const passEnd = passEnds.at(-1)!;
+      const windowStart = passEnds[0]!;
       const window = ksm.settings.smartScan ? windowStart : passEnd;
       lastPass = {
         ns: clock.nowNs - window.ns,
@@ -350,14 +348,13 @@ class EngineRunner {
         passEnd.ns >= lastStartNs &&
         signature === passSignature;
       passSignature = signature;
-      passEnd = {
+      passEnds.push({
         ns: clock.nowNs,
         cpuNs: ksm.ksmdCpuNs,
         scanned: ksm.pagesScanned,
         skipped: ksm.pagesSkipped,
         seqnr: ksm.seqnr,
-      };
-      passEnds.push(passEnd);
+      });
       if (passEnds.length > SMART_SCAN_CYCLE_PASSES) passEnds.shift();
       writesAtPassEnd = this.mergingWrites;
       // With smart_scan on, a pass right after merging visits far more pages than
@@ -780,7 +777,7 @@ class EngineRunner {
       cpuNs: ksm.ksmdCpuNs,
     };
     const c = ksm.counters();
-    const perNs = (streams: readonly { group: GroupModel; ratePerGuest: number }[]): number =>
+    const perNs = (streams: readonly AccessStream[]): number =>
       streams.reduce(
         (sum, s) => sum + (s.ratePerGuest * (this.guestsByGroup.get(s.group)?.length ?? 0)) / 1e9,
         0,
