@@ -15,10 +15,11 @@
  * small scenarios: every page crosses a socket, and the run lasts its
  * duration in real time.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
 import { readKsm, readKsmNumber, writeKsm } from '../backend/kernel/ksm-sysfs.ts';
+import { findKsmdPid } from '../backend/kernel/proc-inspect.ts';
 import { AddressLayout } from '../workload/layout.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, valuePage } from './content.ts';
@@ -28,19 +29,11 @@ import type { GroupModel, Scenario } from './scenario.ts';
 const PAGE_BYTES = 4096;
 const REGION = 'ram';
 
-/** The ksmd kernel thread's pid: comm "ksmd", child of kthreadd. */
+/** The ksmd kernel thread's pid. */
 export function ksmdPid(): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'ksmd') continue;
-      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === '2') return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
+  const pid = findKsmdPid();
+  if (pid === undefined) throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
+  return pid;
 }
 
 /** ksmd's CPU time so far in ns (/proc/PID/schedstat: time on CPU). */

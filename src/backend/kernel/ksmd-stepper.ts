@@ -69,9 +69,10 @@
  * pages_to_scan budget). Unplanned wake-ups can then run a batch outside
  * `scan()`; `scan()` detects a full_scans that moved behind its back and throws.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readKsm, readKsmNumber, selectedWord, writeKsmOrThrow } from './ksm-sysfs.ts';
+import { findKsmdPid } from './proc-inspect.ts';
 
 const SLEEP_MS_A = 3_600_000;
 const SLEEP_MS_B = 3_600_001;
@@ -91,22 +92,10 @@ interface KsmdSample {
 }
 
 /** Finds the ksmd kernel thread: comm "ksmd", child of kthreadd (pid 2). */
-function findKsmdPid(): number {
-  for (const entry of readdirProc()) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'ksmd') continue;
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === 2) return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
-}
-
-function readdirProc(): string[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+function ksmdPidOrThrow(): number {
+  const pid = findKsmdPid();
+  if (pid === undefined) throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
+  return pid;
 }
 
 export class KsmdStepper {
@@ -116,7 +105,7 @@ export class KsmdStepper {
   private expectedFullScans: number;
 
   constructor(options: KsmdStepperOptions = {}) {
-    this.ksmdPid = findKsmdPid();
+    this.ksmdPid = ksmdPidOrThrow();
     this.passTimeoutMs = options.passTimeoutMs ?? 120_000;
     this.expectedFullScans = readKsmNumber('full_scans');
   }
