@@ -13,6 +13,7 @@ import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerStatus } from './status.ts';
+import { registerTune } from './tune.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -72,5 +73,6 @@ registerSimulate(program);
 registerPolicies(program);
 registerCalibrate(program);
 registerProbe(program);
+registerTune(program);
 
 await program.parseAsync(process.argv);

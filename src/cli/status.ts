@@ -5,6 +5,7 @@ import { KSM_SYSFS_DIR } from '../surface/sysfs.ts';
 import { statusCommand } from '../tools/status/command.ts';
 import { DEFAULT_SERVE_HOST } from '../tools/status/serve.ts';
 import { DEFAULT_PROC_DIR } from '../tools/status/snapshot.ts';
+import { DEFAULT_TUNE_METRICS_FILE } from '../tools/tune/metrics.ts';
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -55,6 +56,11 @@ export function registerStatus(program: Command): void {
     .addOption(
       new Option('--count <n>', 'stop --watch after n readings (tests)').argParser(positiveInt).hideHelp(),
     )
+    .option(
+      '--tune-metrics <file>',
+      "the ksmkit tune daemon's metrics, appended to --prometheus and --serve when the file exists",
+      DEFAULT_TUNE_METRICS_FILE,
+    )
     .addHelpText(
       'after',
       "\nReading other users' /proc/PID/ksm_stat needs root; /sys/kernel/mm/ksm is readable by anyone.\n" +
@@ -79,6 +85,7 @@ export function registerStatus(program: Command): void {
             host: opts.host,
             all: opts.all,
             sources: { ksmDir: opts.sysfsDir, procDir: opts.procDir },
+            tuneMetricsFile: opts.tuneMetrics,
             ...(opts.count === undefined ? {} : { count: opts.count }),
           },
           {

@@ -30,6 +30,8 @@ export interface ObjectiveConfig {
 
 const MAX_STEP_FACTOR = 4;
 const MIN_PAGES_TO_SCAN = 16;
+/** The kernel's default. */
+const DEFAULT_PAGES_TO_SCAN = 100;
 const MAX_PAGES_TO_SCAN = 1_000_000;
 const MAX_SLEEP_MS = 10_000;
 /** Aim under the budget by this much, so noise in one interval's CPU does not cross it. */
@@ -71,7 +73,12 @@ export class ObjectiveTuner implements Tuner {
     // The advisor owns pages_to_scan while scan-time is selected (writes are refused): hand it back first.
     const handBack: KsmSettingsChange = ksm.advisor_mode === 'none' ? {} : { advisor_mode: 'none' };
     if (!running || measured === undefined) {
-      const pages = clamp(ksm.pages_to_scan, MIN_PAGES_TO_SCAN, MAX_PAGES_TO_SCAN);
+      // From what is set (an operator's value), but not from a brake or a near-idle value.
+      const pages = clamp(
+        Math.max(ksm.pages_to_scan, DEFAULT_PAGES_TO_SCAN),
+        MIN_PAGES_TO_SCAN,
+        MAX_PAGES_TO_SCAN,
+      );
       return {
         action: running ? 'hold' : 'start',
         settings: { ...handBack, pages_to_scan: pages, sleep_millisecs: this.config.sleepMs, run: 1 },

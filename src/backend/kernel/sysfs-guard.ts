@@ -42,7 +42,14 @@ export interface SysfsGuardOptions {
   readonly lockTimeoutMs?: number;
   /** Start even if other processes of the machine are mergeable. */
   readonly force?: boolean;
+  /**
+   * The signals on which the settings are restored (default SIGINT, SIGTERM,
+   * SIGHUP). A daemon that rereads its configuration on SIGHUP leaves it out.
+   */
+  readonly signals?: readonly GuardSignal[];
 }
+
+export type GuardSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
 
 interface LockContents {
   readonly version: 1;
@@ -147,7 +154,10 @@ function sleepSync(ms: number): void {
  *    pages_to_scan to advisor_min_pages_to_scan: that is the kernel's rule);
  * 5. run last, when no other write can disturb ksmd any more.
  */
-export function writeSettingsInOrder(values: ReadonlyMap<string, string>): string[] {
+export function writeSettingsInOrder(
+  values: ReadonlyMap<string, string>,
+  options: { readonly unmergeFirst: boolean } = { unmergeFirst: true },
+): string[] {
   const failures: string[] = [];
   const put = (name: string, value: string): void => {
     let r = writeKsm(name, value);
@@ -159,8 +169,9 @@ export function writeSettingsInOrder(values: ReadonlyMap<string, string>): strin
     }
     if (!r.ok) failures.push(`${name}=${JSON.stringify(value)}: ${r.errno}`);
   };
-  if (readKsm('run') !== '2') put('run', '2');
-  if (selectedWord(readKsm('advisor_mode')) !== 'none') put('advisor_mode', 'none');
+  if (options.unmergeFirst && readKsm('run') !== '2') put('run', '2');
+  const pacing = values.has('advisor_mode') || values.has('pages_to_scan');
+  if (pacing && selectedWord(readKsm('advisor_mode')) !== 'none') put('advisor_mode', 'none');
   const advisorMode = values.get('advisor_mode') ?? 'none';
   const rest = [...values.keys()]
     .filter((n) => n !== 'run' && n !== 'advisor_mode' && !(n === 'pages_to_scan' && advisorMode !== 'none'))
@@ -176,13 +187,15 @@ export function writeSettingsInOrder(values: ReadonlyMap<string, string>): strin
 }
 
 const active = new Set<SysfsGuard>();
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const SIGNALS: readonly GuardSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-function onSignal(signal: NodeJS.Signals): void {
-  for (const guard of [...active]) guard.releaseQuietly(`on ${signal}`);
+function onSignal(signal: GuardSignal): void {
+  for (const guard of [...active]) if (guard.signals.includes(signal)) guard.releaseQuietly(`on ${signal}`);
+  // Someone else handles it (a daemon's own shutdown, or its SIGHUP reload): let them.
+  if (process.listenerCount(signal) > 1) return;
   uninstallHandlers();
-  // Die of the signal as we would have without a handler, unless someone else handles it.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  // Die of the signal as we would have without a handler.
+  process.kill(process.pid, signal);
 }
 
 function onExit(): void {
@@ -204,12 +217,25 @@ function uninstallHandlers(): void {
 export class SysfsGuard {
   private released = false;
   private readonly beforeRestore: Array<() => void> = [];
+  /** Set by restoreOnly(): put back just these, without unmerging first; undefined: every saved setting. */
+  private restoreSet: ReadonlyMap<string, string> | undefined;
 
   private constructor(
     readonly lockPath: string,
     /** Every writable /sys/kernel/mm/ksm file and the value to put back (advisor_mode as its word). */
     readonly saved: ReadonlyMap<string, string>,
+    readonly signals: readonly GuardSignal[],
   ) {}
+
+  /**
+   * Release puts back only these settings (those a tuner changed, with the
+   * values they had), and does not unmerge first: a tuner on a host whose
+   * guests are merged must not turn a stop into a COW storm (run=2 unmerges
+   * everything). An empty map leaves every setting as it is (`--leave-settings`).
+   */
+  restoreOnly(values: ReadonlyMap<string, string>): void {
+    this.restoreSet = new Map(values);
+  }
 
   static async acquire(options: SysfsGuardOptions = {}): Promise<SysfsGuard> {
     const lockPath = options.lockPath ?? DEFAULT_LOCK_PATH;
@@ -227,7 +253,7 @@ export class SysfsGuard {
     }
     const saved =
       adopted?.saved !== undefined && adopted.saved !== null ? adopted.saved : readWritableSettings();
-    const guard = new SysfsGuard(lockPath, new Map(Object.entries(saved)));
+    const guard = new SysfsGuard(lockPath, new Map(Object.entries(saved)), options.signals ?? SIGNALS);
     writeLock(lockPath, { ...ownLock(), saved });
     active.add(guard);
     installHandlers();
@@ -258,7 +284,11 @@ export class SysfsGuard {
           failures.push(`before restore: ${(e as Error).message}`);
         }
       }
-      failures = failures.concat(writeSettingsInOrder(this.saved));
+      failures = failures.concat(
+        this.restoreSet === undefined
+          ? writeSettingsInOrder(this.saved)
+          : writeSettingsInOrder(this.restoreSet, { unmergeFirst: false }),
+      );
     } finally {
       try {
         unlinkSync(this.lockPath);

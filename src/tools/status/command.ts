@@ -2,6 +2,8 @@
  * `ksmkit status` without commander: options in, exit status out, output
  * through `io` so tests can run it against fixture directories.
  */
+
+import { readTuneMetrics } from '../tune/metrics.ts';
 import { formatHuman } from './human.ts';
 import { toJson } from './json.ts';
 import { formatPrometheus } from './prometheus.ts';
@@ -19,6 +21,8 @@ export interface StatusCommandOptions {
   readonly host?: string;
   readonly all: boolean;
   readonly sources: StatusSources;
+  /** The `ksmkit tune` daemon's metrics file, appended to --prometheus and --serve when present. */
+  readonly tuneMetricsFile?: string;
   /** --watch: stop after this many readings. */
   readonly count?: number;
 }
@@ -49,6 +53,7 @@ async function serve(port: number, options: StatusCommandOptions, io: StatusIo):
       host,
       sources: options.sources,
       snapshot: { allProcesses: options.all },
+      ...(options.tuneMetricsFile === undefined ? {} : { tuneMetricsFile: options.tuneMetricsFile }),
     });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -102,7 +107,7 @@ export async function statusCommand(options: StatusCommandOptions, io: StatusIo)
     return EXIT_OK;
   }
   const s = readSnapshot(options.sources, snapshotOptions);
-  if (options.prometheus) io.write(formatPrometheus(s));
+  if (options.prometheus) io.write(formatPrometheus(s) + readTuneMetrics(options.tuneMetricsFile ?? ''));
   else if (options.json) io.write(`${JSON.stringify(toJson(s), null, 2)}\n`);
   else io.write(`${formatHuman(s, { color: io.color }).join('\n')}\n`);
   if (!s.available) {

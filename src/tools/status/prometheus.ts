@@ -84,9 +84,9 @@ export function formatSampleValue(v: number): string {
   return String(v);
 }
 
-type Labels = ReadonlyArray<readonly [string, string]>;
+export type Labels = ReadonlyArray<readonly [string, string]>;
 
-class Exposition {
+export class Exposition {
   private readonly lines: string[] = [];
   private readonly families = new Set<string>();
 

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readTuneMetrics } from '../tune/metrics.ts';
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from './prometheus.ts';
 import { HOST_SOURCES, readSnapshot, type SnapshotOptions, type StatusSources } from './snapshot.ts';
 
@@ -15,6 +16,8 @@ export interface ServeOptions {
   readonly host?: string;
   readonly sources?: StatusSources;
   readonly snapshot?: SnapshotOptions;
+  /** The `ksmkit tune` daemon's metrics file, appended when present. */
+  readonly tuneMetricsFile?: string;
 }
 
 export interface MetricsServer {
@@ -47,7 +50,9 @@ export function serveMetrics(options: ServeOptions): Promise<MetricsServer> {
     }
     let body: string;
     try {
-      body = formatPrometheus(readSnapshot(sources, options.snapshot));
+      body =
+        formatPrometheus(readSnapshot(sources, options.snapshot)) +
+        readTuneMetrics(options.tuneMetricsFile ?? '');
     } catch (e) {
       res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`ksmkit: cannot read KSM state: ${(e as Error).message}\n`);
