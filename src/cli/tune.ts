@@ -79,13 +79,18 @@ export function registerTune(program: Command): void {
     .addOption(
       new Option('--target-scan-time <duration>', 'objective, advisor: time of one full scan')
         .argParser(duration('--target-scan-time', 1000))
-        .default(120_000, '2min'),
+        .default(DEFAULT_TUNER_OPTIONS.targetScanS * 1000, '2min'),
     )
-    .option('--max-cpu <percent>', "objective, advisor: ksmd's CPU budget, % of one CPU", percent, 10)
+    .option(
+      '--max-cpu <percent>',
+      "objective, advisor: ksmd's CPU budget, % of one CPU",
+      percent,
+      DEFAULT_TUNER_OPTIONS.maxCpuPercent,
+    )
     .addOption(
       new Option('--interval <duration>', 'objective, advisor: time between looks')
         .argParser(duration('--interval', 100))
-        .default(10_000, '10s'),
+        .default(DEFAULT_TUNER_OPTIONS.intervalMs, '10s'),
     )
     .option(
       '--sleep-ms <n>',
@@ -96,7 +101,7 @@ export function registerTune(program: Command): void {
           throw new InvalidArgumentError('expected 1 to 10000');
         return n;
       },
-      20,
+      DEFAULT_TUNER_OPTIONS.sleepMs,
     )
     .option('--start-below <amount>', 'memory gate: start when MemAvailable falls below (2GiB, 20%)', amount)
     .option(
@@ -107,7 +112,7 @@ export function registerTune(program: Command): void {
     .addOption(
       new Option('--hold <duration>', 'memory gate: how long MemAvailable must stay above --stop-above')
         .argParser(duration('--hold', 0))
-        .default(600_000, '10min'),
+        .default(DEFAULT_TUNER_OPTIONS.gate.holdMs, '10min'),
     )
     .option(
       '--cow-reserve <amount>',
