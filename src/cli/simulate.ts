@@ -18,6 +18,7 @@ import {
   summaryJson,
   summaryTable,
   sweepTable,
+  tunerTable,
 } from '../simulate/format.ts';
 import { runOnKernel } from '../simulate/kernel-run.ts';
 import { builtIn, builtInNames, builtInPath, DEFAULT_SCENARIO } from '../simulate/library.ts';
@@ -36,6 +37,7 @@ import {
 import { summarize } from '../simulate/summary.ts';
 import {
   expandRuns,
+  expandTuners,
   parseSetOption,
   type RunResult,
   type RunSpec,
@@ -43,7 +45,29 @@ import {
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { DEFAULT_TUNER_OPTIONS, type TunerOptions } from '../tuner/policies.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
+
+/** The tuners' options from the command line; everything else as `ksmkit tune` defaults it. */
+function tunerOptionsOf(options: SimulateOptions): TunerOptions {
+  let targetScanS = DEFAULT_TUNER_OPTIONS.targetScanS;
+  if (options.targetScanTime !== undefined) {
+    const ms = parseDurationMs(options.targetScanTime);
+    if (ms === undefined || ms < 1000)
+      throw new Error(
+        `--target-scan-time ${options.targetScanTime}: expected a duration of at least 1s, such as 2min`,
+      );
+    targetScanS = ms / 1000;
+  }
+  let maxCpuPercent = DEFAULT_TUNER_OPTIONS.maxCpuPercent;
+  if (options.maxCpu !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)%?$/.exec(options.maxCpu.trim());
+    maxCpuPercent = m === null ? Number.NaN : Number(m[1]);
+    if (!(maxCpuPercent > 0 && maxCpuPercent <= 100))
+      throw new Error(`--max-cpu ${options.maxCpu}: expected a percentage of one CPU, such as 10%`);
+  }
+  return { ...DEFAULT_TUNER_OPTIONS, targetScanS, maxCpuPercent };
+}
 
 export interface SimulateOptions {
   readonly set?: readonly string[];
@@ -62,6 +86,11 @@ export interface SimulateOptions {
   readonly color?: boolean;
   /** A merging policy (parsePolicy's names), or "all" for the policy table. */
   readonly policy?: string;
+  /** Tuning daemons to compare, comma-separated (`objective,ksmtuned,kubevirt,advisor`). */
+  readonly tuner?: string;
+  /** The objective and advisor tuners' target full-scan time and CPU budget. */
+  readonly targetScanTime?: string;
+  readonly maxCpu?: string;
 }
 
 export interface SimulateIo {
@@ -142,6 +171,16 @@ export async function simulateCommand(
     scenario = applyOverrides(await resolveScenario(scenarioArg), options);
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
     specs = expandRuns(axes, options.advisor ?? false);
+    if (options.tuner !== undefined) {
+      if (options.backend === 'kernel')
+        throw new Error(
+          '--tuner: the replay runs the tuners in virtual time on the engine; use ksmkit tune on a real host',
+        );
+      specs = expandTuners(specs, options.tuner, tunerOptionsOf(options), {
+        reserveKb: undefined,
+        stopMerging: false,
+      });
+    }
   } catch (e) {
     if (e instanceof ScenarioError) {
       for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
@@ -159,6 +198,7 @@ export async function simulateCommand(
   }
   const json = options.json === true;
   const sweep = specs.length > 1;
+  const tuners = specs.some((s) => s.tuner !== undefined);
   if (!json) {
     io.out(pc.bold(`ksmkit simulate: ${scenario.title}`));
     io.out(
@@ -216,7 +256,13 @@ export async function simulateCommand(
           ),
         );
     io.out('');
-    io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
+    io.out(
+      tuners
+        ? tunerTable(results, color)
+        : sweep
+          ? sweepTable(results, color)
+          : summaryTable(results[0]!, color),
+    );
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -329,6 +375,12 @@ export function registerSimulate(program: Command): void {
       '--policy <name>',
       `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
     )
+    .option(
+      '--tuner <names>',
+      'compare tuning daemons run in virtual time (objective,ksmtuned,kubevirt,kubevirt-legacy,advisor)',
+    )
+    .option('--target-scan-time <time>', 'objective and advisor tuners: target full-scan time (default 2min)')
+    .option('--max-cpu <percent>', 'objective and advisor tuners: ksmd CPU budget (default 10%)')
     .option('--no-progress', 'no progress bar')
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };

@@ -53,10 +53,14 @@ import { type KsmCounters, SMART_SCAN_CYCLE_PASSES, wakeAfterSleepNs } from '../
 import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
 import { trustDomainOf } from '../policy/trust-domains.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
+import type { CowGuardConfig } from '../tuner/cow-guard.ts';
+import type { Tuner } from '../tuner/inputs.ts';
+import { type DecisionRecord, TuneLoop } from '../tuner/loop.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
 import { type CostFigures, CountingCostModel } from './cost.ts';
-import { type GroupModel, type Scenario, totalGuestPages } from './scenario.ts';
+import { type GroupModel, hostLoadBytesAt, type Scenario, totalGuestPages } from './scenario.ts';
+import { SimTunerHost } from './tuner-host.ts';
 
 /** One look at /sys/kernel/mm/ksm and the host, at virtual time `tMs`. */
 export interface Sample {
@@ -83,6 +87,8 @@ export interface Sample {
   readonly memoryInUseBytes: number;
   /** What the started guests would use without KSM. */
   readonly guestMemoryBytes: number;
+  /** What the host itself uses now besides the guests (reserved, or the scenario's load). */
+  readonly hostLoadBytes: number;
   readonly guestsStarted: number;
   /** Writes that broke a merged page (COW), since the start. */
   readonly cowBreaks: number;
@@ -112,6 +118,13 @@ export interface EngineRunOptions {
    * (root, CAP_SYS_ADMIN), which the policy may refuse.
    */
   readonly operatorEnablesKsmd?: boolean;
+  /**
+   * A tuning daemon (src/tuner) run every interval of virtual time against
+   * the simulated host, as `ksmkit tune` runs on a real one. It owns run and
+   * the pacing: the operator does not turn ksmd on, and there is no
+   * steady-state fast-forward (the tuner may change the pacing at any time).
+   */
+  readonly tuner?: { readonly tuner: Tuner; readonly cowGuard: CowGuardConfig };
 }
 
 export interface EngineRun {
@@ -122,6 +135,8 @@ export interface EngineRun {
   readonly steadyAtMs: number | undefined;
   /** Whether ksmd ran, and the errno when the policy refused to start it. */
   readonly ksmd: { readonly running: boolean; readonly refused?: string };
+  /** The tuner's decisions, in order (empty without a tuner). */
+  readonly decisions?: readonly DecisionRecord[];
   /** Events the engine counted, for the summary and the statistics. */
   readonly stats: {
     readonly batches: number;
@@ -148,6 +163,8 @@ interface Guest {
   readonly runStarts: readonly number[];
   /** Its trust domain (trustDomainOf) under trust-domains; '' under any other policy, where all pages meet. */
   readonly domain: string;
+  /** The guest is a QEMU process (madvise group): ksmtuned counts its RSS as committed memory. */
+  readonly qemu: boolean;
 }
 
 /** Accesses to one run of a group's pages, at a rate per started guest. */
@@ -210,6 +227,8 @@ class EngineRunner {
   private lastSampleNs = 0;
   private ksmdRunning = false;
   private ksmdRefused: string | undefined;
+  private readonly tuneLoop: TuneLoop | undefined;
+  private readonly decisions: DecisionRecord[] = [];
 
   constructor(
     private readonly scenario: Scenario,
@@ -231,6 +250,22 @@ class EngineRunner {
       costModel: this.cost,
       ...(options.policy === undefined ? {} : { policy: options.policy }),
     });
+    const sim = this.sim;
+    this.tuneLoop =
+      options.tuner === undefined
+        ? undefined
+        : new TuneLoop(
+            new SimTunerHost({
+              sim,
+              memoryBytes: scenario.host.memoryBytes,
+              pageCacheBytes: scenario.host.pageCacheBytes,
+              hostLoadBytes: () => hostLoadBytesAt(scenario, sim.host.clock.nowNs / NS_PER_MS),
+              guestUseBytes: () => this.guestUseBytes(),
+              qemuGuestPages: () => this.guests.reduce((n, g) => n + (g.qemu ? g.group.pageCount : 0), 0),
+            }),
+            options.tuner.tuner,
+            { dryRun: false, cowGuard: options.tuner.cowGuard },
+          );
     this.rng = new Rng(scenario.seed);
     this.readRng = new Rng(new Rng(scenario.seed).nextU32() ^ READ_SEED_SALT);
     this.streams = scenario.groups.flatMap((group) =>
@@ -275,11 +310,21 @@ class EngineRunner {
     const sampleNs = this.scenario.sampleEveryMs * NS_PER_MS;
     const starts = this.startSchedule();
     let startIndex = 0;
+    const stops = this.stopSchedule();
+    let stopIndex = 0;
+    const tuneLoop = this.tuneLoop;
+    let nextTuneNs =
+      tuneLoop === undefined
+        ? Number.POSITIVE_INFINITY
+        : tuneLoop.policy.firstDecisionAfterInterval
+          ? tuneLoop.policy.intervalMs * NS_PER_MS
+          : 0;
     let nextSampleNs = 0;
     let wakeAtNs = Number.POSITIVE_INFINITY;
     let lastWriteNs = 0;
     let steadyAtMs: number | undefined;
-    const fastForward = this.options.fastForward ?? this.scenario.fastForward;
+    const fastForward =
+      (this.options.fastForward ?? this.scenario.fastForward) && tuneLoop === undefined && stops.length === 0;
     // Pass bookkeeping for the steady state.
     let passSignature = '';
     let lastPass = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, passes: 0 };
@@ -293,7 +338,8 @@ class EngineRunner {
 
     for (;;) {
       const nextStartNs = startIndex < starts.length ? starts[startIndex]!.atNs : Number.POSITIVE_INFINITY;
-      const nextNs = Math.min(wakeAtNs, nextStartNs, nextSampleNs, endNs);
+      const nextStopNs = stopIndex < stops.length ? stops[stopIndex]!.atNs : Number.POSITIVE_INFINITY;
+      const nextNs = Math.min(wakeAtNs, nextStartNs, nextStopNs, nextTuneNs, nextSampleNs, endNs);
       clock.advanceTo(nextNs);
       const now = clock.nowNs;
       if ((this.streams.length > 0 || this.readStreams.length > 0) && now > lastWriteNs) {
@@ -307,6 +353,20 @@ class EngineRunner {
         lastStartNs = now;
         // An mm registering into an empty list wakes ksmd (__ksm_enter).
         if (wakeAtNs === Number.POSITIVE_INFINITY && ksm.settings.run & 1) wakeAtNs = now;
+      }
+      while (stopIndex < stops.length && stops[stopIndex]!.atNs <= now) {
+        const s = stops[stopIndex++]!;
+        this.stopGuest(s.group, s.index);
+        lastStartNs = now;
+      }
+      if (tuneLoop !== undefined && nextTuneNs <= now && now < endNs) {
+        const before = { run: ksm.settings.run, sleepMs: ksm.settings.sleepMillisecs };
+        this.decisions.push(tuneLoop.step());
+        nextTuneNs = now + tuneLoop.policy.intervalMs * NS_PER_MS;
+        // run=0 puts ksmd to sleep until run is set again; run=1, or a new sleep_millisecs, wakes it now
+        // (run_store and sleep_millisecs_store wake ksmd's waits).
+        if (!(ksm.settings.run & 1)) wakeAtNs = Number.POSITIVE_INFINITY;
+        else if (!(before.run & 1) || before.sleepMs !== ksm.settings.sleepMillisecs) wakeAtNs = now;
       }
       while (nextSampleNs <= now && nextSampleNs <= endNs) {
         this.record(nextSampleNs, false);
@@ -382,8 +442,9 @@ class EngineRunner {
       steadyAtMs,
       ksmd:
         this.ksmdRefused === undefined
-          ? { running: this.ksmdRunning }
+          ? { running: this.ksmdRunning || this.decisions.some((d) => d.written.run === 1) }
           : { running: false, refused: this.ksmdRefused },
+      decisions: this.decisions,
       stats: {
         batches: this.batches,
         visits: this.visits,
@@ -435,7 +496,7 @@ class EngineRunner {
       const text = this.sim.sysfs.read(name).trim();
       this.settingsInForce[name] = name === 'advisor_mode' ? (/\[([^\]]+)\]/.exec(text)?.[1] ?? text) : text;
     }
-    if (this.options.operatorEnablesKsmd === false) return;
+    if (this.options.operatorEnablesKsmd === false || this.options.tuner !== undefined) return;
     try {
       write('run', '1');
       this.ksmdRunning = true;
@@ -487,12 +548,49 @@ class EngineRunner {
     const policy = this.options.policy;
     const domain =
       policy?.name === 'trust-domains' ? trustDomainOf(p.mm.owner, trustDomainKeyOf(policy)) : '';
-    const guest: Guest = { group, pid: p.pid, vma, baseAddress: base, runStarts, domain };
+    const guest: Guest = {
+      group,
+      pid: p.pid,
+      vma,
+      baseAddress: base,
+      runStarts,
+      domain,
+      qemu: group.merge === 'madvise',
+    };
     this.guests.push(guest);
     const list = this.guestsByGroup.get(group) ?? [];
     list.push(guest);
     this.guestsByGroup.set(group, list);
     this.guestPages += group.pageCount;
+  }
+
+  /** When guests exit: group.stopAtMs for the first, then one every stopEveryMs, in start order. */
+  private stopSchedule(): { atNs: number; group: GroupModel; index: number }[] {
+    const out: { atNs: number; group: GroupModel; index: number }[] = [];
+    for (const group of this.scenario.groups) {
+      if (group.stopAtMs === undefined) continue;
+      for (let i = 0; i < group.count; i++)
+        out.push({ atNs: (group.stopAtMs + i * group.stopEveryMs) * NS_PER_MS, group, index: i });
+    }
+    return out.sort((a, b) => a.atNs - b.atNs);
+  }
+
+  /** The guest exits: ksm_exit() drops its mm slot, exit_mmap() frees its pages (a KSM page keeps its other mappers). */
+  private stopGuest(group: GroupModel, index: number): void {
+    const comm = `${group.name}-${index + 1}`;
+    const at = this.guests.findIndex((g) => g.group === group && this.sim.host.process(g.pid).comm === comm);
+    if (at < 0) return; // Not started yet: it never runs.
+    const guest = this.guests[at]!;
+    this.sim.host.exit(guest.pid);
+    this.guests.splice(at, 1);
+    const list = this.guestsByGroup.get(group)!;
+    list.splice(list.indexOf(guest), 1);
+    this.guestPages -= group.pageCount;
+  }
+
+  /** Guest frames in use plus KSM's rmap items (what `memoryInUseBytes` samples). */
+  private guestUseBytes(): number {
+    return this.sim.host.frames.usedFrames * PAGE_SIZE + this.sim.ksm.rmapItems * 64;
   }
 
   /** The writes due over `seconds` of guest time: each one gives a page of the run contents of its own. */
@@ -747,6 +845,7 @@ class EngineRunner {
       ksmdCpuPercent: dtNs > 0 ? ((moving.cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
       memoryInUseBytes: this.sim.host.frames.usedFrames * PAGE_SIZE + c.rmap_items * 64,
       guestMemoryBytes: this.guestPages * PAGE_SIZE,
+      hostLoadBytes: hostLoadBytesAt(this.scenario, atNs / NS_PER_MS),
       guestsStarted: this.guests.length,
       cowBreaks: this.sim.host.vmstat.cow_ksm,
       guestWrites: moving.guestWrites,

@@ -161,6 +161,55 @@ export function sweepTable(results: readonly RunResult[], color: boolean): strin
   return t.toString();
 }
 
+/**
+ * `--tuner`: the tuners side by side on one scenario: the saving at the end
+ * and on average over the run, ksmd's CPU, the time the host was short of
+ * memory, the COW breaks, and the full-scan time they came to.
+ */
+export function tunerTable(results: readonly RunResult[], color: boolean): string {
+  const t = table(
+    [
+      'tuner',
+      'saved at end',
+      'saved, mean',
+      'to 90%',
+      'ksmd CPU avg',
+      'CPU peak',
+      'over host',
+      'COW breaks',
+      'full scan',
+      'decisions',
+    ],
+    color,
+    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+  );
+  for (const r of results) {
+    const s = r.summary;
+    t.push([
+      r.spec.label.replace(/^tuner=/, ''),
+      formatBytes(s.savingBytes),
+      formatBytes(meanSaving(r.run.samples)),
+      milestone(s.timeToMs[90]),
+      `${s.ksmdCpuPercent.toFixed(2)}%`,
+      `${s.peakCpuPercent.toFixed(1)}%`,
+      formatDuration(s.overcommittedMs),
+      String(s.cowBreaks),
+      s.fullScanS === undefined ? 'none' : formatDuration(s.fullScanS * 1000),
+      String(r.run.decisions?.length ?? 0),
+    ]);
+  }
+  return t.toString();
+}
+
+/** general_profit averaged over the run's time (what the host had, not only what it ended with). */
+export function meanSaving(samples: readonly Sample[]): number {
+  let area = 0;
+  for (let i = 1; i < samples.length; i++)
+    area += samples[i]!.general_profit * (samples[i]!.tMs - samples[i - 1]!.tMs);
+  const span = (samples.at(-1)?.tMs ?? 0) - (samples[0]?.tMs ?? 0);
+  return span > 0 ? area / span : 0;
+}
+
 /** The scenario's published claims against each run, and what cannot be checked. */
 export function publishedLines(scenario: Scenario, results: readonly RunResult[]): string[] {
   const p = scenario.published;

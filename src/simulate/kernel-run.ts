@@ -156,6 +156,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
         // What the guests' pages cost: each page, less those merged away, plus the rmap items.
         memoryInUseBytes: (guestPages - c.pages_sharing - c.ksm_zero_pages) * PAGE_BYTES + c.rmap_items * 64,
         guestMemoryBytes: guestPages * PAGE_BYTES,
+        hostLoadBytes: scenario.host.reservedBytes,
         guestsStarted: guests.length,
         cowBreaks: 0,
         guestWrites: writes,

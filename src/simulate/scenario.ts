@@ -60,6 +60,9 @@ export interface GroupModel {
   readonly pageCount: number;
   readonly startAtMs: number;
   readonly startEveryMs: number;
+  /** When the first guest exits (undefined: they run to the end), and the others one after another. */
+  readonly stopAtMs: number | undefined;
+  readonly stopEveryMs: number;
   /** madvise(MADV_MERGEABLE) on the guest's memory (QEMU), or prctl(PR_SET_MEMORY_MERGE) for the whole process. */
   readonly merge: 'madvise' | 'prctl';
   readonly content: readonly ContentRunModel[];
@@ -111,7 +114,18 @@ export interface Scenario {
   readonly name: string;
   readonly title: string;
   readonly description: string;
-  readonly host: { readonly memoryBytes: number; readonly reservedBytes: number; readonly numaNodes: number };
+  readonly host: {
+    readonly memoryBytes: number;
+    readonly reservedBytes: number;
+    readonly numaNodes: number;
+    /** Page cache the host holds while memory allows (reclaimable: counted free by ksmtuned, available by the kernel). */
+    readonly pageCacheBytes: number;
+    /**
+     * What the host itself uses besides the guests, from each time on (the first at 0 is `reserved`):
+     * rising memory pressure that no guest causes.
+     */
+    readonly load: readonly { readonly atMs: number; readonly usedBytes: number }[];
+  };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];
   readonly durationMs: number;
@@ -286,6 +300,8 @@ const groupSchema = strictMap(
     memory: sizeSchema,
     start_at: durationSchema.optional(),
     start_every: durationSchema.optional(),
+    stop_at: durationSchema.optional(),
+    stop_every: durationSchema.optional(),
     merge: z.enum(['madvise', 'prctl'], { error: expecting('madvise or prctl') }).optional(),
     tenant: z
       .string({ error: expecting('a tenant name of [A-Za-z0-9._-]+') })
@@ -366,8 +382,15 @@ const scenarioFileSchema = strictMap(
           .min(1)
           .max(64)
           .optional(),
+        page_cache: sizeSchema.optional(),
+        load: z
+          .array(
+            strictMap({ at: durationSchema, used: sizeSchema }, 'a map with at (a time) and used (a size)'),
+            { error: expecting('a list of { at, used }') },
+          )
+          .optional(),
       },
-      'a map with memory, reserved and numa_nodes',
+      'a map with memory, reserved, numa_nodes, page_cache and load',
     ),
     ksm: settingsSchema.optional(),
     run: strictMap(
@@ -496,6 +519,10 @@ function build(
   const reservedBytes = file.host.reserved ?? 0;
   if (reservedBytes >= file.host.memory)
     problems.push({ path: ['host', 'reserved'], message: 'must be less than host.memory' });
+  (file.host.load ?? []).forEach((l, i) => {
+    if (l.used >= file.host.memory)
+      problems.push({ path: ['host', 'load', i, 'used'], message: 'must be less than host.memory' });
+  });
   const settings: SysfsSetting[] = Object.entries(file.ksm ?? {}).flatMap(([name, value]) =>
     value === undefined ? [] : [{ name, value: String(value) }],
   );
@@ -508,6 +535,10 @@ function build(
       memoryBytes: file.host.memory,
       reservedBytes,
       numaNodes: file.host.numa_nodes ?? 1,
+      pageCacheBytes: file.host.page_cache ?? 0,
+      load: [...(file.host.load ?? [])]
+        .map((l) => ({ atMs: l.at, usedBytes: l.used }))
+        .sort((a, b) => a.atMs - b.atMs),
     },
     ksm: settings,
     durationMs,
@@ -601,6 +632,8 @@ function group(entry: GroupEntry, path: KeyPath, problems: { path: KeyPath; mess
     pageCount,
     startAtMs: entry.start_at ?? 0,
     startEveryMs: entry.start_every ?? 0,
+    stopAtMs: entry.stop_at,
+    stopEveryMs: entry.stop_every ?? 0,
     merge: entry.merge ?? 'madvise',
     content: content.filter((run) => run.pageCount > 0),
   };
@@ -663,4 +696,11 @@ export function parseScale(text: string, scenario: Scenario): number | undefined
 /** The scenario's name for the built-in library's index: file name less its extension. */
 export function scenarioKey(fileName: string): string {
   return basename(fileName).replace(/\.(ya?ml|json)$/, '');
+}
+
+/** What the host itself uses at `atMs` (reserved, then the load steps). */
+export function hostLoadBytesAt(scenario: Scenario, atMs: number): number {
+  let used = scenario.host.reservedBytes;
+  for (const step of scenario.host.load) if (step.atMs <= atMs) used = step.usedBytes;
+  return used;
 }

@@ -49,6 +49,8 @@ export interface RunSummary {
   /** pages_volatile as a share of all rmap items at the end. */
   readonly volatileShare: number;
   readonly fullScans: number;
+  /** Seconds per full scan over the second half of the run (undefined: fewer than two scans there). */
+  readonly fullScanS: number | undefined;
   /** From when on the samples are extrapolated (steady state), if they are. */
   readonly steadyAtMs: number | undefined;
   /**
@@ -78,7 +80,9 @@ export function summarize(
     const s = samples[i]!;
     if (s.memoryInUseBytes > peak.memoryInUseBytes) peak = s;
     if (i > 0) peakCpu = Math.max(peakCpu, s.ksmdCpuPercent);
-    if (i > 0 && s.memoryInUseBytes > available) overcommittedMs += s.tMs - samples[i - 1]!.tMs;
+    // The host's own use may change (a scenario's load steps): it is the sample's, not the reserve.
+    if (i > 0 && s.memoryInUseBytes + s.hostLoadBytes > scenario.host.memoryBytes)
+      overcommittedMs += s.tMs - samples[i - 1]!.tMs;
   }
   const guests = scenario.groups.reduce((sum, g) => sum + g.count, 0);
   const t90 = timeToMs[90];
@@ -106,9 +110,25 @@ export function summarize(
     cowCpuMs: (final.cowBreaks * figures.cowBreakNs) / 1e6,
     volatileShare: final.rmap_items > 0 ? final.pages_volatile / final.rmap_items : 0,
     fullScans: final.full_scans,
+    fullScanS: fullScanSeconds(samples),
     steadyAtMs,
     converged: steadyAtMs !== undefined || settled(samples),
   };
+}
+
+/** Time per full scan over the second half of the run, between the samples where full_scans moved. */
+function fullScanSeconds(samples: readonly Sample[]): number | undefined {
+  const half = samples.at(-1)!.tMs / 2;
+  let first: Sample | undefined;
+  let last: Sample | undefined;
+  for (let i = 1; i < samples.length; i++) {
+    const s = samples[i]!;
+    if (s.tMs < half || s.full_scans === samples[i - 1]!.full_scans) continue;
+    first ??= s;
+    last = s;
+  }
+  if (first === undefined || last === undefined || last.full_scans === first.full_scans) return undefined;
+  return (last.tMs - first.tMs) / 1000 / (last.full_scans - first.full_scans);
 }
 
 function settled(samples: readonly Sample[]): boolean {

@@ -6,6 +6,14 @@
  * leaves any swept pages_to_scan out).
  */
 import type { PolicyConfig } from '../policy/policy.ts';
+import type { CowGuardConfig } from '../tuner/cow-guard.ts';
+import {
+  isTunerPolicy,
+  makeTuner,
+  TUNER_POLICIES,
+  type TunerOptions,
+  type TunerPolicyName,
+} from '../tuner/policies.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { CostFigures } from './cost.ts';
@@ -22,6 +30,12 @@ export interface RunSpec {
   /** How the run is named in tables and plots: the swept values, or "scenario settings". */
   readonly label: string;
   readonly settings: readonly SysfsSetting[];
+  /** A tuning daemon that runs beside ksmd (`--tuner`), with its options. */
+  readonly tuner?: {
+    readonly policy: TunerPolicyName;
+    readonly options: TunerOptions;
+    readonly cowGuard: CowGuardConfig;
+  };
 }
 
 export interface RunResult {
@@ -73,6 +87,31 @@ export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpe
   return runs;
 }
 
+/**
+ * `--tuner objective,ksmtuned,...`: each run of `base` once per tuner, labelled
+ * `tuner=NAME` (and the run's own label when there are several). Throws a
+ * one-line message naming what is allowed.
+ */
+export function expandTuners(
+  base: readonly RunSpec[],
+  list: string,
+  options: TunerOptions,
+  cowGuard: CowGuardConfig,
+): RunSpec[] {
+  const names = list.split(',').map((n) => n.trim());
+  for (const n of names) {
+    if (!isTunerPolicy(n))
+      throw new Error(`--tuner ${n}: not a tuner; allowed: ${TUNER_POLICIES.join(', ')}`);
+  }
+  return base.flatMap((spec) =>
+    (names as TunerPolicyName[]).map((policy) => ({
+      label: base.length === 1 ? `tuner=${policy}` : `${spec.label} tuner=${policy}`,
+      settings: spec.settings,
+      tuner: { policy, options, cowGuard },
+    })),
+  );
+}
+
 function labelOf(settings: readonly SysfsSetting[]): string {
   return settings.length === 0 ? 'scenario settings' : settings.map((s) => `${s.name}=${s.value}`).join(' ');
 }
@@ -99,6 +138,11 @@ export function runSweep(
       settings: spec.settings,
       ...(options.fastForward === undefined ? {} : { fastForward: options.fastForward }),
       ...(options.policy === undefined ? {} : { policy: options.policy }),
+      ...(spec.tuner === undefined
+        ? {}
+        : {
+            tuner: { tuner: makeTuner(spec.tuner.policy, spec.tuner.options), cowGuard: spec.tuner.cowGuard },
+          }),
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),

@@ -38,6 +38,16 @@ const MAX_SLEEP_MS = 10_000;
 const CPU_MARGIN = 0.85;
 /** Before any full scan has been measured, pages_to_scan grows by this much per look (as the CPU allows). */
 const PROBE_FACTOR = 2;
+/**
+ * After a look that found ksmd over the budget, pages_to_scan goes this far
+ * under the proportional cut: the CPU a page costs is not constant (a pass
+ * that merges costs several times one that only checksums, measured 6x on
+ * tuner-day), so a proportional cut can leave ksmd over budget for a second
+ * interval. The controller climbs back by at most MAX_STEP_FACTOR per look.
+ */
+const OVERRUN_BACKOFF = 8;
+/** Changes smaller than this share are not written (the measurement's own noise). */
+const DEADBAND = 0.05;
 
 function clamp(v: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, v));
@@ -138,6 +148,13 @@ export class ObjectiveTuner implements Tuner {
       }
       why += `; capped by the ${maxCpuPercent}% CPU budget`;
       wanted = Math.min(wanted, capped);
+    }
+    const overrun = m.ksmdCpuPercent > maxCpuPercent;
+    if (overrun) {
+      wanted = Math.min(wanted, (pts * budget) / m.ksmdCpuPercent / OVERRUN_BACKOFF);
+      why += `; ksmd was over the ${maxCpuPercent}% budget: backing off`;
+    } else if (Math.abs(wanted - pts) <= pts * DEADBAND) {
+      wanted = pts;
     }
     let nextSleep = this.config.sleepMs;
     let next = Math.round(wanted);
