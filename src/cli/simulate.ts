@@ -4,7 +4,7 @@
  * a file), live, then prints the summary (or, with a sweep, one row per
  * setting) and optionally JSON lines and an HTML report.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
@@ -45,6 +45,7 @@ import {
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { parseKsmtunedConf } from '../tuner/ksmtuned.ts';
 import { DEFAULT_TUNER_OPTIONS, type TunerOptions } from '../tuner/policies.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 
@@ -66,7 +67,11 @@ function tunerOptionsOf(options: SimulateOptions): TunerOptions {
     if (!(maxCpuPercent > 0 && maxCpuPercent <= 100))
       throw new Error(`--max-cpu ${options.maxCpu}: expected a percentage of one CPU, such as 10%`);
   }
-  return { ...DEFAULT_TUNER_OPTIONS, targetScanS, maxCpuPercent };
+  const ksmtuned =
+    options.ksmtunedConfig === undefined
+      ? DEFAULT_TUNER_OPTIONS.ksmtuned
+      : parseKsmtunedConf(readFileSync(options.ksmtunedConfig, 'latin1'), options.ksmtunedConfig).config;
+  return { ...DEFAULT_TUNER_OPTIONS, targetScanS, maxCpuPercent, ksmtuned };
 }
 
 export interface SimulateOptions {
@@ -91,6 +96,8 @@ export interface SimulateOptions {
   /** The objective and advisor tuners' target full-scan time and CPU budget. */
   readonly targetScanTime?: string;
   readonly maxCpu?: string;
+  /** The ksmtuned tuner's configuration file (parsed, never run). */
+  readonly ksmtunedConfig?: string;
 }
 
 export interface SimulateIo {
@@ -381,6 +388,7 @@ export function registerSimulate(program: Command): void {
     )
     .option('--target-scan-time <time>', 'objective and advisor tuners: target full-scan time (default 2min)')
     .option('--max-cpu <percent>', 'objective and advisor tuners: ksmd CPU budget (default 10%)')
+    .option('--ksmtuned-config <file>', 'the ksmtuned tuner: a ksmtuned.conf (parsed, never run)')
     .option('--no-progress', 'no progress bar')
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };

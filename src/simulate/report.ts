@@ -10,6 +10,7 @@ import { escapeHtml, plotSvg } from '../report/html.ts';
 import { type Calibration, describeFigures } from './cost.ts';
 import type { Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
+import { meanSaving } from './format.ts';
 import { judgeClaim, MILESTONES } from './summary.ts';
 import type { RunResult } from './sweep.ts';
 import { formatBytes, formatClock, formatDuration } from './units.ts';
@@ -141,6 +142,10 @@ function summaryRows(results: readonly RunResult[]): string {
     row('pages_volatile', (r) => String(r.summary.final.pages_volatile)),
     row('ksm_zero_pages', (r) => String(r.summary.final.ksm_zero_pages)),
     row('full_scans', (r) => String(r.summary.fullScans)),
+    row('full-scan time, second half', (r) =>
+      r.summary.fullScanS === undefined ? 'no full scan' : formatDuration(r.summary.fullScanS * 1000),
+    ),
+    row('memory saved, mean over the run', (r) => formatBytes(meanSaving(r.run.samples))),
     row('memory in use at the end', (r) => formatBytes(r.summary.memoryAfterBytes)),
     row(
       'peak memory in use',
@@ -152,6 +157,9 @@ function summaryRows(results: readonly RunResult[]): string {
     row('steady state from', (r) =>
       r.summary.steadyAtMs === undefined ? 'not reached / not used' : formatClock(r.summary.steadyAtMs),
     ),
+    ...(results.some((r) => r.spec.tuner !== undefined)
+      ? [row('tuner decisions', (r) => String(r.run.decisions?.length ?? 0))]
+      : []),
     row('simulation wall time', (r) => formatDuration(r.wallMs)),
   ];
   return htmlTable(head, rows);
@@ -214,21 +222,34 @@ export function renderReport(input: ReportInput): string {
     ],
   );
   const cpu = lineFigure(results, unit, { label: 'ksmd CPU, % of one CPU', value: (s) => s.ksmdCpuPercent });
+  // With the host's own use changing (load steps), the line is guests + host against the whole memory.
+  const withLoad = scenario.host.load.length > 0;
+  const limit = withLoad ? scenario.host.memoryBytes / GIB : available;
   const memory = lineFigure(
     results,
     unit,
-    { label: 'guests’ memory in use on the host, GiB', value: (s) => s.memoryInUseBytes / GIB },
+    withLoad
+      ? {
+          label: 'memory in use on the host (guests + the host’s own), GiB',
+          value: (s) => (s.memoryInUseBytes + s.hostLoadBytes) / GIB,
+        }
+      : { label: 'guests’ memory in use on the host, GiB', value: (s) => s.memoryInUseBytes / GIB },
     [
-      Plot.ruleY([available], { stroke: '#c00', strokeDasharray: '6,4' }),
-      Plot.text([available], {
+      Plot.ruleY([limit], { stroke: '#c00', strokeDasharray: '6,4' }),
+      Plot.text([limit], {
         y: (d: number) => d,
         frameAnchor: 'right',
         dy: -7,
-        text: () => 'host memory for guests',
+        text: () => (withLoad ? 'host memory' : 'host memory for guests'),
         fill: '#c00',
       }),
     ],
   );
+  const tuned = results.some((r) => r.spec.tuner !== undefined);
+  const pacing = tuned
+    ? `<h2>What the tuners set</h2>
+<figure>${lineFigure(results, unit, { label: 'pages_to_scan (as ksmd uses it)', value: (s) => s.pages_to_scan })}</figure>`
+    : '';
   const pages = results.map(
     (r) => `<h3>${escapeHtml(r.spec.label)}</h3><figure>${pagesFigure(r, unit)}</figure>`,
   );
@@ -252,6 +273,7 @@ export function renderReport(input: ReportInput): string {
 <figure>${cpu}</figure>
 <h2>Memory in use against the host</h2>
 <figure>${memory}</figure>
+${pacing}
 <h2>Summary</h2>
 ${summaryRows(results)}
 ${publishedSection(scenario, results)}
