@@ -88,6 +88,8 @@ export interface Measured {
   readonly pagesPerFullScan: number | undefined;
   /** Seconds a full scan takes at the present rate, if known. */
   readonly fullScanS: number | undefined;
+  /** Pages scanned since the last full scan ended (or since the first look): a floor for pages per scan. */
+  readonly pagesSinceScanEnd: number;
 }
 
 /** A tuning policy: a decision from what was seen now and what was measured since the last look. */

@@ -52,6 +52,7 @@ export class Meter {
       ksmdCpuPercent,
       scanRatePagesPerS,
       pagesPerFullScan,
+      pagesSinceScanEnd: ksm.pages_scanned - (this.mark?.pagesScanned ?? ksm.pages_scanned),
       fullScanS:
         pagesPerFullScan !== undefined && scanRatePagesPerS > 0
           ? pagesPerFullScan / scanRatePagesPerS

@@ -135,15 +135,15 @@ export class ObjectiveTuner implements Tuner {
     const cpuPerPage = m.ksmdCpuPercent / pts;
     if (cpuPerPage > 0 && wanted * cpuPerPage > budget) {
       const capped = budget / cpuPerPage;
-      const reachable =
-        m.pagesPerFullScan === undefined
-          ? undefined
-          : m.pagesPerFullScan / ((m.scanRatePagesPerS / pts) * capped);
-      if (m.fullScanS !== undefined && m.fullScanS > targetScanS * 1.05) {
+      // Pages a scan visits: measured, or at least what this scan has visited so far.
+      const pages = m.pagesPerFullScan ?? m.pagesSinceScanEnd;
+      const reachableS = pages / ((m.scanRatePagesPerS / pts) * capped);
+      if (reachableS > targetScanS * 1.05) {
         warnings.push(
           `target and budget cannot both be met: a ${targetScanS} s full scan needs about ` +
-            `${(wanted * cpuPerPage).toFixed(1)}% CPU, over the ${maxCpuPercent}% budget; ` +
-            `within it a full scan takes about ${reachable === undefined ? '?' : reachable.toFixed(1)} s`,
+            `${((pages / targetScanS / (m.scanRatePagesPerS / pts)) * cpuPerPage).toFixed(1)}% CPU, over the ` +
+            `${maxCpuPercent}% budget; within it a full scan takes ${m.pagesPerFullScan === undefined ? 'at least ' : 'about '}` +
+            `${reachableS.toFixed(0)} s`,
         );
       }
       why += `; capped by the ${maxCpuPercent}% CPU budget`;
