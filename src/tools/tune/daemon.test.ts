@@ -1,0 +1,224 @@
+/**
+ * `ksmkit tune` as a process, against a directory in place of
+ * /sys/kernel/mm/ksm and one in place of /proc (a meminfo and one stand-in
+ * `qemu-system-x86_64 -enable-kvm` process): SIGUSR1 retunes now, SIGHUP
+ * rereads the conf, a second instance is refused, SIGTERM puts back what was
+ * changed, --dry-run writes nothing, ksmtuned's DEBUG lines go to its
+ * LOGFILE, and the last decision reaches `status --prometheus`.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+const MIB_KB = 1024;
+
+function fixture(dir: string): { sysfs: string; proc: string } {
+  const sysfs = join(dir, 'ksm');
+  const proc = join(dir, 'proc');
+  mkdirSync(sysfs);
+  mkdirSync(join(proc, '4242'), { recursive: true });
+  const files: Record<string, string> = {
+    run: '0',
+    pages_to_scan: '100',
+    sleep_millisecs: '20',
+    full_scans: '0',
+    pages_scanned: '0',
+    pages_shared: '0',
+    pages_sharing: '0',
+  };
+  for (const [k, v] of Object.entries(files)) writeFileSync(join(sysfs, k), `${v}\n`);
+  // 1 GiB host, 50 MiB free: under ksmtuned's 20% threshold, so it boosts.
+  writeFileSync(
+    join(proc, 'meminfo'),
+    `MemTotal: ${1024 * MIB_KB} kB\nMemFree: ${50 * MIB_KB} kB\nMemAvailable: ${60 * MIB_KB} kB\nBuffers: 0 kB\nCached: 0 kB\nSwapFree: 0 kB\n`,
+  );
+  writeFileSync(join(proc, '4242', 'cmdline'), 'qemu-system-x86_64\0-enable-kvm\0-m\x292\0');
+  writeFileSync(join(proc, '4242', 'status'), `Name:\tqemu\nVmRSS:\t  ${512 * MIB_KB} kB\n`);
+  return { sysfs, proc };
+}
+
+function tune(args: string[]): { child: ChildProcess; lines: string[] } {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'tune', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      lines.push(...parts);
+    });
+  }
+  return { child, lines };
+}
+
+async function until(what: string, ok: () => boolean, lines: string[]): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (ok()) return;
+    await sleep(25);
+  }
+  assert.fail(`timed out waiting for ${what}; output:\n${lines.join('\n')}`);
+}
+
+test('tune daemon: SIGUSR1 retunes, SIGHUP rereads, one instance, SIGTERM restores, DEBUG lines, metrics', {
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync('/tmp/ksmkit-tune-daemon-');
+  try {
+    const { sysfs, proc } = fixture(dir);
+    const conf = join(dir, 'ksmtuned.conf');
+    const log = join(dir, 'ksmtuned.log');
+    const metrics = join(dir, 'tune.prom');
+    writeFileSync(conf, `KSM_MONITOR_INTERVAL=3600\nDEBUG=1\nLOGFILE=${log}\n`);
+    const read = (name: string) => readFileSync(join(sysfs, name), 'latin1').trim();
+    const common = [
+      '--sysfs-dir',
+      sysfs,
+      '--proc-dir',
+      proc,
+      '--lock-file',
+      join(dir, 'lock'),
+      '--metrics-file',
+      metrics,
+    ];
+    const d = tune(['--policy', 'ksmtuned', '--config', conf, ...common]);
+    await until(
+      'the daemon to start',
+      () => d.lines.some((l) => l.startsWith('ksmkit tune: policy=ksmtuned')),
+      d.lines,
+    );
+    // ksmtuned decides after its interval (an hour here): nothing written yet.
+    assert.equal(read('run'), '0');
+
+    d.child.kill('SIGUSR1');
+    await until('a decision on SIGUSR1', () => read('pages_to_scan') === '300', d.lines);
+    assert.equal(read('run'), '1');
+    assert.equal(read('sleep_millisecs'), '160'); // 10 ms x 16 GiB / 1 GiB
+    assert.match(
+      d.lines.find((l) => l.includes('trigger=SIGUSR1'))!,
+      /committed_kb=524288 .*reason="free 51200 kB <= threshold 209715 kB/,
+    );
+    assert.match(
+      readFileSync(log, 'latin1'),
+      /^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \S+ \d{4}: total 1048576\n/,
+    );
+    assert.match(readFileSync(log, 'latin1'), /: KSMCTL start 300 160\n$/);
+    assert.match(readFileSync(metrics, 'utf8'), /^ksmkit_tune_pages_to_scan 300$/m);
+
+    // One instance.
+    const second = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'tune', '--policy', 'ksmtuned', ...common],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(second.status, 1);
+    assert.match(second.stderr, /another ksmkit tune holds .*lock/);
+
+    // SIGHUP: a new conf; the next decision follows it.
+    writeFileSync(conf, `KSM_MONITOR_INTERVAL=3600\nKSM_NPAGES_BOOST=500\n`);
+    d.child.kill('SIGHUP');
+    await until('the reread', () => d.lines.some((l) => l.includes('SIGHUP: configuration reread')), d.lines);
+    d.child.kill('SIGUSR1');
+    await until('a decision with the new boost', () => read('pages_to_scan') === '500', d.lines);
+
+    // The decision beside status --prometheus.
+    const status = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        'status',
+        '--prometheus',
+        '--sysfs-dir',
+        sysfs,
+        '--proc-dir',
+        proc,
+        '--tune-metrics',
+        metrics,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.match(status.stdout, /^ksm_run 1$/m);
+    assert.match(
+      status.stdout,
+      /^ksmkit_tune_decision_info\{policy="ksmtuned",action="start",dry_run="0"\} 1$/m,
+    );
+
+    // SIGTERM: every setting it changed goes back.
+    const exited = once(d.child, 'exit');
+    d.child.kill('SIGTERM');
+    assert.deepEqual(await exited, [0, null]);
+    assert.deepEqual([read('run'), read('pages_to_scan'), read('sleep_millisecs')], ['0', '100', '20']);
+    assert.match(
+      d.lines.at(-1)!,
+      /SIGTERM: stopping; settings restored: pages_to_scan=100 sleep_millisecs=20 run=0/,
+    );
+    assert.equal(existsSync(join(dir, 'lock')), false);
+
+    // --dry-run --once: the decision, logged; nothing written, no lock taken.
+    const dry = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'tune', '--dry-run', '--once', ...common],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(
+      dry.stdout,
+      /policy=objective action=start set="pages_to_scan=100 sleep_millisecs=20 run=1" dry_run=1/,
+    );
+    assert.deepEqual([read('run'), read('pages_to_scan'), read('sleep_millisecs')], ['0', '100', '20']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tune: a conf line that is not a plain assignment is refused (exit 2), nothing run', () => {
+  const dir = mkdtempSync('/tmp/ksmkit-tune-conf-');
+  try {
+    const { sysfs, proc } = fixture(dir);
+    const marker = join(dir, 'ran');
+    writeFileSync(join(dir, 'bad.conf'), `KSM_NPAGES_MAX=$(touch ${marker})\n`);
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        'tune',
+        '--policy',
+        'ksmtuned',
+        '--config',
+        join(dir, 'bad.conf'),
+        '--once',
+        '--sysfs-dir',
+        sysfs,
+        '--proc-dir',
+        proc,
+        '--lock-file',
+        join(dir, 'lock'),
+        '--metrics-file',
+        '',
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /bad\.conf:1: not a plain KEY=value assignment/);
+    assert.equal(existsSync(marker), false);
+    assert.equal(readFileSync(join(sysfs, 'run'), 'latin1').trim(), '0');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
