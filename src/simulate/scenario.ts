@@ -580,6 +580,22 @@ function claimCheck(entry: CheckEntry): ClaimCheck {
 }
 
 function group(entry: GroupEntry, path: KeyPath, problems: { path: KeyPath; message: string }[]): GroupModel {
+  if (entry.stop_every !== undefined && entry.stop_at === undefined)
+    problems.push({ path: [...path, 'stop_every'], message: 'stop_every is allowed only with stop_at' });
+  if (entry.stop_at !== undefined) {
+    const count = entry.count ?? 1;
+    for (let i = 0; i < count; i++) {
+      const startMs = (entry.start_at ?? 0) + i * (entry.start_every ?? 0);
+      const stopMs = entry.stop_at + i * (entry.stop_every ?? 0);
+      if (stopMs <= startMs) {
+        problems.push({
+          path: [...path, 'stop_at'],
+          message: `guest ${i + 1} would stop (at ${stopMs / 1000} s) before it starts (at ${startMs / 1000} s)`,
+        });
+        break;
+      }
+    }
+  }
   const pageCount = Math.floor(entry.memory / PAGE_BYTES);
   if (pageCount < 1)
     problems.push({ path: [...path, 'memory'], message: 'expected at least one page (4 KiB)' });
