@@ -7,15 +7,15 @@
  * LOGFILE, and the last decision reaches `status --prometheus`.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { KSMKIT_MAIN, spawnKsmkit } from './testing.ts';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+const MAIN = KSMKIT_MAIN;
 const MIB_KB = 1024;
 
 function fixture(dir: string): { sysfs: string; proc: string } {
@@ -43,21 +43,18 @@ function fixture(dir: string): { sysfs: string; proc: string } {
   return { sysfs, proc };
 }
 
-function tune(args: string[]): { child: ChildProcess; lines: string[] } {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'tune', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffered = '';
-    stream.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      lines.push(...parts);
-    });
-  }
-  return { child, lines };
+/** The options that point `tune` at the fixture instead of the machine. */
+function onFixture(dir: string, sysfs: string, proc: string, metrics: string): string[] {
+  return [
+    '--sysfs-dir',
+    sysfs,
+    '--proc-dir',
+    proc,
+    '--lock-file',
+    join(dir, 'lock'),
+    '--metrics-file',
+    metrics,
+  ];
 }
 
 async function until(what: string, ok: () => boolean, lines: string[]): Promise<void> {
@@ -79,17 +76,8 @@ test('tune daemon: SIGUSR1 retunes, SIGHUP rereads, one instance, SIGTERM restor
     const metrics = join(dir, 'tune.prom');
     writeFileSync(conf, `KSM_MONITOR_INTERVAL=3600\nDEBUG=1\nLOGFILE=${log}\n`);
     const read = (name: string) => readFileSync(join(sysfs, name), 'latin1').trim();
-    const common = [
-      '--sysfs-dir',
-      sysfs,
-      '--proc-dir',
-      proc,
-      '--lock-file',
-      join(dir, 'lock'),
-      '--metrics-file',
-      metrics,
-    ];
-    const d = tune(['--policy', 'ksmtuned', '--config', conf, ...common]);
+    const common = onFixture(dir, sysfs, proc, metrics);
+    const d = spawnKsmkit(['tune', '--policy', 'ksmtuned', '--config', conf, ...common]);
     await until(
       'the daemon to start',
       () => d.lines.some((l) => l.startsWith('ksmkit tune: policy=ksmtuned')),
@@ -203,14 +191,7 @@ test('tune: a conf line that is not a plain assignment is refused (exit 2), noth
         '--config',
         join(dir, 'bad.conf'),
         '--once',
-        '--sysfs-dir',
-        sysfs,
-        '--proc-dir',
-        proc,
-        '--lock-file',
-        join(dir, 'lock'),
-        '--metrics-file',
-        '',
+        ...onFixture(dir, sysfs, proc, ''),
       ],
       { encoding: 'utf8' },
     );

@@ -13,13 +13,12 @@
  * brake), which is what it must put back.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import {
   type KernelBackend,
   kernelBackendAvailability,
@@ -27,10 +26,10 @@ import {
 } from '../../backend/kernel/kernel-backend.ts';
 import { listKsmFiles, readKsm, readKsmNumber } from '../../backend/kernel/ksm-sysfs.ts';
 import { findKsmdPid } from '../../backend/kernel/proc-inspect.ts';
+import { spawnKsmkit } from './testing.ts';
 
 const availability = kernelBackendAvailability();
 const skip = availability.ok ? false : availability.reason;
-const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 
 const GUESTS = 4;
 const GUEST_PAGES = 16_384; // 64 MiB each
@@ -79,41 +78,22 @@ function ksmdCpuNs(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
 }
 
-function startDaemon(lockFile: string, extra: string[] = []): { child: ChildProcess; lines: string[] } {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      MAIN,
-      'tune',
-      '--policy',
-      'objective',
-      '--target-scan-time',
-      `${TARGET_S}s`,
-      '--max-cpu',
-      `${BUDGET_PERCENT}%`,
-      '--interval',
-      '500ms',
-      '--lock-file',
-      lockFile,
-      '--metrics-file',
-      '',
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const lines: string[] = [];
-  let buffered = '';
-  const take = (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    lines.push(...parts);
-  };
-  child.stdout!.on('data', take);
-  child.stderr!.on('data', take);
-  return { child, lines };
+function startDaemon(lockFile: string): { child: ChildProcess; lines: string[] } {
+  return spawnKsmkit([
+    'tune',
+    '--policy',
+    'objective',
+    '--target-scan-time',
+    `${TARGET_S}s`,
+    '--max-cpu',
+    `${BUDGET_PERCENT}%`,
+    '--interval',
+    '500ms',
+    '--lock-file',
+    lockFile,
+    '--metrics-file',
+    '',
+  ]);
 }
 
 /** Seconds per full scan over `windowMs`, from the moments full_scans moved (polled every 10 ms). */
