@@ -179,9 +179,10 @@ export function tunerTable(results: readonly RunResult[], color: boolean): strin
       'COW breaks',
       'full scan',
       'decisions',
+      'warned',
     ],
     color,
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
   );
   for (const r of results) {
     const s = r.summary;
@@ -196,6 +197,7 @@ export function tunerTable(results: readonly RunResult[], color: boolean): strin
       String(s.cowBreaks),
       s.fullScanS === undefined ? 'none' : formatDuration(s.fullScanS * 1000),
       String(r.run.decisions?.length ?? 0),
+      String(r.run.decisions?.filter((d) => d.decision.warnings.length > 0).length ?? 0),
     ]);
   }
   return t.toString();

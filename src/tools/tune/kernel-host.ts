@@ -53,8 +53,9 @@ export function committedMemoryKb(procDir: string, pattern: RegExp = QEMU_KVM_PA
         .replace(/\0$/, '')
         .replaceAll('\0', ' ');
       if (!pattern.test(cmdline)) continue;
-      // VmRSS, as procps 4's `ps -o rsz` reads it: /proc/PID/stat's rss field is the per-CPU counters'
-      // unfolded approximation (tens of kB lower per process on 6.18), statm and status sum them.
+      // VmRSS, as procps 4's `ps -o rsz` reads it. /proc/PID/stat's rss field is lower by tens of kB per
+      // process on 6.18 (68-92 kB measured): do_task_stat() (fs/proc/array.c) reads get_mm_rss(), the per-CPU
+      // counters' approximation, while task_mem() (fs/proc/task_mmu.c) sums them (get_mm_counter_sum()).
       const status = readFileSync(join(procDir, entry, 'status'), 'latin1');
       const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
       if (rss !== null) sum += Number(rss[1]);
