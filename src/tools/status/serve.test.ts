@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.ts';
-import { serveMetrics } from './serve.ts';
+import { serveStatus } from './serve.ts';
 import { host618, parseExposition, spawnCli } from './test-fixtures.ts';
 
 test('GET /metrics: the exposition, read fresh at each scrape; other paths 404, other methods 405', async () => {
   const f = host618();
-  const server = await serveMetrics({ port: 0, sources: f.sources });
+  const server = await serveStatus({ port: 0, sources: f.sources });
   try {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
     assert.notEqual(server.port, 0);
@@ -47,7 +47,7 @@ test('GET /metrics: the exposition, read fresh at each scrape; other paths 404, 
 
 test('the listening address is loopback by default', async () => {
   const f = host618();
-  const server = await serveMetrics({ port: 0, sources: f.sources });
+  const server = await serveStatus({ port: 0, sources: f.sources });
   try {
     const address = server.server.address();
     assert.ok(address !== null && typeof address === 'object');
@@ -95,7 +95,7 @@ test('ksmkit status --serve 0: prints the URL, serves it, exits 0 on SIGINT', as
 
 test('ksmkit status --serve on a port in use: a clear error, exit 1', async () => {
   const f = host618();
-  const server = await serveMetrics({ port: 0, sources: f.sources });
+  const server = await serveStatus({ port: 0, sources: f.sources });
   try {
     const child = spawnCli(['status', '--serve', String(server.port)]);
     let stderr = '';
