@@ -60,6 +60,8 @@ export interface LiveSamplerOptions {
   readonly uid?: number | null;
   /** Reads ksmd's CPU time in ns (default: /proc/<ksmd>/schedstat under the sources' /proc). */
   readonly ksmdCpuNs?: () => number;
+  /** Stamps each reading (default: the snapshot's own wall and monotonic clocks); tests step it. */
+  readonly clock?: () => { readonly time: number; readonly monotonicMs: number };
 }
 
 /** Where the last full scan ended, as seen by a reading. */
@@ -158,6 +160,7 @@ export class LiveSampler {
   private readonly hz: number;
   private readonly uid: number | null;
   private readonly readCpuNs: () => number;
+  private readonly clock: LiveSamplerOptions['clock'];
   private readonly points: Ring<LivePoint>;
   private marks: LiveMark[] = [];
   private previous: Previous | undefined;
@@ -183,6 +186,7 @@ export class LiveSampler {
     this.hz = options.hz ?? kernelHz().hz;
     this.uid = options.uid !== undefined ? options.uid : (process.getuid?.() ?? null);
     this.readCpuNs = options.ksmdCpuNs ?? (() => this.readKsmdCpuFromProc());
+    this.clock = options.clock;
     this.points = new Ring(historyCapacity(this.historyMs, this.intervalMs));
   }
 
@@ -222,6 +226,7 @@ export class LiveSampler {
     let snapshot: StatusSnapshot;
     try {
       snapshot = readSnapshot(this.sources, this.snapshotOptions);
+      if (this.clock !== undefined) snapshot = { ...snapshot, ...this.clock() };
     } catch (e) {
       return this.failed((e as Error).message);
     }
@@ -261,7 +266,7 @@ export class LiveSampler {
   }
 
   private failed(message: string): LiveTick {
-    const timeMs = Date.now();
+    const timeMs = this.clock?.().time ?? Date.now();
     const point: LivePoint = { timeMs, values: LIVE_SERIES.map(() => null) };
     this.points.push(point);
     const view: LiveView = { ...(this.lastView ?? this.emptyView(timeMs)), timeMs, error: message };
