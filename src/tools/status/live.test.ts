@@ -12,7 +12,7 @@ import { HOUR_MS, historyCapacity, LiveSampler, Ring, settingChanges } from './l
 import { LIVE_SERIES, type LiveSeriesName, type LiveTick } from './live-protocol.ts';
 import { type Fixture, host618 } from './test-fixtures.ts';
 
-function valueOf(tick: LiveTick, name: LiveSeriesName): number | null {
+function seriesValue(tick: LiveTick, name: LiveSeriesName): number | null {
   return tick.point.values[LIVE_SERIES.indexOf(name)]!;
 }
 
@@ -90,18 +90,18 @@ describe('LiveSampler', () => {
     try {
       const { after } = stepped(f);
       const first = after(0);
-      assert.equal(valueOf(first, 'general_profit'), 2063360);
-      assert.equal(valueOf(first, 'pages_sharing'), 500);
-      assert.equal(valueOf(first, 'pages_shared'), 10);
-      assert.equal(valueOf(first, 'pages_unshared'), 7);
-      assert.equal(valueOf(first, 'pages_volatile'), 3);
-      assert.equal(valueOf(first, 'ksm_zero_pages'), 4);
-      assert.equal(valueOf(first, 'ksmd_cpu_percent'), null, 'a rate needs two readings');
-      assert.equal(valueOf(first, 'full_scan_seconds'), null);
+      assert.equal(seriesValue(first, 'general_profit'), 2063360);
+      assert.equal(seriesValue(first, 'pages_sharing'), 500);
+      assert.equal(seriesValue(first, 'pages_shared'), 10);
+      assert.equal(seriesValue(first, 'pages_unshared'), 7);
+      assert.equal(seriesValue(first, 'pages_volatile'), 3);
+      assert.equal(seriesValue(first, 'ksm_zero_pages'), 4);
+      assert.equal(seriesValue(first, 'ksmd_cpu_percent'), null, 'a rate needs two readings');
+      assert.equal(seriesValue(first, 'full_scan_seconds'), null);
       const second = after(2000, 100);
-      assert.equal(valueOf(second, 'ksmd_cpu_percent'), 5, '100 ms of CPU in 2 s');
+      assert.equal(seriesValue(second, 'ksmd_cpu_percent'), 5, '100 ms of CPU in 2 s');
       f.setKsm('pages_sharing', '800');
-      assert.equal(valueOf(after(1000), 'pages_sharing'), 800);
+      assert.equal(seriesValue(after(1000), 'pages_sharing'), 800);
       assert.equal(first.view.processes[0]!.pid, 100, 'by profit');
       assert.deepEqual(
         first.view.processes.map((p) => p.pid),
@@ -133,7 +133,7 @@ describe('LiveSampler', () => {
       f.setKsm('pages_scanned', '132000');
       const t = after(4000, 40);
       assert.equal(t.view.scanTime.measuredSeconds, 2, '4 s for 2 full scans');
-      assert.equal(valueOf(t, 'full_scan_seconds'), 2);
+      assert.equal(seriesValue(t, 'full_scan_seconds'), 2);
       assert.equal(t.view.scanTime.pagesSource, 'measured');
       assert.equal(t.view.scanTime.pagesPerScan, 1000);
       assert.equal(t.view.scanTime.cpuNsPerPage, 20_000, '40 ms over 2000 pages');
@@ -141,7 +141,7 @@ describe('LiveSampler', () => {
       assert.equal(t.view.scanTime.batchesPerScan, 11);
       assert.equal(t.view.scanTime.sleepPerBatchMs, 24);
       assert.ok(Math.abs(t.view.scanTime.expectedSeconds! - (0.264 + 0.02)) < 1e-9);
-      assert.equal(valueOf(after(1000), 'full_scan_seconds'), 2, 'the last value holds until the next one');
+      assert.equal(seriesValue(after(1000), 'full_scan_seconds'), 2, 'the last value holds until the next one');
     } finally {
       f.cleanup();
     }
