@@ -141,7 +141,11 @@ describe('LiveSampler', () => {
       assert.equal(t.view.scanTime.batchesPerScan, 11);
       assert.equal(t.view.scanTime.sleepPerBatchMs, 24);
       assert.ok(Math.abs(t.view.scanTime.expectedSeconds! - (0.264 + 0.02)) < 1e-9);
-      assert.equal(seriesValue(after(1000), 'full_scan_seconds'), 2, 'the last value holds until the next one');
+      assert.equal(
+        seriesValue(after(1000), 'full_scan_seconds'),
+        2,
+        'the last value holds until the next one',
+      );
     } finally {
       f.cleanup();
     }
