@@ -17,6 +17,7 @@ import type { ServerResponse } from 'node:http';
 import { findKsmdPid, readKsmdCpuNs } from '../../backend/kernel/ksmd-thread.ts';
 import { estimateTime } from '../estimate/model.ts';
 import { kernelHz } from '../estimate/settings.ts';
+import { truncate } from './human.ts';
 import {
   LIVE_PROTOCOL_VERSION,
   LIVE_SERIES,
@@ -123,7 +124,7 @@ function processOf(p: StatusSnapshot['processes'][number]): LiveProcess {
   return {
     pid: p.pid,
     comm: p.comm,
-    cmdline: p.cmdline.length > CMDLINE_CHARS ? `${p.cmdline.slice(0, CMDLINE_CHARS - 1)}…` : p.cmdline,
+    cmdline: truncate(p.cmdline, CMDLINE_CHARS),
     mergingPages: p.mergingPages,
     rmapItems: p.rmapItems,
     zeroPages: p.zeroPages,

@@ -122,7 +122,12 @@ export function Chart(props: ChartProps) {
   }, []);
 
   useEffect(() => {
-    plot.current?.setData(dataFor(props.store, props.series, props.rangeS));
+    const u = plot.current;
+    if (u === null) return;
+    const data = dataFor(props.store, props.series, props.rangeS);
+    u.setData(data);
+    // Away from the cursor, the legend shows the latest reading rather than dashes.
+    if (u.cursor.idx === null || u.cursor.idx === undefined) u.setLegend({ idx: data[0].length - 1 });
   }, [props.version, props.rangeS]);
 
   const { times } = props.store.columns;
