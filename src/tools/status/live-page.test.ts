@@ -20,8 +20,9 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
+import { type ServeChild, startServe } from './live-load.ts';
 import { DEFAULT_PAGE_DIR } from './serve.ts';
-import { acquireGuard, mergeSkip, nobodySkip, spawnCli, startFiller } from './test-fixtures.ts';
+import { acquireGuard, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
 
 const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 
@@ -56,30 +57,12 @@ function screenshotDir(): string {
   return dir;
 }
 
-/** Starts `ksmkit status --serve 0` and returns the page's URL once it serves. */
-async function startServer(options: { asNobody?: boolean } = {}) {
-  const child = spawnCli(
-    ['status', '--serve', '0', '--interval', '0.5'],
+/** `ksmkit status --serve 0` on this host, a reading every 0.5 s. */
+function startServer(options: { asNobody?: boolean } = {}): Promise<ServeChild> {
+  return startServe(
+    ['--interval', '0.5'],
     options.asNobody === true ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: '/tmp' } } : {},
   );
-  let out = '';
-  child.stdout!.setEncoding('utf8');
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (d: string) => {
-      out += d;
-      const m = /live page at (http:\/\/127\.0\.0\.1:\d+\/),/.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`status --serve exited ${code}: ${out}`)));
-  });
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGINT');
-    await exited;
-  };
-  return { url, stop };
 }
 
 interface Watched {
@@ -152,7 +135,7 @@ test('the live page in chromium: charts draw and move as a process merges, the t
   const guard = await acquireGuard();
   let browser: Browser | undefined;
   let filler: Awaited<ReturnType<typeof startFiller>> | undefined;
-  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let server: ServeChild | undefined;
   try {
     // ksmd held still while the page takes its first readings.
     writeKsmOrThrow('run', '0');

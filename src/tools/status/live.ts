@@ -477,7 +477,8 @@ export class LiveEvents {
     private readonly sampler: LiveSampler,
     private readonly maxClients = DEFAULT_MAX_CLIENTS,
   ) {
-    this.unsubscribe = sampler.onTick((tick) => this.broadcast(sseEvent('tick', tick)));
+    // Encoded once: every page is sent the same bytes.
+    this.unsubscribe = sampler.onTick((tick) => this.broadcast(Buffer.from(sseEvent('tick', tick))));
   }
 
   get size(): number {
@@ -503,7 +504,7 @@ export class LiveEvents {
     return true;
   }
 
-  private broadcast(message: string): void {
+  private broadcast(message: Buffer): void {
     for (const res of this.clients) {
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         this.dropped++;
