@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LiveSampler } from './live.ts';
-import { openEvents, sampleOf } from './live-load.ts';
+import { openEvents, sampleOf, startServe } from './live-load.ts';
 import { LIVE_PROTOCOL_VERSION, LIVE_SERIES, type LiveHello, type LiveTick } from './live-protocol.ts';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.ts';
 import { hostOfHeader, serveStatus } from './serve.ts';
@@ -266,41 +266,17 @@ test('GET /events: every open page gets the hello, then the same tick from one r
 
 test('ksmkit status --serve --bind 0.0.0.0: served, with a loud warning on stderr', async () => {
   const f = host618();
-  const child = spawnCli([
-    'status',
-    '--serve',
-    '0',
-    '--bind',
-    '0.0.0.0',
-    '--interval',
-    '0.5',
-    '--sysfs-dir',
-    f.sources.ksmDir,
-    '--proc-dir',
-    f.sources.procDir,
-  ]);
+  const dirs = ['--sysfs-dir', f.sources.ksmDir, '--proc-dir', f.sources.procDir];
+  const server = await startServe(['--bind', '0.0.0.0', '--interval', '0.5', ...dirs]);
   try {
-    let stdout = '';
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdout!.setEncoding('utf8');
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout!.on('data', (d: string) => {
-        stdout += d;
-        const m = /live page at (http:\/\/\S+\/), a reading every 0\.5 s/.exec(stdout);
-        if (m !== null) resolve(m[1]!);
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code} before serving: ${stdout}${stderr}`)));
-    });
-    assert.match(url, /^http:\/\/0\.0\.0\.0:\d+\/$/);
+    assert.match(server.url, /^http:\/\/0\.0\.0\.0:\d+\/$/);
     await sleep(200);
-    assert.match(stderr, /WARNING: listening on 0\.0\.0\.0, which is NOT a loopback address/);
-    assert.match(stderr, /Leave --bind out to serve 127\.0\.0\.1 only/);
-    const exited = once(child, 'exit');
-    child.kill('SIGINT');
-    assert.deepEqual(await exited, [0, null]);
+    assert.match(server.output(), /a reading every 0\.5 s/);
+    assert.match(server.output(), /WARNING: listening on 0\.0\.0\.0, which is NOT a loopback address/);
+    assert.match(server.output(), /Leave --bind out to serve 127\.0\.0\.1 only/);
+    assert.equal(await server.stop(), 0);
   } finally {
-    child.kill('SIGKILL');
+    await server.stop();
     f.cleanup();
   }
 });

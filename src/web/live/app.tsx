@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { formatBytes, formatCount, formatDuration } from '../../simulate/units.ts';
 import type { LiveHello, LiveProcess, LiveTick, LiveView } from '../../tools/status/live-protocol.ts';
-import { Chart, type ChartSeries } from './chart.tsx';
+import { Chart, type ChartProps, type ChartSeries } from './chart.tsx';
 import { LiveStore } from './store.ts';
 
 type Connection = 'connecting' | 'live' | 'reconnecting' | 'failed';
@@ -32,6 +32,28 @@ const seconds = (v: number): string =>
 const plural = (n: number, one: string, many: string): string => `${formatCount(n)} ${n === 1 ? one : many}`;
 const bytes = (v: number): string => formatBytes(v);
 const pages = (v: number): string => formatCount(v);
+
+const CHARTS = [
+  {
+    id: 'chart-profit',
+    title: 'Memory saved (general_profit)',
+    series: [{ name: 'general_profit', label: 'general_profit', color: '#2a7ab0' }],
+    format: bytes,
+  },
+  { id: 'chart-pages', title: 'KSM pages', series: PAGE_SERIES, format: pages },
+  {
+    id: 'chart-cpu',
+    title: 'ksmd CPU (of one CPU)',
+    series: [{ name: 'ksmd_cpu_percent', label: 'ksmd CPU', color: '#d95f02' }],
+    format: percent,
+  },
+  {
+    id: 'chart-scan',
+    title: 'Full-scan time',
+    series: [{ name: 'full_scan_seconds', label: 'last full scan', color: '#66a61e' }],
+    format: seconds,
+  },
+] as const satisfies ReadonlyArray<Pick<ChartProps, 'id' | 'title' | 'series' | 'format'>>;
 
 function useLive(): { store: LiveStore; version: number; connection: Connection; problem: string | null } {
   const store = useMemo(() => new LiveStore(Date.now()), []);
@@ -333,46 +355,6 @@ export function App() {
   const { store, version, connection, problem } = useLive();
   const [range, setRange] = useState<number | null>(null);
   const view = store.view;
-  const charts = (
-    <>
-      <Chart
-        id="chart-profit"
-        title="Memory saved (general_profit)"
-        series={[{ name: 'general_profit', label: 'general_profit', color: '#2a7ab0' }]}
-        store={store}
-        version={version}
-        rangeS={range}
-        format={bytes}
-      />
-      <Chart
-        id="chart-pages"
-        title="KSM pages"
-        series={PAGE_SERIES}
-        store={store}
-        version={version}
-        rangeS={range}
-        format={pages}
-      />
-      <Chart
-        id="chart-cpu"
-        title="ksmd CPU (of one CPU)"
-        series={[{ name: 'ksmd_cpu_percent', label: 'ksmd CPU', color: '#d95f02' }]}
-        store={store}
-        version={version}
-        rangeS={range}
-        format={percent}
-      />
-      <Chart
-        id="chart-scan"
-        title="Full-scan time"
-        series={[{ name: 'full_scan_seconds', label: 'last full scan', color: '#66a61e' }]}
-        store={store}
-        version={version}
-        rangeS={range}
-        format={seconds}
-      />
-    </>
-  );
   return (
     <main>
       <Header view={view} connection={connection} intervalMs={store.intervalMs} />
@@ -391,7 +373,11 @@ export function App() {
           </button>
         ))}
       </fieldset>
-      <div class="charts">{charts}</div>
+      <div class="charts">
+        {CHARTS.map((c) => (
+          <Chart key={c.id} {...c} store={store} version={version} rangeS={range} />
+        ))}
+      </div>
       <Marks store={store} />
       {view === undefined ? null : (
         <div class="columns">
