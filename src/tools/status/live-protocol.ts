@@ -70,18 +70,26 @@ export interface LiveScanTime {
   readonly notes: readonly string[];
 }
 
-/** One process using KSM (its /proc/PID/ksm_stat). */
-export interface LiveProcess {
+/** One process's KSM state (/proc/PID/ksm_stat); a field is null when this kernel's ksm_stat has no such line. */
+export interface ProcessKsm {
   readonly pid: number;
+  /** /proc/PID/comm. */
   readonly comm: string;
+  /** /proc/PID/cmdline with spaces for NULs; `[comm]` when empty. */
   readonly cmdline: string;
   readonly mergingPages: number | null;
   readonly rmapItems: number | null;
   readonly zeroPages: number | null;
-  readonly profitBytes: number | null;
-  readonly mergeable: boolean | null;
+  /** ksm_process_profit, bytes (may be negative: rmap items cost 64 bytes each). */
+  readonly profit: number | null;
+  /** MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE) is on (ksmkit exec). */
   readonly mergeAny: boolean | null;
+  /** At least one VMA is VM_MERGEABLE (madvise or prctl). */
+  readonly mergeable: boolean | null;
 }
+
+/** A process as the page gets it: its command line cut to 300 characters, control characters as `?`. */
+export type LiveProcess = ProcessKsm;
 
 /** What the user running the server can see, and what is hidden from it and why. */
 export interface LiveVisibility {

@@ -121,17 +121,7 @@ function settingsOf(s: StatusSnapshot): Map<string, string | null> {
 }
 
 function processOf(p: StatusSnapshot['processes'][number]): LiveProcess {
-  return {
-    pid: p.pid,
-    comm: p.comm,
-    cmdline: truncate(p.cmdline, CMDLINE_CHARS),
-    mergingPages: p.mergingPages,
-    rmapItems: p.rmapItems,
-    zeroPages: p.zeroPages,
-    profitBytes: p.profit,
-    mergeable: p.mergeable,
-    mergeAny: p.mergeAny,
-  };
+  return { ...p, cmdline: truncate(p.cmdline, CMDLINE_CHARS) };
 }
 
 /** The settings that changed between two readings, as "name old → new". */

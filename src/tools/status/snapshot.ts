@@ -10,6 +10,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } fr
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { KSM_SYSFS, KSM_SYSFS_DIR } from '../../surface/sysfs.ts';
+import type { ProcessKsm } from './live-protocol.ts';
 
 export const DEFAULT_PROC_DIR = '/proc';
 export const PAGE_SIZE = 4096;
@@ -43,23 +44,8 @@ export interface KsmFile {
   readonly error?: string;
 }
 
-/** One process's KSM state; a field is null when this kernel's ksm_stat has no such line. */
-export interface ProcessKsm {
-  readonly pid: number;
-  /** /proc/PID/comm. */
-  readonly comm: string;
-  /** /proc/PID/cmdline with spaces for NULs; `[comm]` when empty. */
-  readonly cmdline: string;
-  readonly mergingPages: number | null;
-  readonly rmapItems: number | null;
-  readonly zeroPages: number | null;
-  /** ksm_process_profit, bytes (may be negative: rmap items cost 64 bytes each). */
-  readonly profit: number | null;
-  /** MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE) is on (ksmkit exec). */
-  readonly mergeAny: boolean | null;
-  /** At least one VMA is VM_MERGEABLE (madvise or prctl). */
-  readonly mergeable: boolean | null;
-}
+/** Declared with the live page's protocol, which sends it as is (Node-free, the page compiles against it). */
+export type { ProcessKsm } from './live-protocol.ts';
 
 export interface StatusSnapshot {
   /** Wall-clock time of the reading (ms since the epoch). */

@@ -237,7 +237,7 @@ function Settings(props: { view: LiveView }) {
   );
 }
 
-type SortKey = 'pid' | 'cmdline' | 'mergingPages' | 'rmapItems' | 'zeroPages' | 'profitBytes';
+type SortKey = 'pid' | 'cmdline' | 'mergingPages' | 'rmapItems' | 'zeroPages' | 'profit';
 
 const COLUMNS: ReadonlyArray<readonly [SortKey, string, boolean]> = [
   ['pid', 'PID', true],
@@ -245,7 +245,7 @@ const COLUMNS: ReadonlyArray<readonly [SortKey, string, boolean]> = [
   ['mergingPages', 'merging pages', true],
   ['rmapItems', 'rmap items', true],
   ['zeroPages', 'zero pages', true],
-  ['profitBytes', 'profit', true],
+  ['profit', 'profit', true],
 ];
 
 function compareBy(key: SortKey, descending: boolean): (a: LiveProcess, b: LiveProcess) => number {
@@ -266,7 +266,7 @@ const num = (v: number | null, f: (n: number) => string = String): string => (v 
 
 function Processes(props: { view: LiveView }) {
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({
-    key: 'profitBytes',
+    key: 'profit',
     descending: true,
   });
   const rows = [...props.view.processes].sort(compareBy(sort.key, sort.descending));
@@ -315,7 +315,7 @@ function Processes(props: { view: LiveView }) {
                   <td class="num">{num(p.mergingPages)}</td>
                   <td class="num">{num(p.rmapItems)}</td>
                   <td class="num">{num(p.zeroPages)}</td>
-                  <td class="num">{num(p.profitBytes, formatBytes)}</td>
+                  <td class="num">{num(p.profit, formatBytes)}</td>
                   <td>{yesNo(p.mergeable)}</td>
                   <td>{yesNo(p.mergeAny)}</td>
                 </tr>
