@@ -7,11 +7,15 @@
  * origin, and nothing may be logged as an error (a policy violation would be).
  * Then the same page served by user nobody: it says what is hidden and why.
  *
+ * And the page in Firefox (Debian's firefox-esr, over WebDriver BiDi), on
+ * fixture directories: it connects, draws, and follows a counter that changes.
+ *
  * Screenshots go to a temporary directory, or to $KSMKIT_SCREENSHOT_DIR (the
  * README's come from `KSMKIT_SCREENSHOT_DIR=docs node scripts/test.mjs
  * src/tools/status/live-page.test.ts`).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,9 +26,11 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
 import { type ServeChild, startServe } from './live-load.ts';
 import { DEFAULT_PAGE_DIR } from './serve.ts';
-import { acquireGuard, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
+import { acquireGuard, host618, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
+import type { FirefoxRun } from './test-support.ts';
 
 const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+const FIREFOX_PATHS = ['/usr/bin/firefox-esr', '/usr/bin/firefox'];
 
 function chromiumPath(): string | undefined {
   const fromEnv = process.env.KSMKIT_CHROMIUM;
@@ -257,5 +263,78 @@ test('the live page served by user nobody: says it is not root and what that hid
   } finally {
     await browser.close();
     await server.stop();
+  }
+});
+
+function firefoxSkip(): string | false {
+  if (!existsSync(join(DEFAULT_PAGE_DIR, 'index.html'))) return 'the live page is not built (npm run build)';
+  return FIREFOX_PATHS.some((p) => existsSync(p)) ? false : 'no firefox-esr (apt-get install -y firefox-esr)';
+}
+
+test('the live page in Firefox: connects, draws, follows a changing counter, asks nothing of elsewhere', {
+  skip: firefoxSkip(),
+  timeout: 120_000,
+}, async () => {
+  const f = host618();
+  const dirs = ['--sysfs-dir', f.sources.ksmDir, '--proc-dir', f.sources.procDir];
+  const server = await startServe(['--interval', '0.5', ...dirs]);
+  const shots = screenshotDir();
+  try {
+    const driver = spawn(
+      process.execPath,
+      [
+        '--experimental-websocket',
+        '--no-warnings',
+        '--import',
+        'tsx',
+        new URL('./test-support.ts', import.meta.url).pathname,
+        FIREFOX_PATHS.find((p) => existsSync(p))!,
+        server.url,
+        '777',
+        join(shots, 'live-page-firefox.png'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    driver.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await new Promise<void>((resolve, reject) => {
+      driver.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+        if (err.includes('firefox: first look taken')) resolve();
+      });
+      driver.once('exit', (code) => reject(new Error(`the Firefox driver exited ${code}: ${err}`)));
+    });
+    f.setKsm('pages_sharing', '777');
+    const [code] = await once(driver, 'close');
+    assert.equal(code, 0, err);
+    const run = JSON.parse(out) as FirefoxRun;
+    assert.equal(run.connected, true);
+    assert.deepEqual(
+      run.first.map((c) => c.id),
+      ['chart-profit', 'chart-pages', 'chart-cpu', 'chart-scan'],
+    );
+    assert.ok(
+      run.first.every((c) => c.width > 300 && c.points >= 2),
+      JSON.stringify(run.first),
+    );
+    assert.equal(run.first[1]!.last, '500');
+    assert.ok(run.moved !== null, `the pages chart never showed 777: ${err}`);
+    assert.ok(run.moved.every((c, i) => c.points > run.first[i]!.points));
+    const origin = new URL(server.url).origin;
+    assert.ok(run.requests.length >= 3, JSON.stringify(run.requests));
+    assert.deepEqual(
+      // A data: URL carries its content inline (the favicon's, a font of Firefox's own): no request goes out.
+      run.requests.filter((u) => !u.startsWith('data:') && new URL(u).origin !== origin),
+      [],
+      'no request leaves the server',
+    );
+    assert.deepEqual(
+      run.logs.filter((l) => /^(error|warn)/.test(l)),
+      [],
+    );
+  } finally {
+    await server.stop();
+    f.cleanup();
   }
 });
