@@ -280,3 +280,23 @@ test('ksmkit status --serve --bind 0.0.0.0: served, with a loud warning on stder
     f.cleanup();
   }
 });
+
+test("GET /metrics also counts ksmd's CPU seconds (schedstat) and the server's own pages and memory", async () => {
+  const f = host618();
+  const ksmd = join(f.sources.procDir, '39');
+  mkdirSync(ksmd);
+  writeFileSync(join(ksmd, 'stat'), '39 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 0\n');
+  writeFileSync(join(ksmd, 'schedstat'), '2500000000 1000 7\n');
+  const server = await serveStatus({ port: 0, sources: f.sources });
+  try {
+    const families = parseExposition(await (await fetch(server.url)).text());
+    assert.equal(families.get('ksm_ksmd_cpu_seconds_total')!.samples[0]!.value, 2.5);
+    assert.equal(families.get('ksm_ksmd_cpu_seconds_total')!.type, 'counter');
+    assert.equal(families.get('ksmkit_live_pages')!.samples[0]!.value, 0);
+    assert.ok(families.get('process_resident_memory_bytes')!.samples[0]!.value > 0);
+    assert.ok(families.get('nodejs_heap_used_bytes')!.samples[0]!.value > 0);
+  } finally {
+    await server.close();
+    f.cleanup();
+  }
+});
