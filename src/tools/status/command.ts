@@ -69,6 +69,12 @@ async function serve(port: number, options: StatusCommandOptions, io: StatusIo):
   if (!server.pageBuilt) {
     io.err('ksmkit status: the live page is not built (run `npm install` in ksmkit): / answers 503');
   }
+  if (process.getuid?.() === 0 && LOOPBACK.test(host)) {
+    io.err(
+      "ksmkit status: note: served as root, so any local user who can reach it sees every process's KSM " +
+        "state (/proc/PID/ksm_stat of another user's process otherwise needs root)",
+    );
+  }
   if (!LOOPBACK.test(host)) {
     io.err(
       [
