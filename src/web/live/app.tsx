@@ -33,12 +33,18 @@ const plural = (n: number, one: string, many: string): string => `${formatCount(
 const bytes = (v: number): string => formatBytes(v);
 const pages = (v: number): string => formatCount(v);
 
+/** Binary steps for a byte axis: 256 KiB, 512 KiB, 1 MiB, … rather than 976.6 KiB. */
+const BYTE_STEPS = [0, 1, 2, 3, 4, 5].flatMap((k) =>
+  [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((m) => m * 1024 ** k),
+);
+
 const CHARTS = [
   {
     id: 'chart-profit',
     title: 'Memory saved (general_profit)',
     series: [{ name: 'general_profit', label: 'general_profit', color: '#2a7ab0' }],
     format: bytes,
+    incrs: BYTE_STEPS,
   },
   { id: 'chart-pages', title: 'KSM pages', series: PAGE_SERIES, format: pages },
   {
@@ -53,7 +59,7 @@ const CHARTS = [
     series: [{ name: 'full_scan_seconds', label: 'last full scan', color: '#66a61e' }],
     format: seconds,
   },
-] as const satisfies ReadonlyArray<Pick<ChartProps, 'id' | 'title' | 'series' | 'format'>>;
+] as const satisfies ReadonlyArray<Pick<ChartProps, 'id' | 'title' | 'series' | 'format' | 'incrs'>>;
 
 function useLive(): { store: LiveStore; version: number; connection: Connection; problem: string | null } {
   const store = useMemo(() => new LiveStore(Date.now()), []);

@@ -24,6 +24,8 @@ export interface ChartProps {
   /** Seconds shown, ending at the last reading; null: everything the page has. */
   readonly rangeS: number | null;
   readonly format: (value: number) => string;
+  /** Steps the value axis may take between ticks (default: uPlot's decimal ones). */
+  readonly incrs?: readonly number[];
 }
 
 const HEIGHT_PX = 200;
@@ -99,6 +101,7 @@ export function Chart(props: ChartProps) {
           {
             size: 72,
             values: (_u, splits) => splits.map((v) => format(v)),
+            ...(props.incrs === undefined ? {} : { incrs: [...props.incrs] }),
           },
         ],
         legend: { live: true },
