@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -337,5 +337,6 @@ test('the live page in Firefox: connects, draws, follows a changing counter, ask
   } finally {
     await server.stop();
     f.cleanup();
+    rmSync(shots, { recursive: true, force: true });
   }
 });
