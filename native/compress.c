@@ -493,55 +493,97 @@ static napi_value js_decompress(napi_env env, napi_callback_info info) {
 #define PAGE_SAME_FILLED 1
 #define PAGE_ZERO 2
 
+static double thread_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Every DECOMPRESS_SAMPLE-th compressed page of analyze() is also decompressed, for its timing. */
+#define DECOMPRESS_SAMPLE 8
+/* Entries of analyze()'s timing array: compress ns, decompress ns, pages compressed, pages decompressed. */
+#define TIMING_ENTRIES (4 * ALGO_COUNT)
+
 /*
- * analyze(src: Uint8Array, out: Int32Array): for each page of src,
- * out[4i] = flags (PAGE_SAME_FILLED, PAGE_ZERO), out[4i + 1 + algo] = its
- * compressed length under each algorithm. Zero pages are compressed once per
- * thread: every one gives the same length.
+ * analyze(src: Uint8Array, out: Int32Array, timing?: Float64Array): for each
+ * page of src, out[4i] = flags (PAGE_SAME_FILLED, PAGE_ZERO), out[4i + 1 +
+ * algo] = its compressed length under each algorithm. Zero pages are
+ * compressed once per thread: every one gives the same length. `timing` gets
+ * added to it, per algorithm, this thread's CPU ns compressing the other
+ * pages and decompressing a sample of them, and the two page counts.
  */
 static napi_value js_analyze(napi_env env, napi_callback_info info) {
   static _Thread_local int32_t zero_sizes[ALGO_COUNT] = {-1, -1, -1};
   static _Thread_local uint8_t out[OUT_BYTES];
-  size_t argc = 2;
-  napi_value argv[2];
+  static _Thread_local uint8_t page_out[PAGE_BYTES];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *src;
   size_t len;
   napi_typedarray_type type;
   size_t out_len;
   void *out_ptr;
+  double *timing = NULL;
   if (argc < 2 || !get_bytes(env, argv[0], &src, &len) ||
       napi_get_typedarray_info(env, argv[1], &type, &out_len, &out_ptr, NULL, NULL) != napi_ok ||
       type != napi_int32_array)
-    return throw_msg(env, "analyze(src: Uint8Array, out: Int32Array)");
+    return throw_msg(env, "analyze(src: Uint8Array, out: Int32Array, timing?: Float64Array)");
+  if (argc >= 3) {
+    size_t timing_len;
+    void *timing_ptr;
+    napi_valuetype vt;
+    CHECK(napi_typeof(env, argv[2], &vt));
+    if (vt != napi_undefined) {
+      if (napi_get_typedarray_info(env, argv[2], &type, &timing_len, &timing_ptr, NULL, NULL) != napi_ok ||
+          type != napi_float64_array || timing_len < TIMING_ENTRIES)
+        return throw_msg(env, "analyze: timing must be a Float64Array of 12 entries");
+      timing = timing_ptr;
+    }
+  }
   size_t pages = len / PAGE_BYTES;
   if (len % PAGE_BYTES != 0 || out_len < pages * (1 + ALGO_COUNT))
     return throw_msg(env, "analyze: src must be whole pages and out 4 entries a page");
   int32_t *res = out_ptr;
   for (size_t i = 0; i < pages; i++) {
-    const uint8_t *page = src + i * PAGE_BYTES;
-    int32_t *r = res + i * (1 + ALGO_COUNT);
     uint64_t word = 1;
-    int same = same_filled(page, &word);
-    r[0] = (same ? PAGE_SAME_FILLED : 0) | (same && word == 0 ? PAGE_ZERO : 0);
-    for (int a = 0; a < ALGO_COUNT; a++) {
-      if (same && word == 0 && zero_sizes[a] >= 0) {
+    int same = same_filled(src + i * PAGE_BYTES, &word);
+    res[i * (1 + ALGO_COUNT)] = (same ? PAGE_SAME_FILLED : 0) | (same && word == 0 ? PAGE_ZERO : 0);
+  }
+  for (int a = 0; a < ALGO_COUNT; a++) {
+    double c_ns = 0, d_ns = 0;
+    long c_pages = 0, d_pages = 0;
+    for (size_t i = 0; i < pages; i++) {
+      int32_t *r = res + i * (1 + ALGO_COUNT);
+      if ((r[0] & PAGE_ZERO) && zero_sizes[a] >= 0) {
         r[1 + a] = zero_sizes[a];
         continue;
       }
+      const uint8_t *page = src + i * PAGE_BYTES;
+      double t0 = timing != NULL ? thread_ns() : 0;
       long n = compress_one(a, page, PAGE_BYTES, out, OUT_BYTES);
       if (n < 0) return throw_msg(env, "analyze: a compressor failed");
       r[1 + a] = (int32_t)n;
-      if (same && word == 0) zero_sizes[a] = (int32_t)n;
+      if (r[0] & PAGE_ZERO) zero_sizes[a] = (int32_t)n;
+      if (timing == NULL) continue;
+      double t1 = thread_ns();
+      c_ns += t1 - t0;
+      c_pages++;
+      if (c_pages % DECOMPRESS_SAMPLE != 1) continue;
+      long back = decompress_one(a, out, (size_t)n, page_out, PAGE_BYTES);
+      d_ns += thread_ns() - t1;
+      d_pages++;
+      if (back != PAGE_BYTES || memcmp(page_out, page, PAGE_BYTES) != 0)
+        return throw_msg(env, "analyze: a page did not decompress to itself");
+    }
+    if (timing != NULL) {
+      timing[a] += c_ns;
+      timing[ALGO_COUNT + a] += d_ns;
+      timing[2 * ALGO_COUNT + a] += (double)c_pages;
+      timing[3 * ALGO_COUNT + a] += (double)d_pages;
     }
   }
   return NULL;
-}
-
-static double thread_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
 /*

@@ -88,7 +88,9 @@ if (mtimeMs(compressSource) < 0) console.log(`build-agent: ${compressSource} is 
 else if (nodeIncludes.length === 0)
   console.log("build-agent: Node's headers (node_api.h) not found; ksmkit estimate --compare is unavailable");
 else if (!existsSync('/usr/include/lz4.h'))
-  console.log('build-agent: lz4.h not found (apt-get install liblz4-dev); ksmkit estimate --compare is unavailable');
+  console.log(
+    'build-agent: lz4.h not found (apt-get install liblz4-dev); ksmkit estimate --compare is unavailable',
+  );
 else
   build(compressSource, join(outDir, 'ksmkit-compress.node'), {
     flags: ['-shared', '-fPIC', `-I${nodeIncludes[0]}`],

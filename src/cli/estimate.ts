@@ -100,6 +100,16 @@ export function registerEstimate(program: Command): void {
     .option('--pages-to-scan <n>', 'instead of /sys/kernel/mm/ksm/pages_to_scan', positiveInt)
     .option('--sleep-millisecs <n>', 'instead of /sys/kernel/mm/ksm/sleep_millisecs', nonNegativeInt)
     .option('--hz <n>', 'the kernel tick rate (default: CONFIG_HZ of the running kernel)', positiveInt)
+    .option(
+      '--compare',
+      'also compress the same pages as zram and zswap would (each algorithm of /sys/block/zram0/comp_algorithm), ' +
+        'and KSM then zram, with the CPU each costs',
+      false,
+    )
+    .option(
+      '--calibration <file>',
+      'with --compare: ksmd and COW break costs (default: ksmkit calibrate’s file)',
+    )
     .option('--json', 'one JSON object with every figure', false)
     .option('--progress', 'a progress bar on stderr', false)
     .option('--matrix <n>', 'sources shown in the sharing matrices', positiveInt, 8)
@@ -145,6 +155,8 @@ Examples:
         settings,
         progress: opts.progress,
         ...(opts.readSize !== undefined ? { readBytes: opts.readSize } : {}),
+        compare: opts.compare,
+        ...(opts.calibration !== undefined ? { calibrationPath: opts.calibration } : {}),
       });
       if (opts.json) console.log(renderJson(report));
       else

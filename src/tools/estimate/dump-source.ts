@@ -262,9 +262,10 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
         leftOut++;
         continue;
       }
-      counter.count(keys, i, zero, NO_FRAME);
+      counter.count(keys, i, zero, NO_FRAME, result.analysis);
       examined++;
     }
+    if (result.analysis !== undefined) counter.compression?.addTiming(result.analysis.timing);
     bytesRead += result.pages * PAGE_BYTES;
     progress.advance(result.pages * PAGE_BYTES);
   });

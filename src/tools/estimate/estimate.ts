@@ -5,6 +5,9 @@
  * item cost, the two-pass merge and ksmd's batching).
  */
 import { basename } from 'node:path';
+import { loadCalibration } from '../../simulate/cost.ts';
+import { type CompareReport, compareCompression } from '../compress/compare.ts';
+import { compressorUnavailable } from '../compress/native.ts';
 import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
 import { estimateTime, PAGE_BYTES, type TimeEstimate } from './model.ts';
 import { PageCounter } from './page-counter.ts';
@@ -44,6 +47,10 @@ export interface EstimateRequest {
   readonly threads?: number;
   /** Settings directory (tests); default /sys/kernel/mm/ksm. */
   readonly sysfsDir?: string;
+  /** Also compress every page as zram and zswap would (estimate --compare). */
+  readonly compare?: boolean;
+  /** compare: the calibration giving ksmd's and the COW break's cost (default: ksmkit calibrate's file, else shipped). */
+  readonly calibrationPath?: string;
 }
 
 export type SourceReport =
@@ -83,6 +90,8 @@ export interface EstimateReport {
   };
   /** Page frame numbers were visible (root): fork-shared pages and the zero page are recognised exactly. */
   readonly framesKnown: boolean;
+  /** estimate --compare: the same pages under zram, zswap, and KSM then zram. */
+  readonly compare?: CompareReport;
   readonly notes: readonly string[];
 }
 
@@ -161,7 +170,14 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     progress = request.progress;
   }
 
-  const counter = new PageCounter();
+  const compare = request.compare === true;
+  if (compare) {
+    const why = compressorUnavailable();
+    if (why !== undefined) throw new Error(`estimate --compare: the compressors are unavailable: ${why}`);
+  }
+  // Read before minutes of work: a bad calibration file fails now.
+  const calibration = compare ? loadCalibration(request.calibrationPath) : undefined;
+  const counter = new PageCounter(compare);
   const kpageflags = KPageFlags.open();
   const framesKnown = kpageflags !== undefined;
   if (!framesKnown && plans.length > 0) {
@@ -176,7 +192,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   const threads = request.threads ?? defaultThreads(expectedBytes);
   const scans: Array<{ kind: 'process'; scan: ProcessScan } | { kind: 'dump'; scan: DumpScan }> = [];
   let bytes = 0;
-  const reader = await openReader(readBytes / PAGE_BYTES, threads);
+  const reader = await openReader(readBytes / PAGE_BYTES, threads, compare);
   // Read and hash time only: starting the reader threads is not reading.
   const started = performance.now();
   const usedThreads = reader instanceof InlineReader ? 0 : threads;
@@ -215,7 +231,11 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   }
   const seconds = (performance.now() - started) / 1000;
 
+  const freedMappings = new Float64Array(counter.table.contentCount);
   const summary = summarize({
+    onContent: (id, freed) => {
+      freedMappings[id] = freed;
+    },
     table: counter.table,
     sourceCount: scans.length,
     zeroContent: counter.zeroContent,
@@ -249,6 +269,19 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     );
   }
   const { sources: _s, pairs, ...total } = summary;
+  const compareReport =
+    counter.compression !== undefined && calibration !== undefined
+      ? compareCompression({
+          tally: counter.compression,
+          table: counter.table,
+          freedMappings,
+          ksm: summary.total,
+          ksmd: {
+            ...calibration.figures,
+            source: `${calibration.method}, ${calibration.measuredOn}`,
+          },
+        })
+      : undefined;
   const time = estimateTime({
     pagesPerPass: summary.examined,
     zeroPageMerges: summary.total.ksm_zero_pages,
@@ -266,6 +299,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     time,
     speed: { bytes, seconds, gbPerSecond: seconds > 0 ? bytes / seconds / 1e9 : 0, threads: usedThreads },
     framesKnown,
+    ...(compareReport !== undefined ? { compare: compareReport } : {}),
     notes: [...settings.notes, ...notes],
   };
 }

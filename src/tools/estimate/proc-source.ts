@@ -432,9 +432,10 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
             zeroMappings++;
             continue;
           }
-          counter.count(keys, i, zero, frame);
+          counter.count(keys, i, zero, frame, result.analysis);
           examined++;
         }
+        if (result.analysis !== undefined) counter.compression?.addTiming(result.analysis.timing);
         const readPages = result.pages;
         bytesRead += readPages * PAGE_BYTES;
         progress.advance(readPages * PAGE_BYTES);

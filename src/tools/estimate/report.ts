@@ -1,5 +1,6 @@
 /** The estimate as tables for people, or as one JSON object. */
 import Table from 'cli-table3';
+import { renderCompare } from '../compress/report.ts';
 import type { EstimateReport, SourceReport } from './estimate.ts';
 import { PAGE_BYTES } from './model.ts';
 import { SKIP_REASON_TEXT, type SkippedVma, type SkipReason } from './proc-source.ts';
@@ -211,6 +212,7 @@ export function renderHuman(report: EstimateReport, options: RenderOptions = {})
     if (d.zeroPagesLeftOut > 0) out.push(`    ${int(d.zeroPagesLeftOut)} zero pages taken as not present`);
     for (const n of d.notes) out.push(`    ${n}`);
   }
+  if (report.compare !== undefined) out.push(...renderCompare(report.compare, color));
   if (report.unreadable.length > 0) {
     out.push('', `Could not read ${report.unreadable.length}:`);
     for (const u of report.unreadable.slice(0, 20)) out.push(`  ${u.what}: ${u.error}`);
@@ -324,6 +326,7 @@ export function renderJson(report: EstimateReport): string {
       time: report.time,
       speed: report.speed,
       framesKnown: report.framesKnown,
+      ...(report.compare !== undefined ? { compare: report.compare } : {}),
       unreadable: report.unreadable,
       notes: report.notes,
     },
