@@ -13,9 +13,21 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { mergeableProcesses, SysfsGuard } from '../../backend/kernel/sysfs-guard.ts';
 import { ZramGuard } from '../../backend/kernel/zram-guard.ts';
 import { runEstimate } from '../estimate/estimate.ts';
 import { PAGE_BYTES } from '../estimate/model.ts';
+import {
+  prepareKsmd,
+  python3,
+  pythonWorkload,
+  runKsmdUntilSettled,
+  type Started,
+  startReady,
+  stopAll,
+} from '../estimate/testing.ts';
+import type { CompareReport } from './compare.ts';
 import {
   ALGORITHMS,
   ANALYSIS_STRIDE,
@@ -26,6 +38,7 @@ import {
   SAME_FILLED,
   ZERO_FILLED,
 } from './native.ts';
+import { renderCompare } from './report.ts';
 import { ZramModel, ZswapModel } from './zram.ts';
 import { DEFAULT_CLASSES, SizeClassTable, ZsPool, zspageChainSize } from './zsmalloc.ts';
 
@@ -188,47 +201,118 @@ function zramAvailability(): string | false {
   return false;
 }
 
-/** Estimate (from a dump file) against the kernel's mm_stat, algorithm by algorithm. */
-async function holdAgainstZram(t: TestContext, pages: Buffer): Promise<void> {
+/** The model's zram figures against the kernel's mm_stat for the same pages, algorithm by algorithm. */
+async function holdAgainstZram(t: TestContext, pages: Buffer, compare: CompareReport): Promise<void> {
+  assert.equal(compare.physicalPages, pages.length / PAGE_BYTES);
+  const guard = await ZramGuard.acquire({ lockTimeoutMs: 600_000 });
+  try {
+    const offered = guard.algorithms();
+    const modelled = ALGORITHMS.filter((a) => offered.includes(a));
+    t.diagnostic(`zram0 offers ${offered.join(' ')}; compared: ${modelled.join(' ')}`);
+    assert.ok(modelled.length > 0, 'the kernel offers none of lzo, lzo-rle, lz4');
+    for (const algorithm of modelled) {
+      const kernel = guard.writePages(algorithm, pages, pages.length + (1 << 20));
+      const model = compare.algorithms.find((a) => a.algorithm === algorithm)!.zram;
+      t.diagnostic(JSON.stringify({ algorithm, kernel, model }));
+      assert.equal(model.same_pages, kernel.same_pages, `${algorithm}: same_pages`);
+      assert.equal(model.huge_pages, kernel.huge_pages, `${algorithm}: huge_pages`);
+      assert.equal(model.orig_data_size, kernel.orig_data_size, `${algorithm}: orig_data_size`);
+      const compr = (model.compr_data_size - kernel.compr_data_size) / kernel.compr_data_size;
+      if (algorithm === 'lz4')
+        assert.ok(Math.abs(compr) <= 0.01, `lz4: compr_data_size off by ${(compr * 100).toFixed(3)}%`);
+      else assert.equal(model.compr_data_size, kernel.compr_data_size, `${algorithm}: compr_data_size`);
+      const used = (model.mem_used_total - kernel.mem_used_total) / kernel.mem_used_total;
+      assert.ok(Math.abs(used) <= 0.03, `${algorithm}: mem_used_total off by ${(used * 100).toFixed(2)}%`);
+    }
+  } finally {
+    guard.release();
+  }
+  assert.equal(readFileSync('/sys/block/zram0/disksize', 'utf8').trim(), '0', 'zram0 is reset');
+  assert.equal(readFileSync('/sys/block/zram0/initstate', 'utf8').trim(), '0');
+}
+
+test('zram0: same_pages, huge_pages, orig_data_size exactly; compr_data_size and mem_used_total as the kernel counts', {
+  skip: zramAvailability(),
+  timeout: 900_000,
+}, async (t) => {
+  const pages = samplePages();
   const dir = mkdtempSync(join(tmpdir(), 'ksmkit-zram-'));
   const dump = join(dir, 'pages.raw');
   writeFileSync(dump, pages);
   try {
     const estimate = await runEstimate({ files: [dump], compare: true, threads: 0 });
-    const compare = estimate.compare!;
-    assert.equal(compare.physicalPages, pages.length / PAGE_BYTES);
-    const guard = await ZramGuard.acquire({ lockTimeoutMs: 600_000 });
-    try {
-      const offered = guard.algorithms();
-      const modelled = ALGORITHMS.filter((a) => offered.includes(a));
-      t.diagnostic(`zram0 offers ${offered.join(' ')}; compared: ${modelled.join(' ')}`);
-      assert.ok(modelled.length > 0, 'the kernel offers none of lzo, lzo-rle, lz4');
-      for (const algorithm of modelled) {
-        const kernel = guard.writePages(algorithm, pages, pages.length + (1 << 20));
-        const model = compare.algorithms.find((a) => a.algorithm === algorithm)!.zram;
-        t.diagnostic(JSON.stringify({ algorithm, kernel, model }));
-        assert.equal(model.same_pages, kernel.same_pages, `${algorithm}: same_pages`);
-        assert.equal(model.huge_pages, kernel.huge_pages, `${algorithm}: huge_pages`);
-        assert.equal(model.orig_data_size, kernel.orig_data_size, `${algorithm}: orig_data_size`);
-        const compr = (model.compr_data_size - kernel.compr_data_size) / kernel.compr_data_size;
-        if (algorithm === 'lz4')
-          assert.ok(Math.abs(compr) <= 0.01, `lz4: compr_data_size off by ${(compr * 100).toFixed(3)}%`);
-        else assert.equal(model.compr_data_size, kernel.compr_data_size, `${algorithm}: compr_data_size`);
-        const used = (model.mem_used_total - kernel.mem_used_total) / kernel.mem_used_total;
-        assert.ok(Math.abs(used) <= 0.03, `${algorithm}: mem_used_total off by ${(used * 100).toFixed(2)}%`);
-      }
-    } finally {
-      guard.release();
-    }
-    const after = readFileSync('/sys/block/zram0/disksize', 'utf8').trim();
-    assert.equal(after, '0', 'zram0 is reset');
+    await holdAgainstZram(t, pages, estimate.compare!);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const HELPER = fileURLToPath(new URL('../../../native/build/ksmkit-exec', import.meta.url));
+const python = process.platform === 'linux' ? python3() : undefined;
+
+function liveAvailability(): string | false {
+  const zram = zramAvailability();
+  if (zram !== false) return zram;
+  if (!existsSync('/sys/kernel/mm/ksm/run')) return 'no /sys/kernel/mm/ksm: kernel without KSM';
+  if (!existsSync(HELPER)) return 'native/build/ksmkit-exec is not built (node scripts/build-agent.mjs)';
+  if (python === undefined) return 'needs python3';
+  return false;
 }
 
-test(
-  'zram0: same_pages, huge_pages, orig_data_size exactly; compr_data_size and mem_used_total as the kernel counts',
-  { skip: zramAvailability(), timeout: 900_000 },
-  (t) => holdAgainstZram(t, samplePages()),
-);
+test('live processes: their pages in zram0 as estimate --compare says, and KSM as ksmd merges them', {
+  skip: liveAvailability(),
+  timeout: 1_200_000,
+}, async (t) => {
+  const guard = await SysfsGuard.acquire({ lockTimeoutMs: 600_000 });
+  const started: Started[] = [];
+  const killAll = (): void => {
+    for (const s of started)
+      for (const pid of s.pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+  };
+  guard.onBeforeRestore(killAll);
+  try {
+    prepareKsmd({ maxPageSharing: 256, useZeroPages: false });
+    // Three interpreters with the same seeded data, some zero-filled and some repeated pages, and their own heaps.
+    const script = pythonWorkload({ shared: 16, pattern: 4, zeroes: 4, unique: 4 });
+    for (let i = 0; i < 3; i++) started.push(await startReady([HELPER, python!, '-c', script]));
+    const pids = started.flatMap((s) => s.pids);
+    assert.deepEqual(mergeableProcesses(new Set(pids)), [], 'no other mergeable process on the machine');
+    // The very pages estimate counts, one copy per physical page: what swapping them all out would write.
+    const seen = new Set<number>();
+    const pages: Buffer[] = [];
+    const estimate = await runEstimate({
+      pids,
+      compare: true,
+      onPage: (page, frame) => {
+        if (frame >= 0) {
+          if (seen.has(frame)) return;
+          seen.add(frame);
+        }
+        pages.push(Buffer.from(page));
+      },
+    });
+    const compare = estimate.compare!;
+    for (const line of renderCompare(compare)) t.diagnostic(line);
+    await holdAgainstZram(t, Buffer.concat(pages), compare);
+
+    const { kernel } = await runKsmdUntilSettled();
+    const expected = estimate.total.total;
+    t.diagnostic(JSON.stringify({ estimate: expected, kernel }));
+    const error = (expected.pages_sharing - kernel.pages_sharing) / kernel.pages_sharing;
+    assert.ok(
+      Math.abs(error) <= 0.05,
+      `estimate ${expected.pages_sharing} against the kernel's ${kernel.pages_sharing}: ${(error * 100).toFixed(2)}%`,
+    );
+    assert.equal(compare.ksm.savedBytes, expected.general_profit);
+  } finally {
+    killAll();
+    await stopAll(started);
+    guard.release();
+  }
+});

@@ -49,6 +49,8 @@ export interface EstimateRequest {
   readonly sysfsDir?: string;
   /** Also compress every page as zram and zswap would (estimate --compare). */
   readonly compare?: boolean;
+  /** Every page counted, with its page frame (−1 when unknown): the zram test writes exactly these to /dev/zram0. Reads in this thread. */
+  readonly onPage?: (page: Uint8Array, frame: number) => void;
   /** compare: the calibration giving ksmd's and the COW break's cost (default: ksmkit calibrate's file, else shipped). */
   readonly calibrationPath?: string;
 }
@@ -189,7 +191,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   const readBytes = request.readBytes ?? DEFAULT_READ_BYTES;
   if (readBytes % PAGE_BYTES !== 0 || readBytes <= 0)
     throw new Error(`read size ${readBytes} is not a positive multiple of ${PAGE_BYTES}`);
-  const threads = request.threads ?? defaultThreads(expectedBytes);
+  const threads = request.onPage !== undefined ? 0 : (request.threads ?? defaultThreads(expectedBytes));
   const scans: Array<{ kind: 'process'; scan: ProcessScan } | { kind: 'dump'; scan: DumpScan }> = [];
   let bytes = 0;
   const reader = await openReader(readBytes / PAGE_BYTES, threads, compare);
@@ -201,7 +203,13 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
       counter.beginSource(scans.length);
       progress.stage(`pid ${plan.pid}`);
       try {
-        const scan = scanProcess(plan, { counter, reader, kpageflags, progress });
+        const scan = scanProcess(plan, {
+          counter,
+          reader,
+          kpageflags,
+          progress,
+          ...(request.onPage !== undefined ? { onPage: request.onPage } : {}),
+        });
         scans.push({ kind: 'process', scan });
         bytes += scan.bytesRead;
       } catch (e) {
@@ -221,6 +229,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
         reader,
         progress,
         zeroPages: request.dumpZeroPages ?? 'present',
+        ...(request.onPage !== undefined ? { onPage: request.onPage } : {}),
       });
       scans.push({ kind: 'dump', scan });
       bytes += scan.bytesRead;

@@ -43,6 +43,14 @@ export interface JobResult {
   readonly pages: number;
   /** With compression analysis (estimate --compare): per page, analyzePages()'s entries, and the job's CPU timing. */
   readonly analysis?: PageAnalysis;
+  /** Reading in this thread: the pages themselves, page i at i × 4096 (valid until the next job). */
+  readonly data?: Uint8Array;
+}
+
+/** Page i of a result read in this thread. */
+export function pageOf(result: JobResult, i: number): Uint8Array {
+  if (result.data === undefined) throw new Error('pageOf: the pages were read in another thread');
+  return result.data.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES);
 }
 
 /** Where a reader puts the compression analysis of a job's pages (compress/native.ts). */
@@ -69,7 +77,8 @@ export interface PageReader {
 export class JobExecutor {
   private path = '';
   private fd = -1;
-  private readonly buf: Buffer;
+  /** Page i of the last job at i × 4096. */
+  readonly buf: Buffer;
 
   constructor(readonly maxPages: number) {
     this.buf = Buffer.from(new ArrayBuffer(maxPages * PAGE_BYTES));
@@ -98,8 +107,13 @@ export class JobExecutor {
         let got = 0;
         try {
           got = Math.floor(
-            readSync(this.fd, this.buf, 0, (pages - done) * PAGE_BYTES, position + done * PAGE_BYTES) /
-              PAGE_BYTES,
+            readSync(
+              this.fd,
+              this.buf,
+              index * PAGE_BYTES,
+              (pages - done) * PAGE_BYTES,
+              position + done * PAGE_BYTES,
+            ) / PAGE_BYTES,
           );
         } catch {
           got = 0;
@@ -112,13 +126,13 @@ export class JobExecutor {
         }
         if (analysis !== undefined) {
           analyzePages(
-            this.buf.subarray(0, got * PAGE_BYTES),
+            this.buf.subarray(index * PAGE_BYTES, (index + got) * PAGE_BYTES),
             analysis.pages.subarray(index * ANALYSIS_STRIDE, (index + got) * ANALYSIS_STRIDE),
             analysis.timing,
           );
         }
         for (let i = 0; i < got; i++) {
-          flags[index] = hashPage(this.buf, i * PAGE_BYTES, keys, index);
+          flags[index] = hashPage(this.buf, index * PAGE_BYTES, keys, index);
           index++;
         }
         done += got;
@@ -156,7 +170,8 @@ export class InlineReader implements PageReader {
       for (const job of jobs) {
         const { keys, flags, analysis } = this;
         const pages = this.executor.execute(job.path, job.segments, job.segmentCount, keys, flags, analysis);
-        onResult(job, { keys, flags, pages, ...(analysis !== undefined ? { analysis } : {}) });
+        const data = this.executor.buf;
+        onResult(job, { keys, flags, pages, data, ...(analysis !== undefined ? { analysis } : {}) });
       }
     } finally {
       this.executor.closeFile();
