@@ -43,6 +43,7 @@ const KINDS: readonly Kind[] = ['zero', 'byte', 'image', 'tag', 'unique'];
 /** The analysis (native.ts layout) of SAMPLES pages for each kind, and which sample a value stands for. */
 export class ContentCompression {
   private readonly analysis = new Map<Kind, Int32Array>();
+  private readonly views = new Map<Kind, Int32Array[]>();
   readonly timing = new Float64Array(TIMING_ENTRIES);
 
   constructor(readonly compressibility: Compressibility = DEFAULT_COMPRESSIBILITY) {
@@ -70,7 +71,18 @@ export class ContentCompression {
       const out = new Int32Array(SAMPLES * ANALYSIS_STRIDE);
       analyzePages(pages, out, this.timing);
       this.analysis.set(kind, out);
+      this.views.set(
+        kind,
+        Array.from({ length: SAMPLES }, (_, i) =>
+          out.subarray(i * ANALYSIS_STRIDE, (i + 1) * ANALYSIS_STRIDE),
+        ),
+      );
     }
+  }
+
+  /** The analysis (ANALYSIS_STRIDE entries) of the sample standing for the page of value (hi, lo). */
+  analysisFor(hi: number, lo: number): Int32Array {
+    return this.views.get(kindOfValue(hi, lo))![sampleIndex(hi, lo)]!;
   }
 
   /** The analysis array of a kind and the index of the sample standing for the page of value (hi, lo). */

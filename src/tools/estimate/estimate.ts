@@ -5,7 +5,9 @@
  * item cost, the two-pass merge and ksmd's batching).
  */
 import { basename } from 'node:path';
+import { ContentCompression, DEFAULT_COMPRESSIBILITY } from '../../simulate/compression.ts';
 import { loadCalibration } from '../../simulate/cost.ts';
+import type { Scenario } from '../../simulate/scenario.ts';
 import { type CompareReport, compareCompression } from '../compress/compare.ts';
 import { compressorUnavailable } from '../compress/native.ts';
 import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
@@ -24,6 +26,7 @@ import {
 } from './proc-source.ts';
 import { NO_PROGRESS, type Progress, ProgressLine } from './progress.ts';
 import { DEFAULT_READ_BYTES, defaultThreads, InlineReader, openReader } from './reader.ts';
+import { type GuestScan, scanScenario, scenarioBytes } from './scenario-source.ts';
 import { type ResolvedSettings, resolveSettings, type SettingOverrides } from './settings.ts';
 import { type PairSummary, type SourceSummary, type Summary, summarize } from './summary.ts';
 
@@ -33,6 +36,8 @@ export interface EstimateRequest {
   /** Processes whose command line (or comm) matches. */
   readonly match?: RegExp;
   readonly files?: readonly string[];
+  /** An engine scenario: its guests' pages as they start, one source per guest. */
+  readonly scenario?: Scenario;
   readonly vmaMode?: VmaMode;
   readonly format?: DumpFormat;
   /** Raw images: bytes to skip at the start. */
@@ -66,6 +71,12 @@ export type SourceReport =
       readonly kind: 'dump';
       readonly label: string;
       readonly scan: DumpScan;
+      readonly summary: SourceSummary;
+    }
+  | {
+      readonly kind: 'guest';
+      readonly label: string;
+      readonly scan: GuestScan;
       readonly summary: SourceSummary;
     };
 
@@ -162,6 +173,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     }
   }
   const expectedBytes =
+    (request.scenario === undefined ? 0 : scenarioBytes(request.scenario)) +
     plans.reduce((sum, p) => sum + p.expectedBytes, 0) +
     layouts.reduce((sum, l) => sum + l.segments.reduce((a, s) => a + s.bytes, 0), 0);
 
@@ -192,7 +204,11 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   if (readBytes % PAGE_BYTES !== 0 || readBytes <= 0)
     throw new Error(`read size ${readBytes} is not a positive multiple of ${PAGE_BYTES}`);
   const threads = request.onPage !== undefined ? 0 : (request.threads ?? defaultThreads(expectedBytes));
-  const scans: Array<{ kind: 'process'; scan: ProcessScan } | { kind: 'dump'; scan: DumpScan }> = [];
+  const scans: Array<
+    | { kind: 'process'; scan: ProcessScan }
+    | { kind: 'dump'; scan: DumpScan }
+    | { kind: 'guest'; scan: GuestScan }
+  > = [];
   let bytes = 0;
   const reader = await openReader(readBytes / PAGE_BYTES, threads, compare);
   // Read and hash time only: starting the reader threads is not reading.
@@ -234,6 +250,20 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
       scans.push({ kind: 'dump', scan });
       bytes += scan.bytesRead;
     }
+    if (request.scenario !== undefined) {
+      const guests = scanScenario(request.scenario, {
+        counter,
+        progress,
+        firstSource: scans.length,
+        ...(compare
+          ? { compression: new ContentCompression(request.scenario.compression ?? DEFAULT_COMPRESSIBILITY) }
+          : {}),
+      });
+      for (const scan of guests) {
+        scans.push({ kind: 'guest', scan });
+        bytes += scan.examinedPages * PAGE_BYTES;
+      }
+    }
   } finally {
     reader.close();
     progress.done();
@@ -264,12 +294,30 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
         summary: sourceSummary,
       };
     }
+    if (s.kind === 'guest')
+      return {
+        kind: 'guest',
+        label: `${s.scan.group}-${s.scan.index}`,
+        scan: s.scan,
+        summary: sourceSummary,
+      };
     return { kind: 'dump', label: basename(s.scan.path), scan: s.scan, summary: sourceSummary };
   });
 
   for (const s of sources) {
     if (s.kind === 'process' && s.scan.incomplete !== undefined)
       notes.push(`pid ${s.scan.pid}: read stopped early (${s.scan.incomplete}): its figures are partial`);
+  }
+  if (request.scenario !== undefined) {
+    const c = request.scenario.compression ?? DEFAULT_COMPRESSIBILITY;
+    notes.push(
+      `scenario ${request.scenario.name}: its guests' pages as they start, each guest a source; its writes in time ` +
+        'are for ksmkit simulate' +
+        (compare
+          ? `; compression assumed, not measured: image pages to ${c.image}, tag pages to ${c.tag}, ` +
+            `unique pages to ${c.unique} of a page (its compression: block)`
+          : ''),
+    );
   }
   if (sources.some((s) => s.kind === 'dump')) {
     notes.push(

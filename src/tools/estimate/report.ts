@@ -45,6 +45,7 @@ function table(head: string[], color: boolean, align?: Array<'left' | 'right'>):
 }
 
 function sourceKind(s: SourceReport): string {
+  if (s.kind === 'guest') return 'scenario guest';
   return s.kind === 'process' ? 'process' : s.scan.kind === 'raw' ? 'raw image' : 'ELF core';
 }
 
@@ -74,9 +75,11 @@ export function renderHuman(report: EstimateReport, options: RenderOptions = {})
   const out: string[] = [];
   const st = report.settings;
   const processes = report.sources.filter((s) => s.kind === 'process').length;
-  const dumps = report.sources.length - processes;
+  const dumps = report.sources.filter((s) => s.kind === 'dump').length;
+  const guests = report.sources.length - processes - dumps;
   out.push(
-    `ksmkit estimate: ${processes} process${processes === 1 ? '' : 'es'}, ${dumps} dump file${dumps === 1 ? '' : 's'}`,
+    `ksmkit estimate: ${processes} process${processes === 1 ? '' : 'es'}, ${dumps} dump file${dumps === 1 ? '' : 's'}` +
+      (guests > 0 ? `, ${guests} scenario guest${guests === 1 ? '' : 's'}` : ''),
   );
   const src = (k: keyof typeof st.sources): string => (st.sources[k] === 'option' ? ' (given)' : '');
   out.push(
@@ -319,7 +322,9 @@ export function renderJson(report: EstimateReport): string {
                 })),
               },
             }
-          : { kind: s.kind, label: s.label, path: s.scan.path, ...s.summary, scan: s.scan },
+          : s.kind === 'guest'
+            ? { kind: s.kind, label: s.label, ...s.summary, scan: s.scan }
+            : { kind: s.kind, label: s.label, path: s.scan.path, ...s.summary, scan: s.scan },
       ),
       total: report.total,
       pairs: report.pairs.map((p) => ({ ...p, aLabel: labels[p.a], bLabel: labels[p.b] })),
