@@ -1,6 +1,8 @@
 /** `ksmkit estimate`: what KSM would save on these processes and dump files, without enabling it. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { loadCalibration } from '../simulate/cost.ts';
 import { type Scenario, ScenarioError } from '../simulate/scenario.ts';
+import { compressorUnavailable } from '../tools/compress/native.ts';
 import { runEstimate } from '../tools/estimate/estimate.ts';
 import type { VmaMode } from '../tools/estimate/proc-source.ts';
 import { renderHuman, renderJson } from '../tools/estimate/report.ts';
@@ -150,6 +152,21 @@ Examples:
         opts.scenario === undefined
       ) {
         cmd.error('error: nothing to estimate: give --pid, --all, --match, --scenario or dump files');
+      }
+      if (opts.calibration !== undefined && !opts.compare)
+        cmd.error('error: --calibration goes with --compare', { exitCode: 2 });
+      if (opts.compare) {
+        const why = compressorUnavailable();
+        const fail = (message: string): void => {
+          console.error(`ksmkit estimate --compare: ${message}`);
+          process.exitCode = 2;
+        };
+        if (why !== undefined) return fail(why);
+        try {
+          loadCalibration(opts.calibration);
+        } catch (e) {
+          return fail((e as Error).message);
+        }
       }
       let scenario: Scenario | undefined;
       if (opts.scenario !== undefined) {

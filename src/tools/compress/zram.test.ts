@@ -193,6 +193,47 @@ test('compressors: every page comes back; LZO-RLE announces itself; corrupt inpu
   );
 });
 
+test('estimate --compare on a dump: KSM leaves one copy of each content to zram; zswap dedup keeps one entry per content; reader threads agree', {
+  skip: skipNative,
+}, async () => {
+  const fill = random(77);
+  const text = Buffer.alloc(PAGE_BYTES);
+  text.write('{"id":1,"name":"alpha","tags":["beta","gamma"]} '.repeat(90));
+  const noise = Buffer.alloc(PAGE_BYTES);
+  fill(noise);
+  const word = Buffer.alloc(PAGE_BYTES, 0x5a);
+  // 3 copies of a text page, 2 zero pages, 1 random page, 2 pages of one repeated byte.
+  const pages = Buffer.concat([text, text, text, Buffer.alloc(2 * PAGE_BYTES), noise, word, word]);
+  const dir = mkdtempSync(join(tmpdir(), 'ksmkit-compare-'));
+  const dump = join(dir, 'pages.raw');
+  writeFileSync(dump, Buffer.concat([pages, pages]));
+  try {
+    const settings = { maxPageSharing: 256, useZeroPages: false };
+    const inline = await runEstimate({ files: [dump], compare: true, threads: 0, settings });
+    const c = inline.compare!;
+    assert.equal(c.pages, 16);
+    assert.equal(c.physicalPages, 16);
+    assert.equal(c.distinctContents, 4);
+    // One KSM page per content, and the random page alone (it has a twin in the second copy: merged too).
+    assert.equal(c.pagesAfterKsm, 4);
+    assert.equal(c.ksm.pagesFreed, 12);
+    for (const a of c.algorithms) {
+      assert.equal(a.zram.same_pages, 8, `${a.algorithm}: zero and one-byte pages are same-filled`);
+      assert.equal(a.zram.huge_pages, 2, `${a.algorithm}: the random pages are stored whole`);
+      assert.equal(a.ksmThenZram.same_pages, 2);
+      assert.equal(a.ksmThenZram.huge_pages, 1);
+      assert.equal(a.zswap.zeroFilledPages, 4);
+      assert.equal(a.zswapDedup.storedPages, 3, `${a.algorithm}: text, random, byte pages once each`);
+      assert.ok(a.compressNs > 0 && a.decompressNs > 0);
+    }
+    const threaded = await runEstimate({ files: [dump], compare: true, threads: 2, settings });
+    const strip = (r: typeof c) => r.algorithms.map(({ compressNs: _c, decompressNs: _d, ...rest }) => rest);
+    assert.deepEqual(strip(threaded.compare!), strip(c));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 function zramAvailability(): string | false {
   if (noCompressor !== undefined) return noCompressor;
   if (process.platform !== 'linux') return `needs Linux, not ${process.platform}`;
