@@ -113,7 +113,9 @@ for (const kind of kinds) {
         ['lzo-rle', 'lzo', 'lz4'].map((a) => pct(by(a).ksmThenZram.savedBytes, c)).join(' | ') +
         ` | ${pct(by('lzo').zswapDedup.savedBytes, c)} |`,
     );
-    const cpu = c.algorithms.map((a) => `${a.algorithm} ${a.compressNs.toFixed(0)}/${a.decompressNs.toFixed(0)}`);
+    const cpu = c.algorithms.map(
+      (a) => `${a.algorithm} ${a.compressNs.toFixed(0)}/${a.decompressNs.toFixed(0)}`,
+    );
     console.error(
       `${kind.name}: use_zero_pages ${report.settings.useZeroPages ? 1 : 0}; ns per page compress/decompress: ` +
         `${cpu.join(', ')}; ksmd ${c.cpu.ksmdScanNsPerPage.toFixed(0)} per page and pass, ` +
