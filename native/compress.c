@@ -22,7 +22,9 @@
  *            code; the zram test checks the sizes agree.
  *
  * Everything a call needs is thread-local: the addon is loaded in the
- * estimate's reader threads too.
+ * estimate's reader threads too. analyze() also times the compressors
+ * (CLOCK_THREAD_CPUTIME_ID around each page: a syscall's worth, some 0.2 µs,
+ * rides on every figure).
  */
 #define NAPI_VERSION 8
 #include <lz4.h>
@@ -226,6 +228,20 @@ static size_t lzo_compress(const uint8_t *in, size_t in_len, uint8_t *out, int r
   return (size_t)(op - out);
 }
 
+/* A length's extension: zero bytes worth 255 each, then a byte, added to `base`; 0 when the input ends first. */
+static int length_tail(const uint8_t **ipp, const uint8_t *ip_end, size_t base, size_t *len) {
+  const uint8_t *ip = *ipp;
+  size_t n = base;
+  while (ip < ip_end && *ip == 0) {
+    n += 255;
+    ip++;
+  }
+  if (ip >= ip_end) return 0;
+  *len = n + *ip++;
+  *ipp = ip;
+  return 1;
+}
+
 /*
  * LZO1X decompression of either bitstream, bounds-checked; returns the
  * output length, or -1 for a corrupt stream.
@@ -264,15 +280,7 @@ static long lzo_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_
     if (t < 16) {
       if (state == 0) {
         len = t;
-        if (len == 0) {
-          for (;;) {
-            NEED_IP(1);
-            if (*ip != 0) break;
-            len += 255;
-            ip++;
-          }
-          len += 15 + *ip++;
-        }
+        if (len == 0 && !length_tail(&ip, ip_end, 15, &len)) return -1;
         len += 3;
         NEED_IP(len);
         NEED_OP(len);
@@ -298,15 +306,7 @@ static long lzo_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_
       next = t & 3;
     } else if (t >= 32) {
       len = (t & 31) + 2;
-      if (len == 2) {
-        for (;;) {
-          NEED_IP(1);
-          if (*ip != 0) break;
-          len += 255;
-          ip++;
-        }
-        len += 31 + *ip++;
-      }
+      if (len == 2 && !length_tail(&ip, ip_end, 2 + 31, &len)) return -1;
       NEED_IP(2);
       size_t word = (size_t)ip[0] | ((size_t)ip[1] << 8);
       ip += 2;
@@ -327,13 +327,7 @@ static long lzo_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_
       }
       len = (t & 7) + 2;
       if (len == 2) {
-        for (;;) {
-          NEED_IP(1);
-          if (*ip != 0) break;
-          len += 255;
-          ip++;
-        }
-        len += 7 + *ip++;
+        if (!length_tail(&ip, ip_end, 2 + 7, &len)) return -1;
         NEED_IP(2);
         word = (size_t)ip[0] | ((size_t)ip[1] << 8);
       }
@@ -437,6 +431,19 @@ static int get_algo(napi_env env, napi_value v, int *algo) {
   return 1;
 }
 
+/* A new Uint8Array of the first n bytes of `out` (then freed), or `error` thrown when n < 0. */
+static napi_value bytes_result(napi_env env, uint8_t *out, long n, const char *error) {
+  napi_value result = NULL;
+  void *data;
+  napi_value ab;
+  if (n >= 0 && napi_create_arraybuffer(env, (size_t)n, &data, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_uint8_array, (size_t)n, ab, 0, &result) == napi_ok)
+    memcpy(data, out, (size_t)n);
+  free(out);
+  if (n < 0) return throw_msg(env, error);
+  return result;
+}
+
 /* compress(algo, src: Uint8Array): Uint8Array */
 static napi_value js_compress(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -451,16 +458,7 @@ static napi_value js_compress(napi_env env, napi_callback_info info) {
   size_t cap = len + len / 16 + 64 + 3;
   uint8_t *out = malloc(cap);
   if (out == NULL) return throw_msg(env, "compress: out of memory");
-  long n = compress_one(algo, src, len, out, cap);
-  napi_value result = NULL;
-  void *data;
-  napi_value ab;
-  if (n >= 0 && napi_create_arraybuffer(env, (size_t)n, &data, &ab) == napi_ok &&
-      napi_create_typedarray(env, napi_uint8_array, (size_t)n, ab, 0, &result) == napi_ok)
-    memcpy(data, out, (size_t)n);
-  free(out);
-  if (n < 0) return throw_msg(env, "compress: the compressor failed");
-  return result;
+  return bytes_result(env, out, compress_one(algo, src, len, out, cap), "compress: the compressor failed");
 }
 
 /* decompress(algo, src: Uint8Array, outBytes): Uint8Array; throws on a corrupt stream. */
@@ -477,16 +475,7 @@ static napi_value js_decompress(napi_env env, napi_callback_info info) {
     return throw_msg(env, "decompress(algo, src: Uint8Array, outBytes)");
   uint8_t *out = malloc((size_t)cap + 1);
   if (out == NULL) return throw_msg(env, "decompress: out of memory");
-  long n = decompress_one(algo, src, len, out, (size_t)cap);
-  napi_value result = NULL;
-  void *data;
-  napi_value ab;
-  if (n >= 0 && napi_create_arraybuffer(env, (size_t)n, &data, &ab) == napi_ok &&
-      napi_create_typedarray(env, napi_uint8_array, (size_t)n, ab, 0, &result) == napi_ok)
-    memcpy(data, out, (size_t)n);
-  free(out);
-  if (n < 0) return throw_msg(env, "decompress: corrupt input");
-  return result;
+  return bytes_result(env, out, decompress_one(algo, src, len, out, (size_t)cap), "decompress: corrupt input");
 }
 
 /* Page flags written by analyze(). */
@@ -586,61 +575,11 @@ static napi_value js_analyze(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * measure(algo, src: Uint8Array, rounds): [compressNs, decompressNs] per page,
- * CPU time of this thread (not wall time: other work on the machine does not
- * count), over `rounds` passes of every page of src.
- */
-static napi_value js_measure(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int algo;
-  uint8_t *src;
-  size_t len;
-  int32_t rounds;
-  if (argc < 3 || !get_algo(env, argv[0], &algo) || !get_bytes(env, argv[1], &src, &len) ||
-      napi_get_value_int32(env, argv[2], &rounds) != napi_ok || rounds <= 0)
-    return throw_msg(env, "measure(algo, src: Uint8Array, rounds)");
-  size_t pages = len / PAGE_BYTES;
-  if (pages == 0 || len % PAGE_BYTES != 0) return throw_msg(env, "measure: src must be whole pages");
-  uint8_t *packed = malloc(pages * OUT_BYTES);
-  size_t *sizes = malloc(pages * sizeof(size_t));
-  uint8_t page[PAGE_BYTES];
-  if (packed == NULL || sizes == NULL) {
-    free(packed);
-    free(sizes);
-    return throw_msg(env, "measure: out of memory");
-  }
-  double t0 = thread_ns();
-  for (int r = 0; r < rounds; r++)
-    for (size_t i = 0; i < pages; i++)
-      sizes[i] = (size_t)compress_one(algo, src + i * PAGE_BYTES, PAGE_BYTES, packed + i * OUT_BYTES, OUT_BYTES);
-  double t1 = thread_ns();
-  long bad = 0;
-  for (int r = 0; r < rounds; r++)
-    for (size_t i = 0; i < pages; i++)
-      if (decompress_one(algo, packed + i * OUT_BYTES, sizes[i], page, PAGE_BYTES) != PAGE_BYTES) bad++;
-  double t2 = thread_ns();
-  free(packed);
-  free(sizes);
-  if (bad > 0) return throw_msg(env, "measure: a page did not decompress to itself");
-  napi_value result, c, d;
-  double n = (double)pages * rounds;
-  CHECK(napi_create_array_with_length(env, 2, &result));
-  CHECK(napi_create_double(env, (t1 - t0) / n, &c));
-  CHECK(napi_create_double(env, (t2 - t1) / n, &d));
-  CHECK(napi_set_element(env, result, 0, c));
-  CHECK(napi_set_element(env, result, 1, d));
-  return result;
-}
-
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"compress", NULL, js_compress, NULL, NULL, NULL, napi_default, NULL},
       {"decompress", NULL, js_decompress, NULL, NULL, NULL, napi_default, NULL},
       {"analyze", NULL, js_analyze, NULL, NULL, NULL, napi_default, NULL},
-      {"measure", NULL, js_measure, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -31,7 +31,6 @@ interface Addon {
   compress(algo: number, src: Uint8Array): Uint8Array;
   decompress(algo: number, src: Uint8Array, outBytes: number): Uint8Array;
   analyze(src: Uint8Array, out: Int32Array, timing?: Float64Array): void;
-  measure(algo: number, src: Uint8Array, rounds: number): [number, number];
 }
 
 const ADDON_PATH = fileURLToPath(new URL('../../../native/build/ksmkit-compress.node', import.meta.url));
@@ -81,14 +80,4 @@ export const TIMING_ENTRIES = 4 * ALGORITHMS.length;
  */
 export function analyzePages(pages: Uint8Array, out: Int32Array, timing?: Float64Array): void {
   load().analyze(pages, out, timing);
-}
-
-/** CPU ns per page (this thread's CPU time) to compress and to decompress every page of `pages`. */
-export function measure(
-  algorithm: Algorithm,
-  pages: Uint8Array,
-  rounds: number,
-): { compressNs: number; decompressNs: number } {
-  const [compressNs, decompressNs] = load().measure(indexOf(algorithm), pages, rounds);
-  return { compressNs, decompressNs };
 }

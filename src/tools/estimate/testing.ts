@@ -73,6 +73,18 @@ function killGroup(child: ChildProcess): void {
   child.stderr?.destroy();
 }
 
+/** SIGKILL to every pid, at once and synchronously (a SysfsGuard's onBeforeRestore runs on signal and exit paths). */
+export function killNow(started: readonly Started[]): void {
+  for (const s of started)
+    for (const pid of s.pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+}
+
 /** Kills every pid and the process groups (SIGKILL) and waits for the direct children to be gone. */
 export async function stopAll(started: readonly Started[]): Promise<void> {
   for (const s of started) {

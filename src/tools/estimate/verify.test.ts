@@ -17,6 +17,7 @@ import { runEstimate } from './estimate.ts';
 import { readKsmStat } from './proc-source.ts';
 import { renderHuman } from './report.ts';
 import {
+  killNow,
   prepareKsmd,
   python3,
   pythonWorkload,
@@ -55,17 +56,7 @@ interface Case {
 async function compareWithKernel(t: TestContext, c: Case): Promise<void> {
   const guard = await SysfsGuard.acquire({ lockTimeoutMs: 600_000 });
   const started: Started[] = [];
-  const killAll = (): void => {
-    for (const s of started) {
-      for (const pid of s.pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
-    }
-  };
+  const killAll = (): void => killNow(started);
   // Synchronous, so that it also runs on the guard's signal and exit paths.
   guard.onBeforeRestore(killAll);
   try {
