@@ -14,7 +14,9 @@
  * layer keeps them as one bit (swap_writeout(): is_folio_zero_filled() →
  * the swap zeromap); other same-filled pages are compressed like any page
  * (zswap dropped its own same-filled handling in 6.12); a page that does not
- * compress below PAGE_SIZE is stored as it is. The pool is zsmalloc too.
+ * compress below PAGE_SIZE is stored as it is (zswap_compress(): dlen =
+ * PAGE_SIZE, unless the memcg's memory.zswap.writeback is 0, when it is
+ * rejected and stays resident: not modelled). The pool is zsmalloc too.
  * The proposed zswap deduplication keeps one entry per distinct content.
  */
 import { PAGE_BYTES } from '../estimate/model.ts';
