@@ -52,6 +52,14 @@ function selected(text: string): string {
   return m[1]!;
 }
 
+/** The algorithms /sys/block/DEVICE/comp_algorithm lists (throws where there is no such device). */
+export function offeredAlgorithms(device = 'zram0'): string[] {
+  return readFileSync(`/sys/block/${device}/comp_algorithm`, 'utf8')
+    .replace(/[[\]]/g, '')
+    .trim()
+    .split(/\s+/);
+}
+
 export class ZramGuard implements ExitRestorer {
   private released = false;
   private readonly dir: string;
@@ -94,7 +102,7 @@ export class ZramGuard implements ExitRestorer {
 
   /** The algorithms this kernel's zram offers, in its own order. */
   algorithms(): string[] {
-    return readFileSync(`${this.dir}/comp_algorithm`, 'utf8').replace(/[[\]]/g, '').trim().split(/\s+/);
+    return offeredAlgorithms(this.device);
   }
 
   /**

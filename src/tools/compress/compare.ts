@@ -44,6 +44,8 @@ export interface CompareInput {
   readonly freedMappings: Float64Array;
   readonly ksm: KsmOutcome;
   readonly ksmd: KsmdCost;
+  /** What this kernel's zram offers (/sys/block/zram0/comp_algorithm); undefined: no zram here, show all three. */
+  readonly offered?: readonly string[];
 }
 
 export interface AlgorithmFigures {
@@ -78,6 +80,8 @@ export interface CompareReport {
     readonly source: string;
   };
   readonly fidelity: Readonly<Record<Algorithm, string>>;
+  /** Algorithms this kernel's zram offers that ksmkit does not model (zstd, deflate, 842, lz4hc). */
+  readonly notModelled: readonly string[];
 }
 
 export function compareCompression(input: CompareInput): CompareReport {
@@ -108,22 +112,26 @@ export function compareCompression(input: CompareInput): CompareReport {
   const ksmSaved = input.ksm.general_profit;
   const zramSaving = (s: MmStat): number => s.orig_data_size - s.mem_used_total;
   const zswapSaving = (s: ZswapStat, swappedPages: number): number => swappedPages * PAGE_BYTES - s.poolBytes;
-  const algorithms = ALGORITHMS.map((algorithm, a): AlgorithmFigures => {
+  const shown = (a: Algorithm): boolean => input.offered === undefined || input.offered.includes(a);
+  const algorithms = ALGORITHMS.flatMap((algorithm, a): AlgorithmFigures[] => {
+    if (!shown(algorithm)) return [];
     const z = zram[a]!.mmStat();
     const w = zswap[a]!.stat();
     const d = dedup[a]!.stat();
     const k = after[a]!.mmStat();
     const cpu = tally.nsPerPage(a);
-    return {
-      algorithm,
-      zram: { ...z, savedBytes: zramSaving(z) },
-      zswap: { ...w, savedBytes: zswapSaving(w, w.pages) },
-      // Every physical page leaves RAM; the pool holds one copy per content.
-      zswapDedup: { ...d, savedBytes: zswapSaving(d, physicalPages) },
-      ksmThenZram: { ...k, savedBytes: ksmSaved + zramSaving(k) },
-      compressNs: cpu.compressNs,
-      decompressNs: cpu.decompressNs,
-    };
+    return [
+      {
+        algorithm,
+        zram: { ...z, savedBytes: zramSaving(z) },
+        zswap: { ...w, savedBytes: zswapSaving(w, w.pages) },
+        // Every physical page leaves RAM; the pool holds one copy per content.
+        zswapDedup: { ...d, savedBytes: zswapSaving(d, physicalPages) },
+        ksmThenZram: { ...k, savedBytes: ksmSaved + zramSaving(k) },
+        compressNs: cpu.compressNs,
+        decompressNs: cpu.decompressNs,
+      },
+    ];
   });
   const { ksmd } = input;
   const depth = Math.ceil(Math.log2(Math.max(2, tally.contentCount)));
@@ -141,5 +149,6 @@ export function compareCompression(input: CompareInput): CompareReport {
       source: ksmd.source,
     },
     fidelity: FIDELITY,
+    notModelled: (input.offered ?? []).filter((o) => !(ALGORITHMS as readonly string[]).includes(o)),
   };
 }

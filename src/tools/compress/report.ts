@@ -2,7 +2,6 @@
 import Table from 'cli-table3';
 import { PAGE_BYTES } from '../estimate/model.ts';
 import type { CompareReport } from './compare.ts';
-import { ALGORITHMS } from './native.ts';
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
@@ -99,6 +98,8 @@ export function renderCompare(c: CompareReport, color = false): string[] {
       '. ksmd pays its scan cost on every pass for as long as it runs; a page is compressed once per swap-out.',
   );
   out.push('  Where the compressors can differ from the kernel’s:');
-  for (const a of ALGORITHMS) out.push(`    ${a}: ${c.fidelity[a]}`);
+  for (const a of c.algorithms) out.push(`    ${a.algorithm}: ${c.fidelity[a.algorithm]}`);
+  if (c.notModelled.length > 0)
+    out.push(`  This kernel's zram also offers ${c.notModelled.join(', ')}: not modelled.`);
   return out;
 }

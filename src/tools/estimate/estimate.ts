@@ -5,6 +5,7 @@
  * item cost, the two-pass merge and ksmd's batching).
  */
 import { basename } from 'node:path';
+import { offeredAlgorithms } from '../../backend/kernel/zram-guard.ts';
 import { ContentCompression, DEFAULT_COMPRESSIBILITY } from '../../simulate/compression.ts';
 import { loadCalibration } from '../../simulate/cost.ts';
 import type { Scenario } from '../../simulate/scenario.ts';
@@ -337,6 +338,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
             ...calibration.figures,
             source: `${calibration.method}, ${calibration.measuredOn}`,
           },
+          ...zramOffers(),
         })
       : undefined;
   const time = estimateTime({
@@ -359,6 +361,15 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     ...(compareReport !== undefined ? { compare: compareReport } : {}),
     notes: [...settings.notes, ...notes],
   };
+}
+
+/** The algorithms /sys/block/zram0/comp_algorithm lists, when this machine has zram. */
+function zramOffers(): { offered?: string[] } {
+  try {
+    return { offered: offeredAlgorithms() };
+  } catch {
+    return {};
+  }
 }
 
 /** The program name and its first arguments, short enough for a table. */
