@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
+import { ContentCompression, compressionLines, DEFAULT_COMPRESSIBILITY } from '../simulate/compression.ts';
 import { loadCalibration } from '../simulate/cost.ts';
 import type { EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
@@ -45,6 +46,7 @@ import {
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { compressorUnavailable } from '../tools/compress/native.ts';
 import { parseKsmtunedConf } from '../tuner/ksmtuned.ts';
 import { DEFAULT_TUNER_OPTIONS, type TunerOptions } from '../tuner/policies.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
@@ -98,6 +100,8 @@ export interface SimulateOptions {
   readonly maxCpu?: string;
   /** The ksmtuned tuner's configuration file (parsed, never run). */
   readonly ksmtunedConfig?: string;
+  /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
+  readonly compression?: boolean;
 }
 
 export interface SimulateIo {
@@ -136,6 +140,8 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
     s = scaleScenario(s, factor);
   }
   if (options.seed !== undefined) s = { ...s, seed: options.seed };
+  if (options.compression === true && s.compression === undefined)
+    s = { ...s, compression: DEFAULT_COMPRESSIBILITY };
   return s;
 }
 
@@ -203,6 +209,19 @@ export async function simulateCommand(
     io.err(`ksmkit simulate: ${(e as Error).message}`);
     return EXIT_INVALID;
   }
+  let compression: ContentCompression | undefined;
+  if (scenario.compression !== undefined) {
+    if (options.backend === 'kernel') {
+      io.err('ksmkit simulate: compression figures come from the engine only; use --backend sim');
+      return EXIT_INVALID;
+    }
+    const why = compressorUnavailable();
+    if (why !== undefined) {
+      io.err(`ksmkit simulate: compression figures: ${why}`);
+      return EXIT_INVALID;
+    }
+    compression = new ContentCompression(scenario.compression);
+  }
   const json = options.json === true;
   const sweep = specs.length > 1;
   const tuners = specs.some((s) => s.tuner !== undefined);
@@ -230,6 +249,7 @@ export async function simulateCommand(
       results = runSweep(scenario, specs, calibration.figures, {
         ...(options.fastForward === false ? { fastForward: false } : {}),
         ...(policy === undefined ? {} : { policy }),
+        ...(compression === undefined ? {} : { compression }),
         onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
         onSample: (index, sample, fraction) => {
           if (json) io.out(sampleJson(specs[index]!.label, sample));
@@ -270,6 +290,7 @@ export async function simulateCommand(
           ? sweepTable(results, color)
           : summaryTable(results[0]!, color),
     );
+    if (compression !== undefined) for (const line of compressionLines(results)) io.out(line);
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -389,6 +410,12 @@ export function registerSimulate(program: Command): void {
     .option('--target-scan-time <time>', 'objective and advisor tuners: target full-scan time (default 2min)')
     .option('--max-cpu <percent>', 'objective and advisor tuners: ksmd CPU budget (default 10%)')
     .option('--ksmtuned-config <file>', 'the ksmtuned tuner: a ksmtuned.conf (parsed, never run)')
+    .option(
+      '--compression',
+      'zram’s figures (each algorithm, and KSM then zram) beside KSM’s over time, also in --report; ' +
+        'the scenario’s compression: block says how well its pages compress',
+      false,
+    )
     .option('--no-progress', 'no progress bar')
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };

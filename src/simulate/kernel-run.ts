@@ -15,11 +15,10 @@
  * small scenarios: every page crosses a socket, and the run lasts its
  * duration in real time.
  */
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
 import { readKsm, readKsmNumber, writeKsm } from '../backend/kernel/ksm-sysfs.ts';
-import { findKsmdPid } from '../backend/kernel/proc-inspect.ts';
+import { readKsmdCpuNs as ksmdCpuNs, findKsmdPid as ksmdPid } from '../backend/kernel/ksmd-thread.ts';
 import { AddressLayout } from '../workload/layout.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, valuePage } from './content.ts';
@@ -29,17 +28,7 @@ import type { GroupModel, Scenario } from './scenario.ts';
 const PAGE_BYTES = 4096;
 const REGION = 'ram';
 
-/** The ksmd kernel thread's pid. */
-export function ksmdPid(): number {
-  const pid = findKsmdPid();
-  if (pid === undefined) throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
-  return pid;
-}
-
-/** ksmd's CPU time so far in ns (/proc/PID/schedstat: time on CPU). */
-export function ksmdCpuNs(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
-}
+export { findKsmdPid as ksmdPid, readKsmdCpuNs as ksmdCpuNs } from '../backend/kernel/ksmd-thread.ts';
 
 export interface KernelRunOptions {
   readonly settings?: readonly SysfsSetting[];

@@ -16,6 +16,7 @@ import {
 } from '../tuner/policies.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
+import type { ContentCompression } from './compression.ts';
 import type { CostFigures } from './cost.ts';
 import { type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
@@ -127,7 +128,11 @@ export function runSweep(
   scenario: Scenario,
   specs: readonly RunSpec[],
   figures: CostFigures,
-  options: { readonly fastForward?: boolean; readonly policy?: PolicyConfig } & SweepCallbacks = {},
+  options: {
+    readonly fastForward?: boolean;
+    readonly policy?: PolicyConfig;
+    readonly compression?: ContentCompression;
+  } & SweepCallbacks = {},
 ): RunResult[] {
   const results: RunResult[] = [];
   specs.forEach((spec, index) => {
@@ -143,6 +148,7 @@ export function runSweep(
         : {
             tuner: { tuner: makeTuner(spec.tuner.policy, spec.tuner.options), cowGuard: spec.tuner.cowGuard },
           }),
+      ...(options.compression === undefined ? {} : { compression: options.compression }),
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),

@@ -72,7 +72,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readKsm, readKsmNumber, selectedWord, writeKsmOrThrow } from './ksm-sysfs.ts';
-import { findKsmdPid } from './proc-inspect.ts';
+import { findKsmdPid } from './ksmd-thread.ts';
 
 const SLEEP_MS_A = 3_600_000;
 const SLEEP_MS_B = 3_600_001;
@@ -91,13 +91,6 @@ interface KsmdSample {
   readonly voluntarySwitches: number;
 }
 
-/** Finds the ksmd kernel thread: comm "ksmd", child of kthreadd (pid 2). */
-function ksmdPidOrThrow(): number {
-  const pid = findKsmdPid();
-  if (pid === undefined) throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
-  return pid;
-}
-
 export class KsmdStepper {
   private readonly ksmdPid: number;
   private readonly passTimeoutMs: number;
@@ -105,7 +98,7 @@ export class KsmdStepper {
   private expectedFullScans: number;
 
   constructor(options: KsmdStepperOptions = {}) {
-    this.ksmdPid = ksmdPidOrThrow();
+    this.ksmdPid = findKsmdPid();
     this.passTimeoutMs = options.passTimeoutMs ?? 120_000;
     this.expectedFullScans = readKsmNumber('full_scans');
   }

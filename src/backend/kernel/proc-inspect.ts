@@ -4,8 +4,7 @@
  * (/proc/PID/pagemap, PFNs visible to CAP_SYS_ADMIN only). For tests and tools
  * that check what the kernel backend's agents really did.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { PAGE_SIZE_BYTES } from '../backend.ts';
 
 /** One VMA of /proc/PID/smaps. */
@@ -64,19 +63,4 @@ export function readPfns(pid: number, address: number, pageCount: number): Array
     pfns.push(present === 1n ? Number(entry & ((1n << 55n) - 1n)) : undefined);
   }
   return pfns;
-}
-
-/** The ksmd kernel thread's pid (comm "ksmd", child of kthreadd), or undefined when `procDir` shows none (another pid namespace). */
-export function findKsmdPid(procDir = '/proc'): number | undefined {
-  for (const entry of readdirSync(procDir)) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(join(procDir, entry, 'stat'), 'latin1');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'ksmd') continue;
-      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === '2') return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return undefined;
 }

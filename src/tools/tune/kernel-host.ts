@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoNameOf } from '../../backend/kernel/ksm-sysfs.ts';
-import { findKsmdPid } from '../../backend/kernel/proc-inspect.ts';
+import { findKsmdPid, readKsmdCpuNs } from '../../backend/kernel/ksmd-thread.ts';
 import { KSM_SYSFS_DIR } from '../../surface/sysfs.ts';
 import type { KsmSettingsChange, KsmState, MemInfoKb, TunerInputs } from '../../tuner/inputs.ts';
 import type { TunerHost } from '../../tuner/loop.ts';
@@ -71,7 +71,12 @@ export class KernelTunerHost implements TunerHost {
   private readonly startedAt = performance.now();
 
   constructor(readonly sources: KernelHostSources = KERNEL_HOST_SOURCES) {
-    this.ksmdPid = findKsmdPid(sources.procDir);
+    try {
+      this.ksmdPid = findKsmdPid(sources.procDir);
+    } catch {
+      // No ksmd in this /proc (another pid namespace, a test directory): its CPU reads as 0.
+      this.ksmdPid = undefined;
+    }
   }
 
   observe(): TunerInputs {
@@ -88,9 +93,7 @@ export class KernelTunerHost implements TunerHost {
   private ksmdCpuNs(): number {
     if (this.ksmdPid === undefined) return 0;
     try {
-      return Number(
-        readFileSync(join(this.sources.procDir, String(this.ksmdPid), 'schedstat'), 'latin1').split(' ')[0],
-      );
+      return readKsmdCpuNs(this.ksmdPid, this.sources.procDir);
     } catch {
       this.ksmdPid = undefined;
       return 0;
