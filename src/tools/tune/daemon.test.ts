@@ -169,7 +169,7 @@ test('tune daemon: SIGUSR1 retunes, SIGHUP rereads, one instance, SIGTERM restor
     );
     assert.deepEqual([read('run'), read('pages_to_scan'), read('sleep_millisecs')], ['0', '100', '20']);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 });
 
@@ -200,6 +200,6 @@ test('tune: a conf line that is not a plain assignment is refused (exit 2), noth
     assert.equal(existsSync(marker), false);
     assert.equal(readFileSync(join(sysfs, 'run'), 'latin1').trim(), '0');
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 });
