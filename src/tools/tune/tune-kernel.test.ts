@@ -108,7 +108,7 @@ async function measureFullScans(windowMs: number): Promise<{ perScanS: number; s
 }
 
 async function stopWith(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  const exited = once(child, 'exit');
+  const exited = once(child, 'close');
   child.kill(signal);
   const [code] = (await exited) as [number | null];
   return code;
