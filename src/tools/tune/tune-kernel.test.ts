@@ -92,7 +92,11 @@ function startDaemon(lockFile: string): { child: ChildProcess; lines: string[] }
   ]);
 }
 
-/** Seconds per full scan over `windowMs`, from the moments full_scans moved (polled every 10 ms). */
+/**
+ * Seconds per full scan over `windowMs`, from the moments full_scans moved (polled every 10 ms). With
+ * smart_scan on, one pass is shorter than the next (pages skipped in a cycle): the window holds about
+ * eight passes, as the daemon's own estimate averages several.
+ */
 async function measureFullScans(windowMs: number): Promise<{ perScanS: number; scans: number }> {
   const moves: number[] = [];
   let last = readKsmNumber('full_scans');
@@ -131,7 +135,7 @@ test(`kernel: tune --policy objective brings a full scan within 20% of ${TARGET_
         await sleep(20_000); // converge
         const cpu0 = ksmdCpuNs(ksmd);
         const t0 = performance.now();
-        const scans = await measureFullScans(12_000);
+        const scans = await measureFullScans(24_000);
         const cpuPercent = ((ksmdCpuNs(ksmd) - cpu0) / 1e6 / (performance.now() - t0)) * 100;
         const error = Math.abs(scans.perScanS - TARGET_S) / TARGET_S;
         assert.ok(
