@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** ksmkit: the command line. */
 import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
+import { machineMemory, memoryRefusal } from '../simulate/footprint.ts';
 import { registerAudit } from './audit.ts';
 import { registerCalibrate } from './calibrate.ts';
-import { runDemo } from './demo.ts';
+import { demoMemoryNeed, runDemo } from './demo.ts';
 import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
+import { applyExitConvention, EXIT_FAILED, EXIT_USAGE, errorLine, messageOf } from './exit.ts';
 import { registerFuzz } from './fuzz.ts';
 import { registerPolicies } from './policies.ts';
 import { registerProbe } from './probe.ts';
@@ -30,7 +32,15 @@ program
   .description('a short run of the KSM engine on simulated guests cloned from one image')
   .option('--guests <n>', 'number of guests', positiveInt, 8)
   .option('--guest-mib <n>', 'memory per guest in MiB', positiveInt, 16)
-  .action((opts) => runDemo({ guests: opts.guests, guestMiB: opts.guestMib, write: (l) => console.log(l) }));
+  .action((opts) => {
+    const refusal = memoryRefusal(demoMemoryNeed(opts.guests, opts.guestMib), machineMemory());
+    if (refusal !== undefined) {
+      console.error(errorLine('demo', refusal));
+      process.exitCode = EXIT_USAGE;
+      return;
+    }
+    runDemo({ guests: opts.guests, guestMiB: opts.guestMib, write: (l) => console.log(l) });
+  });
 
 const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
 
@@ -73,4 +83,15 @@ registerPolicies(program);
 registerCalibrate(program);
 registerProbe(program);
 
-await program.parseAsync(process.argv);
+applyExitConvention(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // A failure no command turned into a sentence: still one line, the stack only when asked for.
+  const command = program.args[0] ?? '';
+  console.error(errorLine(command, messageOf(e)));
+  if (process.env.KSMKIT_DEBUG !== undefined && e instanceof Error) console.error(e.stack);
+  else console.error('(KSMKIT_DEBUG=1 shows where)');
+  process.exitCode = EXIT_FAILED;
+}

@@ -4,13 +4,14 @@
  * a file), live, then prints the summary (or, with a sweep, one row per
  * setting) and optionally JSON lines and an HTML report.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
 import { loadCalibration } from '../simulate/cost.ts';
 import type { EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
+import { fittingScale, machineMemory, memoryRefusal, runMemoryNeed } from '../simulate/footprint.ts';
 import {
   describeSummaryLine,
   publishedLines,
@@ -20,7 +21,13 @@ import {
   sweepTable,
 } from '../simulate/format.ts';
 import { runOnKernel } from '../simulate/kernel-run.ts';
-import { builtIn, builtInNames, builtInPath, DEFAULT_SCENARIO } from '../simulate/library.ts';
+import {
+  builtIn,
+  builtInNames,
+  builtInNamesClosestTo,
+  builtInPath,
+  DEFAULT_SCENARIO,
+} from '../simulate/library.ts';
 import { LiveView } from '../simulate/live.ts';
 import { renderReport } from '../simulate/report.ts';
 import {
@@ -39,11 +46,16 @@ import {
   parseSetOption,
   type RunResult,
   type RunSpec,
+  rescueSpecs,
   runSweep,
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { decide, isOverForMinutes } from '../simulate/verdict.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorLine, messageOf, UsageError } from './exit.ts';
+import { checkOutputPath } from './output-path.ts';
+import { progressWanted, stdoutColor, stdoutWidth } from './terminal.ts';
 
 export interface SimulateOptions {
   readonly set?: readonly string[];
@@ -57,7 +69,10 @@ export interface SimulateOptions {
   readonly report?: string;
   readonly backend?: 'sim' | 'kernel';
   readonly force?: boolean;
+  /** true: progress lines even when stderr is not a terminal; false: none; default: on a terminal. */
   readonly progress?: boolean;
+  /** false: no pages_to_scan runs for the verdict when the guests are over the host's memory. */
+  readonly verdictSweep?: boolean;
   readonly list?: boolean;
   readonly color?: boolean;
   /** A merging policy (parsePolicy's names), or "all" for the policy table. */
@@ -69,24 +84,26 @@ export interface SimulateIo {
   readonly err: (line: string) => void;
 }
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_INVALID = 2;
-
-/** The scenario named on the command line (a built-in name or a file). Throws ScenarioError. */
+/** The scenario named on the command line (a built-in name or a file). Throws ScenarioError or UsageError. */
 export async function resolveScenario(arg: string | undefined): Promise<Scenario> {
   const name = arg ?? DEFAULT_SCENARIO;
   if (builtInPath(name) !== undefined) return builtIn(name);
+  if (!existsSync(name)) {
+    throw new UsageError(
+      `${JSON.stringify(name)} is neither a built-in scenario nor a file; built in: ` +
+        `${builtInNamesClosestTo(name).join(', ')} (ksmkit simulate --list describes them)`,
+    );
+  }
   return loadScenario(name);
 }
 
-/** The scenario with the command line's changes (duration, scale, seed). Throws a one-line Error. */
+/** The scenario with the command line's changes (duration, scale, seed). Throws a UsageError. */
 export function applyOverrides(scenario: Scenario, options: SimulateOptions): Scenario {
   let s = scenario;
   if (options.duration !== undefined) {
     const ms = parseDurationMs(options.duration);
     if (ms === undefined || ms <= 0)
-      throw new Error(`--duration ${options.duration}: expected a duration such as 30min`);
+      throw new UsageError(`--duration ${options.duration}: expected a duration such as 30min`);
     s = {
       ...s,
       durationMs: ms,
@@ -95,12 +112,51 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
   }
   if (options.scale !== undefined) {
     const factor = parseScale(options.scale, s);
-    if (factor === undefined)
-      throw new Error(`--scale ${options.scale}: expected a factor (4) or a guest memory size (64GiB)`);
-    s = scaleScenario(s, factor);
+    if (factor === undefined || !Number.isFinite(factor))
+      throw new UsageError(`--scale ${options.scale}: expected a factor (4) or a guest memory size (64GiB)`);
+    const scaled = scaleScenario(s, factor);
+    // The title and the intro say what was run, not what the file describes.
+    const what =
+      `scaled ×${Number(factor.toPrecision(3))} by --scale ${options.scale}: ${guestCount(scaled)} guests, ` +
+      `${formatBytes(totalGuestPages(scaled) * 4096)} of guest memory on a host of ${formatBytes(scaled.host.memoryBytes)}`;
+    s = {
+      ...scaled,
+      title: `${s.title}, ${what}`,
+      description: `${what[0]!.toUpperCase()}${what.slice(1)}. ${s.description}`,
+    };
   }
   if (options.seed !== undefined) s = { ...s, seed: options.seed };
   return s;
+}
+
+interface Prepared {
+  readonly scenario: Scenario;
+  readonly specs: RunSpec[];
+  readonly policy: PolicyConfig | undefined;
+  readonly calibration: ReturnType<typeof loadCalibration>;
+}
+
+/** Everything checked before any work: output path, scenario, settings, calibration, memory. Throws. */
+async function prepare(scenarioArg: string | undefined, options: SimulateOptions): Promise<Prepared> {
+  if (options.report !== undefined) checkOutputPath('--report', options.report);
+  let policy: PolicyConfig | undefined;
+  if (options.policy !== undefined) {
+    policy = parsePolicy(options.policy);
+    if (options.backend === 'kernel')
+      throw new UsageError(
+        `--policy ${options.policy}: policies exist only in the engine; use --backend sim`,
+      );
+  }
+  const scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+  const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
+  const specs = expandRuns(axes, options.advisor ?? false, scenario.ksm);
+  const calibration = loadCalibration(options.calibration);
+  const need = runMemoryNeed(scenario, options.backend ?? 'sim');
+  const machine = machineMemory();
+  const scale = fittingScale(need, machine);
+  const refusal = memoryRefusal(need, machine, scale === undefined ? '' : `; --scale ${scale} would fit`);
+  if (refusal !== undefined) throw new UsageError(refusal);
+  return { scenario, specs, policy, calibration };
 }
 
 /** The whole command; returns the exit status. */
@@ -129,38 +185,24 @@ export async function simulateCommand(
       io,
     );
   }
-  const color = options.color ?? (process.stdout.isTTY === true && !options.json);
-  let scenario: Scenario;
-  let specs: RunSpec[];
-  let policy: PolicyConfig | undefined;
+  const json = options.json === true;
+  const color = options.color ?? (!json && stdoutColor());
+  const c = pc.createColors(color);
+  let prepared: Prepared;
   try {
-    if (options.policy !== undefined) {
-      policy = parsePolicy(options.policy);
-      if (options.backend === 'kernel')
-        throw new Error(`--policy ${options.policy}: policies exist only in the engine; use --backend sim`);
-    }
-    scenario = applyOverrides(await resolveScenario(scenarioArg), options);
-    const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
-    specs = expandRuns(axes, options.advisor ?? false);
+    prepared = await prepare(scenarioArg, options);
   } catch (e) {
     if (e instanceof ScenarioError) {
       for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
-      return EXIT_INVALID;
+      return EXIT_USAGE;
     }
-    io.err(`ksmkit simulate: ${(e as Error).message}`);
-    return EXIT_INVALID;
+    io.err(errorLine('simulate', messageOf(e)));
+    return EXIT_USAGE;
   }
-  let calibration: ReturnType<typeof loadCalibration>;
-  try {
-    calibration = loadCalibration(options.calibration);
-  } catch (e) {
-    io.err(`ksmkit simulate: ${(e as Error).message}`);
-    return EXIT_INVALID;
-  }
-  const json = options.json === true;
+  const { scenario, specs, policy, calibration } = prepared;
   const sweep = specs.length > 1;
   if (!json) {
-    io.out(pc.bold(`ksmkit simulate: ${scenario.title}`));
+    io.out(c.bold(`ksmkit simulate: ${scenario.title}`));
     io.out(
       `${guestCount(scenario)} guests, ${formatBytes(totalGuestPages(scenario) * 4096)} of guest memory on a host of ` +
         `${formatBytes(scenario.host.memoryBytes)}; ${formatDuration(scenario.durationMs)} of virtual time` +
@@ -170,19 +212,23 @@ export async function simulateCommand(
     if (policy !== undefined) io.out(`Policy: ${describePolicy(policy)}.`);
   }
   const live = new LiveView({
-    progress: options.progress ?? true,
+    progress: progressWanted(options.progress),
     rows: !json && !sweep,
     rowsPerRun: 16,
     out: io.out,
   });
+  const engineOptions = {
+    ...(options.fastForward === false ? { fastForward: false } : {}),
+    ...(policy === undefined ? {} : { policy }),
+  };
   let results: RunResult[];
+  let rescue: RunResult[] = [];
   try {
     if (options.backend === 'kernel') {
       results = await runKernelSpecs(scenario, specs, calibration.figures, options, live, json, io);
     } else {
       results = runSweep(scenario, specs, calibration.figures, {
-        ...(options.fastForward === false ? { fastForward: false } : {}),
-        ...(policy === undefined ? {} : { policy }),
+        ...engineOptions,
         onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
         onSample: (index, sample, fraction) => {
           if (json) io.out(sampleJson(specs[index]!.label, sample));
@@ -193,30 +239,50 @@ export async function simulateCommand(
           else if (sweep) live.line(describeSummaryLine(result.spec.label, result.summary));
         },
       });
+      const base = results[0]!;
+      if (!json && !sweep && options.verdictSweep !== false && isOverForMinutes(base.summary)) {
+        live.stop();
+        io.out('');
+        io.out(
+          `Over the host's memory for ${formatDuration(base.summary.overcommittedMs)} at ${base.spec.label}: ` +
+            'trying higher pages_to_scan for the verdict (--no-verdict-sweep skips this).',
+        );
+        rescue = rescueRuns(scenario, base, calibration.figures, engineOptions, live, io);
+      }
     }
   } catch (e) {
     live.stop();
     if (e instanceof SettingError) {
-      io.err(`ksmkit simulate: ${e.message}`);
-      return EXIT_INVALID;
+      io.err(errorLine('simulate', e.message));
+      return EXIT_USAGE;
     }
-    if (options.backend === 'kernel') {
-      io.err(`ksmkit simulate: ${(e as Error).message}`);
-      return EXIT_FAILED;
-    }
-    throw e;
+    io.err(errorLine('simulate', messageOf(e)));
+    return EXIT_FAILED;
   }
   live.stop();
+  const verdict = decide({
+    results,
+    rescue,
+    ...(options.backend === 'kernel' || sweep
+      ? {}
+      : {
+          sweepCommand: `ksmkit simulate ${scenarioArg ?? DEFAULT_SCENARIO} --set pages_to_scan=100,1000,4000`,
+        }),
+  });
   if (!json) {
     for (const r of results)
       if (!r.run.ksmd.running)
         io.out(
-          pc.yellow(
+          c.yellow(
             `ksmd did not run${r.run.ksmd.refused === undefined ? '' : `: the policy refused run=1 (${r.run.ksmd.refused})`}.`,
           ),
         );
     io.out('');
-    io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
+    io.out(c.bold(verdict.headline));
+    for (const line of verdict.details) io.out(`  ${line}`);
+    io.out('');
+    const width = stdoutWidth();
+    io.out(sweep ? sweepTable(results, color, width) : summaryTable(results[0]!, color, width));
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -224,24 +290,67 @@ export async function simulateCommand(
     }
     if (results.some((r) => r.summary.steadyAtMs !== undefined)) {
       io.out(
-        pc.dim(
+        c.dim(
           'Steady state reached: nothing left that could merge, so later samples repeat the last pass (--no-fast-forward simulates them).',
         ),
       );
     }
+  } else {
+    io.out(
+      JSON.stringify({
+        type: 'verdict',
+        headline: verdict.headline,
+        details: verdict.details,
+        run: verdict.chosen.spec.label,
+      }),
+    );
   }
   if (options.report !== undefined) {
     const html = renderReport({
       scenario,
       results,
+      rescue,
+      verdict,
       calibration,
       command: ['ksmkit simulate', ...process.argv.slice(3)].join(' '),
       generatedAt: new Date().toISOString().slice(0, 19).replace('T', ' '),
     });
-    writeFileSync(options.report, html);
+    try {
+      writeFileSync(options.report, html);
+    } catch (e) {
+      io.err(errorLine('simulate', `--report ${options.report}: ${messageOf(e)}`));
+      return EXIT_FAILED;
+    }
     if (!json) io.out(`Report: ${options.report}`);
   }
   return EXIT_OK;
+}
+
+/** Runs higher pages_to_scan until one keeps the guests within the host; returns the runs made. */
+function rescueRuns(
+  scenario: Scenario,
+  base: RunResult,
+  figures: Parameters<typeof summarize>[2],
+  engineOptions: { readonly fastForward?: boolean; readonly policy?: PolicyConfig },
+  live: LiveView,
+  io: SimulateIo,
+): RunResult[] {
+  const made: RunResult[] = [];
+  const candidates = rescueSpecs(base.spec, base.summary.final.pages_to_scan);
+  for (const spec of candidates) {
+    const [result] = runSweep(scenario, [spec], figures, {
+      ...engineOptions,
+      onRunStart: () => live.startRun(made.length, candidates.length, spec.label, scenario.durationMs),
+      onSample: (_index, sample, fraction) => live.sample(sample, fraction, scenario.durationMs),
+    });
+    live.stop();
+    made.push(result!);
+    io.out(
+      `  ${describeSummaryLine(spec.label, result!.summary)}${result!.summary.fitsThroughout ? ', never over the host' : `, over the host for ${formatDuration(result!.summary.overcommittedMs)}`}`,
+    );
+    if (result!.summary.fitsThroughout) break;
+  }
+  return made;
 }
 
 async function runKernelSpecs(
@@ -329,7 +438,12 @@ export function registerSimulate(program: Command): void {
       '--policy <name>',
       `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
     )
-    .option('--no-progress', 'no progress bar')
+    .option('--progress', 'progress lines on stderr even when it is not a terminal')
+    .option('--no-progress', 'no progress lines (default: only on a terminal)')
+    .option(
+      '--no-verdict-sweep',
+      'when the guests are over the host’s memory, do not try higher pages_to_scan for the verdict',
+    )
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
       process.exitCode = await simulateCommand(scenario, opts, io);

@@ -3,7 +3,8 @@
  * counters an operator watches under it, and rows of /sys/kernel/mm/ksm as the
  * run goes. The engine runs synchronously, so nothing redraws on a timer: the
  * view is redrawn from the sample callback, at most every `redrawMs` of wall
- * time (every 2 s, one line each, when stderr is not a terminal, as in CI).
+ * time (every 2 s, one line each, when stderr is not a terminal and
+ * `--progress` asked for it). The cursor and line wrap are left alone.
  */
 import cliProgress from 'cli-progress';
 import type { Sample } from './engine-run.ts';
@@ -47,7 +48,11 @@ export class LiveView {
     this.multibar ??= new cliProgress.MultiBar(
       {
         stream: process.stderr,
-        hideCursor: true,
+        // The engine runs synchronously: a SIGINT kills the process before any handler could give a
+        // hidden cursor or disabled line wrap back, so the terminal's modes are never changed. With
+        // line wrap left on, cli-progress cuts each line to the terminal's width itself.
+        hideCursor: false,
+        linewrap: true,
         clearOnComplete: true,
         noTTYOutput: true,
         notTTYSchedule: 2000,
