@@ -13,6 +13,7 @@ import { registerPolicies } from './policies.ts';
 import { registerProbe } from './probe.ts';
 import { registerRecord } from './record.ts';
 import { type BackendName, diffCommand, replayCommand } from './replay.ts';
+import { registerRestore } from './restore.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerStatus } from './status.ts';
 
@@ -76,6 +77,7 @@ registerRecord(program, io);
 registerAudit(program, io);
 registerFuzz(program, io);
 registerStatus(program);
+registerRestore(program);
 registerExec(program);
 registerEstimate(program);
 registerSimulate(program);

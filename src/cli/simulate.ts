@@ -247,7 +247,13 @@ export async function simulateCommand(
           `Over the host's memory for ${formatDuration(base.summary.overcommittedMs)} at ${base.spec.label}: ` +
             'trying higher pages_to_scan for the verdict (--no-verdict-sweep skips this).',
         );
-        rescue = rescueRuns(scenario, base, calibration.figures, engineOptions, live, io);
+        const quiet = new LiveView({
+          progress: progressWanted(options.progress),
+          rows: false,
+          rowsPerRun: 0,
+          out: io.out,
+        });
+        rescue = rescueRuns(scenario, base, calibration.figures, engineOptions, quiet, io);
       }
     }
   } catch (e) {
@@ -326,7 +332,7 @@ export async function simulateCommand(
   return EXIT_OK;
 }
 
-/** Runs higher pages_to_scan until one keeps the guests within the host; returns the runs made. */
+/** Runs higher pages_to_scan until one keeps the guests within the host (but for less than a minute); returns the runs made. */
 function rescueRuns(
   scenario: Scenario,
   base: RunResult,
@@ -348,7 +354,7 @@ function rescueRuns(
     io.out(
       `  ${describeSummaryLine(spec.label, result!.summary)}${result!.summary.fitsThroughout ? ', never over the host' : `, over the host for ${formatDuration(result!.summary.overcommittedMs)}`}`,
     );
-    if (result!.summary.fitsThroughout) break;
+    if (!isOverForMinutes(result!.summary)) break;
   }
   return made;
 }

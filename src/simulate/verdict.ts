@@ -65,16 +65,18 @@ export function savingText(s: RunSummary): string {
   return base;
 }
 
-/** Which run to recommend: within the host if any is, then the least ksmd CPU, then the largest saving. */
+/**
+ * Which run to recommend: one not over the host's memory for minutes if any
+ * (a few seconds at boot, before the first pass, no setting avoids), then the
+ * least ksmd CPU, then the largest saving.
+ */
 function choose(runs: readonly RunResult[]): RunResult {
   const within = runs.filter((r) => !isOverForMinutes(r.summary));
   if (within.length === 0)
     return [...runs].sort((a, b) => a.summary.overcommittedMs - b.summary.overcommittedMs)[0]!;
   return [...within].sort(
     (a, b) =>
-      Number(b.summary.fitsThroughout) - Number(a.summary.fitsThroughout) ||
-      a.summary.ksmdCpuPercent - b.summary.ksmdCpuPercent ||
-      b.summary.savingBytes - a.summary.savingBytes,
+      a.summary.ksmdCpuPercent - b.summary.ksmdCpuPercent || b.summary.savingBytes - a.summary.savingBytes,
   )[0]!;
 }
 
@@ -130,25 +132,22 @@ export function decide(input: VerdictInput): Verdict {
       `Verdict: leave KSM off. It saves only ${saved(s)} for ${cpu(s)} on average and ` +
       `${s.cowBreaks.toLocaleString('en-US')} COW breaks in the guests, and the guests fit the host without it.`;
   } else {
-    const why =
-      chosen !== base && isOverForMinutes(b)
-        ? `at ${base.spec.label} the guests are over the host's memory for ${formatDuration(b.overcommittedMs)}; at ${chosen.spec.label} they ${s.fitsThroughout ? 'never are' : `are for ${formatDuration(s.overcommittedMs)} only`}, `
-        : guestsFit
-          ? ''
-          : `the guests need ${formatBytes(s.guestMemoryBytes)} without it and the host has ${formatBytes(s.availableBytes)}; `;
-    const when =
-      s.trend === 'settled' && s.timeToMs[90] !== undefined
-        ? `, 90% of it after ${formatDuration(s.timeToMs[90])}`
-        : '';
-    const trend =
+    let fit = '';
+    if (chosen !== base && isOverForMinutes(b))
+      fit =
+        ` It keeps the guests within the host's memory${s.fitsThroughout ? '' : ` but for ${formatDuration(s.overcommittedMs)}`} ` +
+        `(at ${base.spec.label} they are over it for ${formatDuration(b.overcommittedMs)}).`;
+    else if (!guestsFit)
+      fit = ` The guests need ${formatBytes(s.guestMemoryBytes)} without it; the host has ${formatBytes(s.availableBytes)} for them.`;
+    const how =
       s.trend === 'falling'
-        ? ` (at the end; it peaks at ${formatBytes(s.peakSavingBytes)} and falls as the guests write)`
+        ? ` at the end, down from a peak of ${formatBytes(s.peakSavingBytes)} as the guests' writes break merged pages`
         : s.trend === 'growing'
-          ? ' (still growing when the run ended)'
-          : '';
-    headline =
-      `Verdict: turn KSM on with ${chosen.spec.label}: ${why}it saves ${saved(s)}${trend}${when}, ` +
-      `for ${cpu(s)} on average.`;
+          ? ', still growing when the run ended'
+          : s.timeToMs[90] !== undefined
+            ? `, 90% of it after ${formatDuration(s.timeToMs[90])}`
+            : '';
+    headline = `Verdict: turn KSM on with ${chosen.spec.label}.${fit} It saves ${saved(s)}${how}, for ${cpu(s)} on average.`;
   }
   return { headline, details, chosen };
 }
