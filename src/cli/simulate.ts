@@ -103,7 +103,9 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
   if (options.duration !== undefined) {
     const ms = parseDurationMs(options.duration);
     if (ms === undefined || ms <= 0)
-      throw new UsageError(`--duration ${options.duration}: expected a duration such as 30min`);
+      throw new UsageError(
+        `--duration ${JSON.stringify(options.duration)}: expected a duration such as 30min`,
+      );
     s = {
       ...s,
       durationMs: ms,
@@ -113,7 +115,9 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
   if (options.scale !== undefined) {
     const factor = parseScale(options.scale, s);
     if (factor === undefined || !Number.isFinite(factor))
-      throw new UsageError(`--scale ${options.scale}: expected a factor (4) or a guest memory size (64GiB)`);
+      throw new UsageError(
+        `--scale ${JSON.stringify(options.scale)}: expected a factor (4) or a guest memory size (64GiB)`,
+      );
     const scaled = scaleScenario(s, factor);
     // The title and the intro say what was run, not what the file describes.
     const what =
