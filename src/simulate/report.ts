@@ -13,7 +13,7 @@ import type { Scenario } from './scenario.ts';
 import { judgeClaim, MILESTONES } from './summary.ts';
 import type { RunResult } from './sweep.ts';
 import { formatBytes, formatClock, formatDuration } from './units.ts';
-import { milestoneText, savingText, type Verdict } from './verdict.ts';
+import { milestoneText, overText, savingText, type Verdict } from './verdict.ts';
 
 export interface ReportInput {
   readonly scenario: Scenario;
@@ -238,10 +238,10 @@ function verdictSection(input: ReportInput): string {
     rescue.length === 0 || base === undefined
       ? ''
       : `<h3>pages_to_scan sweep, run for this verdict</h3>${htmlTable(
-          ['run', 'over the host for', 'peak in use', 'saved', 'ksmd CPU, average'],
+          ['run', 'over the host’s memory', 'peak in use', 'saved', 'ksmd CPU, average'],
           [base, ...rescue].map((r) => [
             r.spec.label,
-            r.summary.fitsThroughout ? 'never' : formatDuration(r.summary.overcommittedMs),
+            overText(r.summary),
             `${formatBytes(r.summary.peakMemoryBytes)} of ${formatBytes(r.summary.availableBytes)}`,
             formatBytes(r.summary.savingBytes),
             `${r.summary.ksmdCpuPercent.toFixed(2)}% of one CPU`,

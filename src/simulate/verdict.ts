@@ -40,6 +40,13 @@ export function isOverForMinutes(s: RunSummary): boolean {
   return s.overcommittedMs >= OVER_MEMORY_MS;
 }
 
+/** How long a run was over the host's memory, in words. */
+export function overText(s: RunSummary): string {
+  if (s.fitsThroughout) return 'never over';
+  if (s.overcommittedMs === 0) return 'over only at the first sample';
+  return `over for ${formatDuration(s.overcommittedMs)}`;
+}
+
 function cpu(s: RunSummary): string {
   return `${s.ksmdCpuPercent.toFixed(2)}% of one CPU`;
 }
@@ -98,8 +105,7 @@ export function decide(input: VerdictInput): Verdict {
     );
     if (input.rescue.length > 0) {
       const steps = [base, ...input.rescue].map(
-        (x) =>
-          `${x.spec.label}: ${x.summary.fitsThroughout ? 'never over' : `over for ${formatDuration(x.summary.overcommittedMs)}`}, ksmd ${cpu(x.summary)}`,
+        (x) => `${x.spec.label}: ${overText(x.summary)}, ksmd ${cpu(x.summary)}`,
       );
       details.push(`pages_to_scan sweep (run for this verdict): ${steps.join('; ')}.`);
     } else if (input.sweepCommand !== undefined) {
