@@ -220,6 +220,7 @@ export async function simulateCommand(
     rows: !json && !sweep,
     rowsPerRun: 16,
     out: io.out,
+    width: stdoutWidth(),
   });
   const engineOptions = {
     ...(options.fastForward === false ? { fastForward: false } : {}),

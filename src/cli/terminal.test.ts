@@ -96,9 +96,15 @@ describe('in a terminal', { skip }, () => {
     );
     assert.equal(exit, 0, output.slice(-500));
     assert.doesNotMatch(output, SGR);
-    const tableLines = output.split(/\r?\n/).filter((l) => /^[│┌└├]/.test(l));
-    assert.ok(tableLines.length > 10, 'the summary table was printed');
-    for (const line of tableLines) assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
+    const lines = output.split(/\r?\n/);
+    assert.ok(lines.filter((l) => /^[│┌└├]/.test(l)).length > 10, 'the summary table was printed');
+    assert.ok(
+      lines.some((l) => /^\s+time\s+scans\s+shared/.test(l)),
+      'the live rows, under short names',
+    );
+    // Tables and the live rows; prose lines (the verdict) wrap at word boundaries, as text does.
+    for (const line of lines.filter((l) => /^[│┌└├]|^\s+(time|\d\d:\d\d)/.test(l)))
+      assert.ok([...line].length <= 80, `${[...line].length} columns: ${line}`);
   });
 
   test('with colour allowed, the table has colour (the NO_COLOR test can fail)', async () => {

@@ -23,28 +23,54 @@ export const LIVE_HEAD = [
   'in use',
 ];
 const LIVE_WIDTHS = [8, 10, 12, 13, 14, 14, 14, 8, 9];
+/** The same columns under short names, for terminals narrower than the full rows (78 columns). */
+const COMPACT_HEAD = [
+  'time',
+  'scans',
+  'shared',
+  'sharing',
+  'unshared',
+  'volatile',
+  'saved',
+  'ksmd',
+  'in use',
+];
+const COMPACT_WIDTHS = [8, 5, 8, 8, 8, 8, 10, 6, 9];
 
-function pad(cells: readonly string[]): string {
-  return cells.map((c, i) => c.padStart(LIVE_WIDTHS[i] ?? 8)).join(' ');
+function widthOf(widths: readonly number[]): number {
+  return widths.reduce((a, b) => a + b, 0) + widths.length - 1;
 }
 
-export function liveHeader(): string {
-  return pad(LIVE_HEAD);
+function compact(width: number | undefined): boolean {
+  return width !== undefined && width < widthOf(LIVE_WIDTHS);
+}
+
+function pad(cells: readonly string[], width: number | undefined): string {
+  const widths = compact(width) ? COMPACT_WIDTHS : LIVE_WIDTHS;
+  return cells.map((c, i) => c.padStart(widths[i] ?? 8)).join(' ');
+}
+
+/** The live rows' header; `width` (the terminal's) picks the short names when the full ones do not fit. */
+export function liveHeader(width?: number): string {
+  return pad(compact(width) ? COMPACT_HEAD : LIVE_HEAD, width);
 }
 
 /** One row of the live view; `~` marks an extrapolated (steady-state) sample. */
-export function liveRow(s: Sample): string {
-  return pad([
-    `${s.extrapolated ? '~' : ''}${formatClock(s.tMs)}`,
-    String(s.full_scans),
-    String(s.pages_shared),
-    String(s.pages_sharing),
-    String(s.pages_unshared),
-    String(s.pages_volatile),
-    formatBytes(s.general_profit),
-    `${s.ksmdCpuPercent.toFixed(1)}%`,
-    formatBytes(s.memoryInUseBytes),
-  ]);
+export function liveRow(s: Sample, width?: number): string {
+  return pad(
+    [
+      `${s.extrapolated ? '~' : ''}${formatClock(s.tMs)}`,
+      String(s.full_scans),
+      String(s.pages_shared),
+      String(s.pages_sharing),
+      String(s.pages_unshared),
+      String(s.pages_volatile),
+      formatBytes(s.general_profit),
+      `${s.ksmdCpuPercent.toFixed(1)}%`,
+      formatBytes(s.memoryInUseBytes),
+    ],
+    width,
+  );
 }
 
 /** A short status line for the progress bar. */

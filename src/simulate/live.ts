@@ -19,6 +19,8 @@ export interface LiveOptions {
   /** About how many rows a run prints. */
   readonly rowsPerRun: number;
   readonly out: (line: string) => void;
+  /** The terminal's columns, when the rows go to one (they then use short column names if narrower than 110). */
+  readonly width?: number | undefined;
 }
 
 export class LiveView {
@@ -42,7 +44,7 @@ export class LiveView {
     this.nextRowAtMs = 0;
     if (this.options.rows) {
       if (count > 1) this.line(`run ${index + 1} of ${count}: ${label}`);
-      this.line(liveHeader());
+      this.line(liveHeader(this.options.width));
     }
     if (!this.options.progress) return;
     this.multibar ??= new cliProgress.MultiBar(
@@ -80,7 +82,7 @@ export class LiveView {
 
   sample(sample: Sample, fraction: number, durationMs: number): void {
     if (this.options.rows && (sample.tMs >= this.nextRowAtMs || fraction >= 1)) {
-      this.line(liveRow(sample));
+      this.line(liveRow(sample, this.options.width));
       this.nextRowAtMs = sample.tMs + this.rowEveryMs - 1e-6;
     }
     if (this.bar === undefined) return;
