@@ -86,7 +86,10 @@ export function registerStatus(program: Command): void {
             all: opts.all,
             sources: { ksmDir: opts.sysfsDir, procDir: opts.procDir },
             ...(opts.count === undefined ? {} : { count: opts.count }),
-            lockPath: opts.lockFile,
+            // The lock is about this machine's ksmd: read it when the files read are this machine's.
+            ...(opts.sysfsDir === KSM_SYSFS_DIR || cmd.getOptionValueSource('lockFile') === 'cli'
+              ? { lockPath: opts.lockFile }
+              : {}),
           },
           {
             write: (text) => process.stdout.write(text),
