@@ -23,7 +23,7 @@ import { ScenarioError } from '../simulate/scenario.ts';
 import { formatBytes, formatDuration } from '../simulate/units.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { resolveScenario } from './simulate.ts';
-import { stdoutColor, stdoutWidth } from './terminal.ts';
+import { progressWanted, stderrColor, stdoutColor, stdoutWidth } from './terminal.ts';
 
 export const POLICY_SCENARIO = 'multi-tenant';
 
@@ -35,6 +35,8 @@ export interface PoliciesOptions {
   readonly calibration?: string;
   readonly json?: boolean;
   readonly color?: boolean;
+  /** Progress lines on stderr: true always, false never, default on a terminal. */
+  readonly progress?: boolean;
 }
 
 export interface PoliciesIo {
@@ -84,7 +86,8 @@ export async function policiesCommand(
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     timing,
     onRow: (index, count, label) => {
-      if (!json) io.err(pc.dim(`  [${index + 1}/${count}] ${label}`));
+      if (!json && progressWanted(options.progress))
+        io.err(pc.createColors(stderrColor()).dim(`  [${index + 1}/${count}] ${label}`));
     },
   });
   if (json) io.out(JSON.stringify(table, null, 2));
@@ -201,6 +204,8 @@ export function registerPolicies(program: Command): void {
     .option('--timing <file.json>', 'write-time distributions per fault kind (as `ksmkit probe` writes them)')
     .option('--calibration <file>', 'ksmd CPU cost figures from `ksmkit calibrate`')
     .option('--json', 'the table as one JSON object', false)
+    .option('--progress', 'progress lines on stderr even when it is not a terminal')
+    .option('--no-progress', 'no progress lines (default: only on a terminal)')
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
       process.exitCode = await policiesCommand(scenario, opts, io);

@@ -20,6 +20,10 @@ export function stdoutColor(): boolean {
   return process.stdout.isTTY === true && pc.isColorSupported;
 }
 
+export function stderrColor(): boolean {
+  return process.stderr.isTTY === true && pc.isColorSupported;
+}
+
 /** The terminal's columns when stdout is one, else $COLUMNS if set, else undefined (no limit). */
 export function stdoutWidth(): number | undefined {
   if (process.stdout.isTTY === true && process.stdout.columns !== undefined && process.stdout.columns > 0)

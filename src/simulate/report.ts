@@ -31,6 +31,14 @@ export interface ReportInput {
 
 const GIB = 2 ** 30;
 
+/** The time axis, its label centred under the ticks (at the right end it overlapped the last ones). */
+const X_AXIS = (label: string): Plot.ScaleOptions => ({
+  label,
+  grid: true,
+  labelAnchor: 'center',
+  labelOffset: 38,
+});
+
 interface Point {
   readonly run: string;
   readonly t: number;
@@ -64,7 +72,8 @@ function lineFigure(
   const simulated = data.filter((p) => !p.extrapolated);
   const extrapolated = data.filter((p) => p.extrapolated);
   return plotSvg({
-    x: { label: unit.label, grid: true },
+    x: X_AXIS(unit.label),
+    marginBottom: 44,
     y: { label: y.label, grid: true },
     color: { legend: results.length > 1, type: 'categorical' },
     marks: [
@@ -96,7 +105,8 @@ function pagesFigure(result: RunResult, unit: { ms: number; label: string }): st
   }
   return plotSvg({
     height: 260,
-    x: { label: unit.label, grid: true },
+    x: X_AXIS(unit.label),
+    marginBottom: 44,
     y: { label: 'pages', grid: true, tickFormat: '~s' },
     color: { legend: true, type: 'categorical' },
     marks: [Plot.ruleY([0]), Plot.lineY(rows, { x: 't', y: 'pages', stroke: 'counter', strokeWidth: 1.4 })],
@@ -147,7 +157,8 @@ function cpuFigure(
     ]),
   );
   return plotSvg({
-    x: { label: unit.label, grid: true },
+    x: X_AXIS(unit.label),
+    marginBottom: 44,
     y: { label: `ksmd CPU, % of one CPU (average per ${formatDuration(windowMs)})`, grid: true },
     color: { legend: results.length > 1, type: 'categorical' },
     marks: [
@@ -263,7 +274,11 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 
 /** The whole page. */
 export function renderReport(input: ReportInput): string {
-  const { scenario, results, calibration } = input;
+  const { scenario, calibration } = input;
+  // The run the verdict recommends is drawn and summarised beside the runs asked for.
+  const chosen = input.verdict?.chosen;
+  const results =
+    chosen === undefined || input.results.includes(chosen) ? input.results : [...input.results, chosen];
   const unit = timeUnit(scenario.durationMs);
   const available = (scenario.host.memoryBytes - scenario.host.reservedBytes) / GIB;
   const milestones90 = results.flatMap((r) => {
@@ -312,7 +327,7 @@ export function renderReport(input: ReportInput): string {
       }),
     ],
   );
-  const pages = results.map(
+  const pages = input.results.map(
     (r) => `<h3>${escapeHtml(r.spec.label)}</h3><figure>${pagesFigure(r, unit)}</figure>`,
   );
   const settings = Object.entries(results[0]?.run.settings ?? {})
@@ -345,7 +360,7 @@ ${pages.join('\n')}
 <ul>${assumptions}</ul>
 <h2>How this was simulated</h2>
 <p>The KSM engine of ksmkit (Linux 6.18's mm/ksm.c, line by line) over a simulated host of
-${formatBytes(results[0]?.summary.guestMemoryBytes ?? 0)} of guest memory held as 64-bit page fingerprints,
+${formatBytes(input.results[0]?.summary.guestMemoryBytes ?? 0)} of guest memory held as 64-bit page fingerprints,
 ksmd batches on a virtual clock. Settings of the first run: ${settings}.</p>
 <p>CPU cost per event (${escapeHtml(calibration.method)}; ${escapeHtml(calibration.measuredOn)}):
 ${escapeHtml(describeFigures(calibration.figures))}.</p>
