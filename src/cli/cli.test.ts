@@ -127,3 +127,42 @@ describe('output for terminals and pipes', () => {
     assert.doesNotMatch(forced.out, /\x1b\[/, 'NO_COLOR wins over FORCE_COLOR, borders and headers too');
   });
 });
+
+describe('the report decides', () => {
+  test('--scale in the title and intro, the verdict first, runs named by their settings, charts labelled', () => {
+    const report = join(TMP, 'r.html');
+    const r = ksmkit([
+      'simulate',
+      'zero-heavy',
+      '--duration',
+      '2min',
+      '--scale',
+      '0.5',
+      '--report',
+      report,
+      '--json',
+    ]);
+    assert.equal(r.status, 0, r.err);
+    const verdict = JSON.parse(r.out.trim().split('\n').at(-1)!) as { type: string; headline: string };
+    assert.equal(verdict.type, 'verdict');
+    assert.match(verdict.headline, /^Verdict: (turn KSM on with|leave KSM off|KSM alone is not enough)/);
+    const html = readFileSync(report, 'utf8');
+    assert.match(html, /<title>ksmkit simulate: [^<]*, scaled ×0\.25 by --scale 0\.25: 4 guests/);
+    assert.match(html, /<p>Scaled ×0\.25 by --scale 0\.25: 4 guests/);
+    const verdictAt = html.indexOf('<div class="verdict">');
+    assert.ok(verdictAt > 0 && verdictAt < html.indexOf('<h2>'), 'the verdict before the first section');
+    assert.doesNotMatch(html, /scenario settings/);
+    assert.match(html, /pages_to_scan=100 sleep_millisecs=20/);
+    assert.match(html, /ksmd CPU, % of one CPU \(average per /);
+    assert.match(html, />90%</, 'the 90% marker is labelled');
+  });
+});
+
+test('a closed stdout (ksmkit ... | head) ends quietly', () => {
+  const r = spawnSync('sh', ['-c', `${process.execPath} --import tsx ${MAIN} simulate --list | head -1`], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  assert.equal(r.stdout.split('\n').length, 2);
+  assert.doesNotMatch(r.stderr, /EPIPE|^\s+at /m);
+});

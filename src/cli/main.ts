@@ -16,6 +16,7 @@ import { type BackendName, diffCommand, replayCommand } from './replay.ts';
 import { registerRestore } from './restore.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerStatus } from './status.ts';
+import { exitQuietlyOnClosedStdout } from './terminal.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -86,6 +87,7 @@ registerCalibrate(program);
 registerProbe(program);
 
 applyExitConvention(program);
+exitQuietlyOnClosedStdout();
 
 try {
   await program.parseAsync(process.argv);

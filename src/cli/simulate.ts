@@ -51,7 +51,7 @@ import {
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
-import { decide, isOverForMinutes } from '../simulate/verdict.ts';
+import { decide, isOverForMinutes, overText } from '../simulate/verdict.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorLine, messageOf, UsageError } from './exit.ts';
 import { checkOutputPath } from './output-path.ts';
@@ -245,20 +245,22 @@ export async function simulateCommand(
         },
       });
       const base = results[0]!;
-      if (!json && !sweep && options.verdictSweep !== false && isOverForMinutes(base.summary)) {
+      if (!sweep && options.verdictSweep !== false && isOverForMinutes(base.summary)) {
         live.stop();
-        io.out('');
-        io.out(
-          `Over the host's memory for ${formatDuration(base.summary.overcommittedMs)} at ${base.spec.label}: ` +
-            'trying higher pages_to_scan for the verdict (--no-verdict-sweep skips this).',
-        );
+        if (!json) {
+          io.out('');
+          io.out(
+            `Over the host's memory for ${formatDuration(base.summary.overcommittedMs)} at ${base.spec.label}: ` +
+              'trying higher pages_to_scan for the verdict (--no-verdict-sweep skips this).',
+          );
+        }
         const quiet = new LiveView({
           progress: progressWanted(options.progress),
           rows: false,
           rowsPerRun: 0,
           out: io.out,
         });
-        rescue = rescueRuns(scenario, base, calibration.figures, engineOptions, quiet, io);
+        rescue = rescueRuns(scenario, base, calibration.figures, engineOptions, quiet, json, io);
       }
     }
   } catch (e) {
@@ -344,6 +346,7 @@ function rescueRuns(
   figures: Parameters<typeof summarize>[2],
   engineOptions: { readonly fastForward?: boolean; readonly policy?: PolicyConfig },
   live: LiveView,
+  json: boolean,
   io: SimulateIo,
 ): RunResult[] {
   const made: RunResult[] = [];
@@ -356,9 +359,8 @@ function rescueRuns(
     });
     live.stop();
     made.push(result!);
-    io.out(
-      `  ${describeSummaryLine(spec.label, result!.summary)}${result!.summary.fitsThroughout ? ', never over the host' : `, over the host for ${formatDuration(result!.summary.overcommittedMs)}`}`,
-    );
+    if (json) io.out(summaryJson(spec.label, result!));
+    else io.out(`  ${describeSummaryLine(spec.label, result!.summary)}, ${overText(result!.summary)}`);
     if (!isOverForMinutes(result!.summary)) break;
   }
   return made;

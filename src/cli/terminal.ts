@@ -57,3 +57,14 @@ export function restoreTerminalAtExit(fd: number): void {
   exitHookFd = fd;
   process.on('exit', () => restoreTerminal(fd));
 }
+
+/**
+ * `ksmkit ... | head`: when the reader of stdout goes away, stop quietly (as
+ * any Unix tool does) instead of dying of EPIPE with a stack trace.
+ */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}

@@ -249,7 +249,7 @@ function verdictSection(input: ReportInput): string {
     rescue.length === 0 || base === undefined
       ? ''
       : `<h3>pages_to_scan sweep, run for this verdict</h3>${htmlTable(
-          ['run', 'over the host’s memory', 'peak in use', 'saved', 'ksmd CPU, average'],
+          ['run', 'memory', 'peak in use', 'saved', 'ksmd CPU, average'],
           [base, ...rescue].map((r) => [
             r.spec.label,
             overText(r.summary),

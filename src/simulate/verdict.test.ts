@@ -109,6 +109,11 @@ describe('the verdict', () => {
     });
     assert.match(pointed.details[0]!, /^Over the host's memory: .* Swap and OOM are not modelled/);
     assert.match(pointed.details[1]!, /ksmkit simulate churn --set pages_to_scan=100,1000,4000/);
+    assert.match(
+      pointed.headline,
+      /^Verdict: turn KSM on, but with more than pages_to_scan=100 sleep_millisecs=20: .*over the host's memory for 5\.0 min.*ksmkit simulate churn --set/,
+      'without the sweep run, the verdict does not claim KSM is not enough',
+    );
     const v = decide({ results: [slow], rescue: [fast] });
     assert.equal(v.chosen, fast);
     assert.match(
@@ -118,7 +123,7 @@ describe('the verdict', () => {
     assert.match(v.headline, /8\.00% of one CPU/);
     assert.match(
       v.details[1]!,
-      /pages_to_scan sweep .*pages_to_scan=100 sleep_millisecs=20: over for 5\.0 min.*pages_to_scan=1000: over only at the first sample/,
+      /pages_to_scan sweep .*pages_to_scan=100 sleep_millisecs=20: over the host's memory for 5\.0 min.*pages_to_scan=1000: over the host's memory only at the first sample/,
     );
   });
 

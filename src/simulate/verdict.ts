@@ -42,9 +42,9 @@ export function isOverForMinutes(s: RunSummary): boolean {
 
 /** How long a run was over the host's memory, in words. */
 export function overText(s: RunSummary): string {
-  if (s.fitsThroughout) return 'never over';
-  if (s.overcommittedMs === 0) return 'over only at the first sample';
-  return `over for ${formatDuration(s.overcommittedMs)}`;
+  if (s.fitsThroughout) return "never over the host's memory";
+  if (s.overcommittedMs === 0) return "over the host's memory only at the first sample";
+  return `over the host's memory for ${formatDuration(s.overcommittedMs)}`;
 }
 
 function cpu(s: RunSummary): string {
@@ -128,7 +128,12 @@ export function decide(input: VerdictInput): Verdict {
 
   const guestsFit = s.guestMemoryBytes <= s.availableBytes;
   let headline: string;
-  if (isOverForMinutes(s)) {
+  if (isOverForMinutes(s) && input.rescue.length === 0 && input.results.length === 1) {
+    headline =
+      `Verdict: turn KSM on, but with more than ${chosen.spec.label}: at it the guests are over the host's memory for ` +
+      `${formatDuration(s.overcommittedMs)} (peak ${formatBytes(s.peakMemoryBytes)}, ${formatBytes(s.availableBytes)} available). ` +
+      `It saves ${saved(s)}; ${input.sweepCommand === undefined ? 'a pages_to_scan sweep' : input.sweepCommand} shows which pages_to_scan avoids it and at what CPU.`;
+  } else if (isOverForMinutes(s)) {
     headline =
       `Verdict: KSM alone is not enough here. Even at ${chosen.spec.label} the guests are over the host's memory for ` +
       `${formatDuration(s.overcommittedMs)} (peak ${formatBytes(s.peakMemoryBytes)}, ${formatBytes(s.availableBytes)} available); ` +
