@@ -74,7 +74,7 @@ function lineFigure(
   return plotSvg({
     x: X_AXIS(unit.label),
     marginBottom: 44,
-    y: { label: y.label, grid: true },
+    y: { label: y.label, grid: true, nice: true },
     color: { legend: results.length > 1, type: 'categorical' },
     marks: [
       Plot.ruleY([0]),
@@ -107,7 +107,7 @@ function pagesFigure(result: RunResult, unit: { ms: number; label: string }): st
     height: 260,
     x: X_AXIS(unit.label),
     marginBottom: 44,
-    y: { label: 'pages', grid: true, tickFormat: '~s' },
+    y: { label: 'pages', grid: true, tickFormat: '~s', nice: true },
     color: { legend: true, type: 'categorical' },
     marks: [Plot.ruleY([0]), Plot.lineY(rows, { x: 't', y: 'pages', stroke: 'counter', strokeWidth: 1.4 })],
   });
@@ -159,7 +159,7 @@ function cpuFigure(
   return plotSvg({
     x: X_AXIS(unit.label),
     marginBottom: 44,
-    y: { label: `ksmd CPU, % of one CPU (average per ${formatDuration(windowMs)})`, grid: true },
+    y: { label: `ksmd CPU, % of one CPU (average per ${formatDuration(windowMs)})`, grid: true, nice: true },
     color: { legend: results.length > 1, type: 'categorical' },
     marks: [
       Plot.ruleY([0]),
