@@ -7,8 +7,16 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from './exit.ts';
 
-/** Throws a UsageError naming the option and what is wrong with `path` as a file to write. */
-export function checkOutputPath(option: string, path: string): void {
+/**
+ * Throws a UsageError naming the option and what is wrong with `path` as a
+ * file to write. `createFolders`: missing folders will be made (the nearest
+ * existing one must then be a writable folder).
+ */
+export function checkOutputPath(
+  option: string,
+  path: string,
+  options: { createFolders?: boolean } = {},
+): void {
   if (path === '') throw new UsageError(`${option}: an empty file name`);
   const full = resolve(path);
   const existing = statOrUndefined(full);
@@ -18,7 +26,9 @@ export function checkOutputPath(option: string, path: string): void {
     if (!canWrite(full)) throw new UsageError(`${option} ${path}: the file exists and is not writable`);
     return;
   }
-  const folder = dirname(full);
+  let folder = dirname(full);
+  if (options.createFolders === true)
+    while (statOrUndefined(folder) === undefined && dirname(folder) !== folder) folder = dirname(folder);
   const parent = statOrUndefined(folder);
   if (parent === undefined) throw new UsageError(`${option} ${path}: the folder ${folder} does not exist`);
   if (!parent.isDirectory()) throw new UsageError(`${option} ${path}: ${folder} is not a folder`);

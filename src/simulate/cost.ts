@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { CostModel } from '../ksm/cost-model.ts';
+import { fileReadProblem } from '../workload/parse.ts';
 
 export interface CostFigures extends CostModel {
   /** A write fault on a KSM page: allocate, copy 4 KiB, remap (do_wp_page → wp_page_copy). */
@@ -80,10 +81,7 @@ export function readCalibration(path: string): Calibration {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new Error(`calibration file ${path}: ${why} (\`ksmkit calibrate\` writes one)`);
+    throw new Error(`calibration file ${path}: ${fileReadProblem(e)} (\`ksmkit calibrate\` writes one)`);
   }
   try {
     raw = JSON.parse(text);

@@ -27,7 +27,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { documentValue, formatWorkloadIssue, type WorkloadIssue } from '../workload/parse.ts';
+import {
+  documentValue,
+  fileReadProblem,
+  formatWorkloadIssue,
+  type WorkloadIssue,
+} from '../workload/parse.ts';
 import { describeInput, NAME_PATTERN, settingsSchema } from '../workload/schema.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { parseDurationMs, parseSizeBytes } from './units.ts';
@@ -401,7 +406,7 @@ export async function loadScenario(path: string): Promise<Scenario> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseScenario(text, path);
 }

@@ -90,13 +90,25 @@ export interface ParseOptions {
   readonly baseDir?: string;
 }
 
+/**
+ * Why a file named by the user could not be read, in words and without its
+ * path (the caller names the file once): `no such file`, `is a directory`.
+ */
+export function fileReadProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a directory, not a file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Reads and validates a workload file (YAML or JSON). Throws `WorkloadError`. */
 export async function loadWorkload(path: string): Promise<Workload> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new WorkloadError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new WorkloadError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseWorkload(text, path);
 }

@@ -5,6 +5,7 @@
  * item cost, the two-pass merge and ksmd's batching).
  */
 import { basename } from 'node:path';
+import { fileReadProblem } from '../../workload/parse.ts';
 import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
 import { estimateTime, PAGE_BYTES, type TimeEstimate } from './model.ts';
 import { PageCounter } from './page-counter.ts';
@@ -96,11 +97,8 @@ function errorText(e: unknown): string {
 
 /** Why a dump file cannot be read, without repeating its path (the caller names it). */
 export function dumpErrorText(path: string, e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOENT') return 'no such file';
-  if (err.code === 'EISDIR') return 'is a directory, not a dump file';
-  if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
-  const message = err.message ?? String(e);
+  if ((e as NodeJS.ErrnoException).code === 'EISDIR') return 'is a directory, not a dump file';
+  const message = fileReadProblem(e);
   return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
 }
 
