@@ -304,9 +304,10 @@ export function renderReport(input: ReportInput): string {
         x: 't',
         y: 'value',
         text: () => '90%',
-        dx: 8,
-        dy: 10,
-        textAnchor: 'start',
+        // Up and to the left of the dot: above a rising curve, where nothing else is drawn.
+        dx: -7,
+        dy: -9,
+        textAnchor: 'end',
         fill: '#444',
       }),
     ],
