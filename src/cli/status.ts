@@ -5,7 +5,7 @@ import { KSM_SYSFS_DIR } from '../surface/sysfs.ts';
 import { statusCommand } from '../tools/status/command.ts';
 import { DEFAULT_SERVE_HOST } from '../tools/status/serve.ts';
 import { DEFAULT_PROC_DIR } from '../tools/status/snapshot.ts';
-import { stdoutColor } from './terminal.ts';
+import { stdoutColor, stdoutWidth } from './terminal.ts';
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -97,6 +97,7 @@ export function registerStatus(program: Command): void {
             isTTY: process.stdout.isTTY === true,
             ...(process.stdout.rows === undefined ? {} : { rows: process.stdout.rows }),
             color: stdoutColor(),
+            columns: stdoutWidth(),
             signal: controller.signal,
           },
         );

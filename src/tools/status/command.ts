@@ -33,6 +33,8 @@ export interface StatusIo {
   readonly err: (line: string) => void;
   readonly isTTY: boolean;
   readonly rows?: number;
+  /** The terminal's columns. */
+  readonly columns?: number | undefined;
   readonly color: boolean;
   /** Aborted on SIGINT/SIGTERM: ends --watch and --serve cleanly. */
   readonly signal: AbortSignal;
@@ -111,7 +113,7 @@ export async function statusCommand(options: StatusCommandOptions, io: StatusIo)
   else {
     const lock = options.lockPath === undefined ? [] : lockLines(lockState(options.lockPath), Date.now());
     io.write(
-      `${[...lock, ...(lock.length > 0 ? [''] : []), ...formatHuman(s, { color: io.color })].join('\n')}\n`,
+      `${[...lock, ...(lock.length > 0 ? [''] : []), ...formatHuman(s, { color: io.color, width: io.columns })].join('\n')}\n`,
     );
   }
   if (!s.available) {
