@@ -175,7 +175,8 @@ function processSection(
     let aligned = table(width);
     const longest = Math.max(...aligned.map((l) => l.length));
     if (options.width !== undefined && longest + 2 > options.width) {
-      width = Math.max(8, width - (longest + 2 - options.width));
+      const used = Math.max('COMMAND'.length, ...s.processes.map((p) => Math.min(p.cmdline.length, width)));
+      width = Math.max(8, used - (longest + 2 - options.width));
       aligned = table(width);
     }
     lines.push(`  ${c.bold(aligned[0]!)}`, ...aligned.slice(1).map((l) => `  ${l}`));
