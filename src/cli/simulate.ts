@@ -350,7 +350,7 @@ function rescueRuns(
   io: SimulateIo,
 ): RunResult[] {
   const made: RunResult[] = [];
-  const candidates = rescueSpecs(base.spec, base.summary.final.pages_to_scan);
+  const candidates = rescueSpecs(base.spec, base.summary.final.pages_to_scan, scenario.ksm);
   for (const spec of candidates) {
     const [result] = runSweep(scenario, [spec], figures, {
       ...engineOptions,

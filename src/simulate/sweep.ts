@@ -107,11 +107,17 @@ const RESCUE_FACTORS = [4, 10, 25, 100] as const;
  * values (higher than the run's, other settings kept) to try, lowest first:
  * the verdict runs them until one keeps the guests within the host.
  */
-export function rescueSpecs(base: RunSpec, pagesToScan: number): RunSpec[] {
+export function rescueSpecs(
+  base: RunSpec,
+  pagesToScan: number,
+  scenarioKsm: readonly SysfsSetting[] = [],
+): RunSpec[] {
   if (base.settings.some((s) => s.name === 'advisor_mode' && s.value !== 'none')) return [];
   const others = base.settings.filter((s) => s.name !== 'pages_to_scan');
+  const pacing = labelOf([], [...scenarioKsm, ...others]).replace(/^pages_to_scan=\S+ /, '');
+  const rest = others.filter((s) => s.name !== 'sleep_millisecs');
   return RESCUE_FACTORS.map((f) => String(pagesToScan * f)).map((value) => ({
-    label: `pages_to_scan=${value}${others.length > 0 ? ` ${labelOf(others, [])}` : ''}`,
+    label: `pages_to_scan=${value} ${pacing}${rest.length > 0 ? ` ${labelOf(rest, [])}` : ''}`,
     settings: [...others, { name: 'pages_to_scan', value }],
   }));
 }
