@@ -300,16 +300,22 @@ export function renderReport(input: ReportInput): string {
         r: 4,
         title: (d: { run: string }) => `${d.run}: 90%`,
       }),
-      Plot.text(milestones90, {
-        x: 't',
-        y: 'value',
-        text: () => '90%',
-        // Up and to the left of the dot: above a rising curve, where nothing else is drawn.
-        dx: -7,
-        dy: -9,
-        textAnchor: 'end',
-        fill: '#444',
-      }),
+      // Up and to the left of the dot (above a rising curve, where nothing else is drawn), but to the
+      // right and below it near the left edge, where the y axis's labels are.
+      ...[true, false].map((early) =>
+        Plot.text(
+          milestones90.filter((d) => d.t < (scenario.durationMs / unit.ms) * 0.15 === early),
+          {
+            x: 't',
+            y: 'value',
+            text: () => '90%',
+            dx: early ? 8 : -7,
+            dy: early ? 10 : -9,
+            textAnchor: early ? 'start' : 'end',
+            fill: '#444',
+          },
+        ),
+      ),
     ],
   );
   const cpu = cpuFigure(results, unit, cpuWindowMs(scenario.durationMs, scenario.sampleEveryMs));
