@@ -207,7 +207,7 @@ function summaryRows(results: readonly RunResult[]): string {
       'peak memory in use',
       (r) => `${formatBytes(r.summary.peakMemoryBytes)} at ${formatClock(r.summary.peakAtMs)}`,
     ),
-    row('over the host for', (r) => formatDuration(r.summary.overcommittedMs)),
+    row('the host’s memory', (r) => overText(r.summary, true)),
     row('fits the host once merged', (r) => (r.summary.fitsAfterMerge ? 'yes' : 'no')),
     row('COW breaks', (r) => `${r.summary.cowBreaks} (${formatDuration(r.summary.cowCpuMs)} guest CPU)`),
     row('steady state from', (r) =>
@@ -249,10 +249,10 @@ function verdictSection(input: ReportInput): string {
     rescue.length === 0 || base === undefined
       ? ''
       : `<h3>pages_to_scan sweep, run for this verdict</h3>${htmlTable(
-          ['run', 'memory', 'peak in use', 'saved', 'ksmd CPU, average'],
+          ['run', 'the host’s memory', 'peak in use', 'saved', 'ksmd CPU, average'],
           [base, ...rescue].map((r) => [
             r.spec.label,
-            overText(r.summary),
+            overText(r.summary, true),
             `${formatBytes(r.summary.peakMemoryBytes)} of ${formatBytes(r.summary.availableBytes)}`,
             formatBytes(r.summary.savingBytes),
             `${r.summary.ksmdCpuPercent.toFixed(2)}% of one CPU`,

@@ -40,11 +40,12 @@ export function isOverForMinutes(s: RunSummary): boolean {
   return s.overcommittedMs >= OVER_MEMORY_MS;
 }
 
-/** How long a run was over the host's memory, in words. */
-export function overText(s: RunSummary): string {
-  if (s.fitsThroughout) return "never over the host's memory";
-  if (s.overcommittedMs === 0) return "over the host's memory only at the first sample";
-  return `over the host's memory for ${formatDuration(s.overcommittedMs)}`;
+/** How long a run was over the host's memory, in words; `short` leaves "the host's memory" to the column's name. */
+export function overText(s: RunSummary, short = false): string {
+  const what = short ? '' : " the host's memory";
+  if (s.fitsThroughout) return `never over${what}`;
+  if (s.overcommittedMs === 0) return `over${what} only at the first sample`;
+  return `over${what} for ${formatDuration(s.overcommittedMs)}`;
 }
 
 function cpu(s: RunSummary): string {
