@@ -103,6 +103,12 @@ export class ContentSpace {
       case 'unique':
         this.unique();
         return false;
+      case 'fingerprints': {
+        const k = 2 * (source.offsetPages + index);
+        this.lo = source.keys[k]!;
+        this.hi = source.keys[k + 1]!;
+        return true;
+      }
     }
   }
 
@@ -121,7 +127,7 @@ export class ContentSpace {
       this.hashes++;
       return valueChecksum(hi, lo);
     }
-    if (hi < UNIQUE_BASE * 2) {
+    if (hi < UNIQUE_BASE * 2 && lo !== hi) {
       const key = hi * 2 ** 32 + lo;
       let sum = this.memo.get(key);
       if (sum === undefined) {
@@ -130,6 +136,12 @@ export class ContentSpace {
         this.memo.set(key, sum);
       }
       return sum;
+    }
+    // A fingerprint (twin.ts) is not memoized: most occur once, and one of
+    // hi === lo is still a byte page's value, which its hi alone decides.
+    if (hi !== lo) {
+      this.hashes++;
+      return valueChecksum(hi, lo);
     }
     let sum = this.byteMemo.get(hi);
     if (sum === undefined) {

@@ -52,6 +52,7 @@ import type { Vma } from '../host/mm.ts';
 import { type KsmCounters, SMART_SCAN_CYCLE_PASSES, wakeAfterSleepNs } from '../ksm/ksm.ts';
 import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
 import { trustDomainOf } from '../policy/trust-domains.ts';
+import { ksmStatOf } from '../surface/procfs.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
@@ -114,8 +115,22 @@ export interface EngineRunOptions {
   readonly operatorEnablesKsmd?: boolean;
 }
 
+/** A guest's /proc/PID/ksm_stat at the end of a run. */
+export interface ProcessOutcome {
+  /** The guest's name (group name and number). */
+  readonly name: string;
+  /** The host process the guest is the twin of (twin.ts), if it is one. */
+  readonly hostPid?: number;
+  readonly ksm_rmap_items: number;
+  readonly ksm_merging_pages: number;
+  readonly ksm_zero_pages: number;
+  readonly ksm_process_profit: number;
+}
+
 export interface EngineRun {
   readonly samples: readonly Sample[];
+  /** Each guest at the end, in start order (absent where a run could not read them). */
+  readonly processes?: readonly ProcessOutcome[];
   /** Settings in force at the start (after the scenario's and the run's). */
   readonly settings: Readonly<Record<string, string>>;
   /** When the steady-state fast-forward took over, if it did. */
@@ -174,7 +189,7 @@ type ReadStream = AccessStream;
 
 const NS_PER_MS = 1e6;
 /** "READ": what makes the reads' random stream another than the writes'. */
-const READ_SEED_SALT = 0x52454144;
+export const READ_SEED_SALT = 0x52454144;
 
 /** Runs one scenario once on the engine. Deterministic: the same inputs give the same samples. */
 export function runOnEngine(scenario: Scenario, options: EngineRunOptions): EngineRun {
@@ -378,6 +393,7 @@ class EngineRunner {
     }
     return {
       samples: this.samples,
+      processes: this.guests.map((g) => this.outcome(g)),
       settings: this.settingsInForce,
       steadyAtMs,
       ksmd:
@@ -393,6 +409,18 @@ class EngineRunner {
         checksumsAdded: this.checksumsAdded,
         hashes: this.content.hashes + this.hashesByEngine,
       },
+    };
+  }
+
+  private outcome(guest: Guest): ProcessOutcome {
+    const stat = ksmStatOf(this.sim.ksm, this.sim.host.process(guest.pid).mm);
+    return {
+      name: this.sim.host.process(guest.pid).comm,
+      ...(guest.group.hostPid === undefined ? {} : { hostPid: guest.group.hostPid }),
+      ksm_rmap_items: stat.ksm_rmap_items,
+      ksm_merging_pages: stat.ksm_merging_pages,
+      ksm_zero_pages: stat.ksm_zero_pages,
+      ksm_process_profit: stat.ksm_process_profit,
     };
   }
 

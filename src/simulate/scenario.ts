@@ -43,7 +43,12 @@ export type ContentSource =
   /** Page i of the run is page `offsetPages + i` of the image: the same in every guest using the image. */
   | { readonly kind: 'image'; readonly image: string; readonly offsetPages: number }
   /** Contents no other page has. */
-  | { readonly kind: 'unique' };
+  | { readonly kind: 'unique' }
+  /**
+   * A host's pages as read (a twin, twin.ts): page i of the run is the page
+   * whose fingerprint is keys[2(offsetPages + i)] (low), keys[2(offsetPages + i) + 1] (high).
+   */
+  | { readonly kind: 'fingerprints'; readonly keys: Uint32Array; readonly offsetPages: number };
 
 export interface ContentRunModel {
   readonly pageCount: number;
@@ -65,6 +70,8 @@ export interface GroupModel {
   readonly content: readonly ContentRunModel[];
   /** Whose guests these are; absent: the host's own (uid 0, cgroup /, no label). */
   readonly tenant?: TenantModel;
+  /** The host process this group is the twin of (twin.ts). */
+  readonly hostPid?: number;
 }
 
 /**

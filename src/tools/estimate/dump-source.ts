@@ -9,7 +9,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { NO_FRAME } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
-import { PAGE_UNREADABLE, PAGE_ZERO, type PageCounter } from './page-counter.ts';
+import { PAGE_UNREADABLE, PAGE_ZERO, type PageSink } from './page-counter.ts';
 import type { Progress } from './progress.ts';
 import type { Job, PageReader } from './reader.ts';
 
@@ -223,14 +223,15 @@ export interface DumpScan {
 }
 
 export interface DumpReadContext {
-  readonly counter: PageCounter;
+  readonly counter: PageSink;
   readonly reader: PageReader;
   readonly progress: Progress;
   /** 'absent': zero pages of the dump are taken as never-touched memory (not present, not scanned). */
   readonly zeroPages: 'present' | 'absent';
 }
 
-function* dumpJobs(layout: DumpLayout, maxPages: number): Generator<Job<null>> {
+/** A job's tag: the address of its first page (its pages are consecutive). */
+function* dumpJobs(layout: DumpLayout, maxPages: number): Generator<Job<number>> {
   for (const seg of layout.segments) {
     const pages = seg.bytes / PAGE_BYTES;
     for (let first = 0; first < pages; first += maxPages) {
@@ -238,7 +239,13 @@ function* dumpJobs(layout: DumpLayout, maxPages: number): Generator<Job<null>> {
       const segments = new Float64Array(2);
       segments[0] = seg.fileOffset + first * PAGE_BYTES;
       segments[1] = n;
-      yield { path: layout.path, segments, segmentCount: 1, pages: n, tag: null };
+      yield {
+        path: layout.path,
+        segments,
+        segmentCount: 1,
+        pages: n,
+        tag: seg.address + first * PAGE_BYTES,
+      };
     }
   }
 }
@@ -249,7 +256,7 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
   let leftOut = 0;
   let bytesRead = 0;
   let unreadable = 0;
-  reader.run(dumpJobs(layout, reader.maxPages), (_job, result) => {
+  reader.run(dumpJobs(layout, reader.maxPages), (job, result) => {
     const { keys, flags } = result;
     for (let i = 0; i < result.pages; i++) {
       const flag = flags[i]!;
@@ -262,7 +269,7 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
         leftOut++;
         continue;
       }
-      counter.count(keys, i, zero, NO_FRAME);
+      counter.count(keys, i, zero, NO_FRAME, job.tag + i * PAGE_BYTES);
       examined++;
     }
     bytesRead += result.pages * PAGE_BYTES;

@@ -51,7 +51,21 @@ export function hashPage(buf: Buffer, offset: number, keys: Uint32Array, index: 
   return PAGE_DATA;
 }
 
-export class PageCounter {
+/**
+ * Where a source's pages go, one call per page read, in no particular order
+ * across jobs: the estimate's content table, or a twin's page recorder
+ * (src/simulate/twin-capture.ts), which also keeps each page's address.
+ */
+export interface PageSink {
+  /**
+   * One page of key keys[2i] (low), keys[2i+1] (high), at page frame `frame`
+   * (NO_FRAME when unknown) and at `address` (the virtual address in the
+   * process, or the segment's address plus the offset in a dump).
+   */
+  count(keys: Uint32Array, i: number, isZero: boolean, frame: number, address: number): void;
+}
+
+export class PageCounter implements PageSink {
   readonly table = new ContentTable(16);
   /** The content id of the zero page, once seen. */
   zeroContent = -1;
