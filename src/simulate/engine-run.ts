@@ -19,6 +19,9 @@
  *   are stable), less the checksums the engine charged. Once the engine charges
  *   every calc_checksum() this correction is 0 by construction.
  *
+ * - A busy host (a twin's measured figure, twin.ts): ksmd waits
+ *   `ksmdWakeDelayNs` for a CPU after each sleep, which is no CPU it uses.
+ *
  * - Reads. A guest's read is Host.read() of one byte of the page: a read
  *   fault, which leaves a merged page merged, except under vusion, whose trap
  *   copies the page (copy-on-access) until ksmd finds it idle and merges it
@@ -295,6 +298,7 @@ class EngineRunner {
     let lastWriteNs = 0;
     let steadyAtMs: number | undefined;
     const fastForward = this.options.fastForward ?? this.scenario.fastForward;
+    const wakeDelayNs = this.scenario.host.ksmdWakeDelayNs ?? 0;
     // Pass bookkeeping for the steady state.
     let passSignature = '';
     let lastPass = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, passes: 0 };
@@ -333,7 +337,9 @@ class EngineRunner {
 
       const seqBefore = ksm.seqnr;
       this.batch();
-      wakeAtNs = wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs);
+      wakeAtNs =
+        wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs) +
+        (ksm.settings.sleepMillisecs > 0 ? wakeDelayNs : 0);
       if (ksm.seqnr === seqBefore) continue;
 
       // A pass ended in this batch.

@@ -46,7 +46,13 @@ export function ksmdPid(): number {
 
 /** ksmd's CPU time so far in ns (/proc/PID/schedstat: time on CPU). */
 export function ksmdCpuNs(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
+  return ksmdSchedstat(pid).cpuNs;
+}
+
+/** /proc/PID/schedstat: time on CPU, time waiting on a run queue (ns), and time slices run. */
+export function ksmdSchedstat(pid: number): { cpuNs: number; runDelayNs: number; slices: number } {
+  const [cpu, delay, slices] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(' ');
+  return { cpuNs: Number(cpu), runDelayNs: Number(delay), slices: Number(slices) };
 }
 
 export interface KernelRunOptions {
@@ -120,8 +126,14 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     let reads = 0;
     const rng = new Rng(scenario.seed);
     const readRng = new Rng(new Rng(scenario.seed).nextU32() ^ READ_SEED_SALT);
-    /** The guests' writes and reads due over `intervalMs`, on pages drawn at random as the engine draws them. */
-    const applyAccesses = async (intervalMs: number): Promise<void> => {
+    // Accesses are due by the clock, not by loop turns: a turn that took
+    // longer (a sample, a twin being read) must not slow the guests down.
+    let accessesUntil = performance.now();
+    /** The guests' writes and reads due since the last call, on pages drawn at random as the engine draws them. */
+    const applyAccesses = async (): Promise<void> => {
+      const now = performance.now();
+      const intervalMs = now - accessesUntil;
+      accessesUntil = now;
       for (const stream of streams) {
         const due = stream.rate * stream.group.count * (intervalMs / 1000) + stream.carry;
         const n = Math.floor(due);
@@ -160,7 +172,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
         });
       while (!done) {
         await Promise.race([looking, sleep(scenario.sampleEveryMs)]);
-        if (!done) await applyAccesses(scenario.sampleEveryMs);
+        if (!done) await applyAccesses();
       }
       await looking;
     }
@@ -232,7 +244,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
         break;
       }
       nextMs += scenario.sampleEveryMs;
-      await applyAccesses(scenario.sampleEveryMs);
+      await applyAccesses();
       const wait = nextMs - (performance.now() - startedAt);
       if (wait > 0) await sleep(Math.min(wait, scenario.durationMs - (performance.now() - startedAt) + 1));
     }
@@ -302,6 +314,7 @@ function processOutcome(name: string, pid: number): ProcessOutcome {
   const n = (key: string): number => Number(c?.[key] ?? 0);
   return {
     name,
+    hostPid: pid,
     ksm_rmap_items: n('ksm_rmap_items'),
     ksm_merging_pages: n('ksm_merging_pages'),
     ksm_zero_pages: n('ksm_zero_pages'),

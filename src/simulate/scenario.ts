@@ -118,7 +118,17 @@ export interface Scenario {
   readonly name: string;
   readonly title: string;
   readonly description: string;
-  readonly host: { readonly memoryBytes: number; readonly reservedBytes: number; readonly numaNodes: number };
+  readonly host: {
+    readonly memoryBytes: number;
+    readonly reservedBytes: number;
+    readonly numaNodes: number;
+    /**
+     * How long ksmd waits for a CPU after its sleep ends (the run queue's
+     * delay on a busy host; 0 on an idle one): a twin measures it
+     * (twin-capture.ts), a scenario file leaves it 0.
+     */
+    readonly ksmdWakeDelayNs?: number;
+  };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];
   readonly durationMs: number;

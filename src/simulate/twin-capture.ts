@@ -9,6 +9,7 @@
  * changed between samples give the volatile regions and their rates
  * (volatileRegions). Nothing is written anywhere: KSM may stay off.
  */
+
 import { readdirSync, readFileSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { basename } from 'node:path';
@@ -23,6 +24,7 @@ import { NO_PROGRESS } from '../tools/estimate/progress.ts';
 import { DEFAULT_READ_BYTES, defaultThreads, openReader, type PageReader } from '../tools/estimate/reader.ts';
 import { KSM_SYSFS_DIR } from '../tools/estimate/settings.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
+import { ksmdPid, ksmdSchedstat } from './kernel-run.ts';
 import { TWIN_VERSION, type Twin, type TwinProcess, type TwinVma, volatileRegions } from './twin.ts';
 
 const PAGE_BYTES = 4096;
@@ -34,15 +36,23 @@ export interface PageSet {
 }
 
 /**
- * A PageSink that keeps every page: its address and its key, the all-zero
- * page as key (0, 0) (the engine's zero contents, twin.ts).
+ * A PageSink that keeps every page: its address and its fingerprint (twin.ts:
+ * its first two bytes, then 48 bits of its XXH64), the all-zero page as (0, 0),
+ * the engine's zero contents.
  */
 export class PageRecorder implements PageSink {
   private addresses = new Float64Array(1 << 12);
   private keys = new Uint32Array(2 << 12);
   private n = 0;
 
-  count(keys: Uint32Array, i: number, isZero: boolean, _frame: number, address: number): void {
+  count(
+    keys: Uint32Array,
+    i: number,
+    isZero: boolean,
+    _frame: number,
+    address: number,
+    prefix: number,
+  ): void {
     if (this.n === this.addresses.length) {
       const a = new Float64Array(this.n * 2);
       a.set(this.addresses);
@@ -52,7 +62,9 @@ export class PageRecorder implements PageSink {
       this.keys = k;
     }
     let lo = keys[2 * i]!;
-    let hi = keys[2 * i + 1]!;
+    // The page's first two bytes lead (fingerprint order is memcmp order
+    // there: twin.ts), 48 bits of its XXH64 follow.
+    let hi = ((prefix << 16) | (keys[2 * i + 1]! & 0xffff)) >>> 0;
     if (isZero) {
       lo = 0;
       hi = 0;
@@ -181,6 +193,7 @@ export async function captureHost(options: HostCaptureOptions): Promise<Twin> {
     });
   }
   const recorder = new PageRecorder();
+  const ksmd = ksmdScheduling();
   const kpageflags = KPageFlags.open();
   let reader: PageReader | undefined;
   const started = performance.now();
@@ -262,6 +275,7 @@ export async function captureHost(options: HostCaptureOptions): Promise<Twin> {
     memoryBytes: mem.totalBytes,
     otherUseBytes: Math.max(0, mem.totalBytes - mem.availableBytes - pages * PAGE_BYTES),
     numaNodes: numaNodes(),
+    ...ksmd.measure(),
     settings: settings.settings,
     settingsSource: settings.source,
     sampling: { samples: options.samples, intervalMs: options.intervalMs },
@@ -348,6 +362,7 @@ export async function captureDumps(
     memoryBytes: mem.totalBytes,
     otherUseBytes: 0,
     numaNodes: numaNodes(),
+    ...ksmdScheduling().measure(),
     settings: settings.settings,
     settingsSource: settings.source,
     sampling: { samples: 1, intervalMs: 0 },
@@ -380,6 +395,44 @@ function commandOf(pid: number, comm: string): string {
   } catch {
     return `[${comm}]`;
   }
+}
+
+/** Time slices that make a wait per wake-up worth taking. */
+const MIN_SLICES = 50;
+
+/**
+ * How long ksmd waits for a CPU after each sleep on this host (twin.ts,
+ * ksmdWakeDelay): ksmd's /proc/PID/schedstat run_delay per time slice, over
+ * the capture when ksmd ran meanwhile (KSM on), else since boot (ksmd's own
+ * experience of this host's load), else unknown (no wait). A probe process at
+ * ksmd's nice level was tried instead of the since-boot figure: its waits
+ * (a Node timer loop) matched ksmd's worse than ksmd's own history did.
+ */
+function ksmdScheduling(): { measure: () => Pick<Twin, 'ksmdWakeDelay'> } {
+  let pid = -1;
+  let first: ReturnType<typeof ksmdSchedstat> | undefined;
+  try {
+    pid = ksmdPid();
+    first = ksmdSchedstat(pid);
+  } catch {
+    return { measure: () => ({ ksmdWakeDelay: { ns: 0, basis: 'unknown' } }) };
+  }
+  return {
+    measure: () => {
+      let last: ReturnType<typeof ksmdSchedstat>;
+      try {
+        last = ksmdSchedstat(pid);
+      } catch {
+        return { ksmdWakeDelay: { ns: 0, basis: 'unknown' } };
+      }
+      const slices = last.slices - first.slices;
+      if (slices >= MIN_SLICES)
+        return { ksmdWakeDelay: { ns: (last.runDelayNs - first.runDelayNs) / slices, basis: 'capture' } };
+      if (last.slices >= MIN_SLICES)
+        return { ksmdWakeDelay: { ns: last.runDelayNs / last.slices, basis: 'boot' } };
+      return { ksmdWakeDelay: { ns: 0, basis: 'unknown' } };
+    },
+  };
 }
 
 function readMeminfo(): { totalBytes: number; availableBytes: number } {

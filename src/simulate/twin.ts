@@ -18,10 +18,18 @@
  * In the engine each process is one group of one guest whose memory is its
  * present pages in scan order: a page's fingerprint becomes its 64-bit
  * contents (fingerprint mode, host/frames.ts), so two pages merge in the twin
- * exactly when their fingerprints are equal, i.e. (up to a 64-bit hash
- * collision) when their bytes are. The order of contents in the trees is the
- * fingerprints' order, not memcmp's: it decides which page of a set becomes
- * the KSM page, never how many merge.
+ * exactly when their fingerprints are equal, i.e. (up to a 48-bit hash
+ * collision among pages that start alike) when their bytes are.
+ *
+ * A fingerprint is the page's first two bytes, then 48 bits of its XXH64:
+ * the trees then order pages as memcmp does wherever their first two bytes
+ * differ. That order matters for time, not for what merges in the end: a
+ * page rewritten while it sits in the unstable tree leaves a node whose
+ * contents no longer fit its place, and lookups that pass it can miss their
+ * match for a pass (found on the kernel with unique rewritten pages beside
+ * an image: with fully hashed fingerprints the twin merged 5% of the image a
+ * pass later than ksmd did, because hashing mixed the two in one subtree).
+ * A saved twin (twin-file.ts) is salted whole, order and all.
  */
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { Calibration } from './cost.ts';
@@ -83,6 +91,12 @@ export interface Twin {
   /** Memory in use on the host by everything that is not in the twin (MemTotal − MemAvailable − its pages). */
   readonly otherUseBytes: number;
   readonly numaNodes: number;
+  /**
+   * How long ksmd waits for a CPU once its sleep ends, per wake-up: its
+   * /proc/PID/schedstat run_delay per time slice, over the capture when ksmd
+   * ran meanwhile, else since boot ('unknown': no ksmd, taken as 0).
+   */
+  readonly ksmdWakeDelay: { readonly ns: number; readonly basis: 'capture' | 'boot' | 'unknown' };
   /** /sys/kernel/mm/ksm as it was (writable settings only), or Linux's defaults where there was none. */
   readonly settings: readonly SysfsSetting[];
   readonly settingsSource: 'sysfs' | 'defaults';
@@ -184,6 +198,7 @@ export function twinScenario(twin: Twin, options: TwinScenarioOptions): Scenario
       memoryBytes: twin.memoryBytes,
       reservedBytes: Math.min(twin.otherUseBytes, Math.max(0, twin.memoryBytes - PAGE_BYTES)),
       numaNodes: twin.numaNodes,
+      ksmdWakeDelayNs: twin.ksmdWakeDelay.ns,
     },
     ksm: twin.settings,
     durationMs,
@@ -283,7 +298,9 @@ export function twinAssumptions(twin: Twin, calibration: Calibration): TwinAssum
   });
   out.push({
     source: 'measured',
-    text: `Contents: each page is its 64-bit XXH64 fingerprint${twin.salted ? ' (salted with a secret that was not kept)' : ''}; two pages merge in the twin exactly when their fingerprints are equal (a false match has a chance of about n²/2⁶⁵).`,
+    text: twin.salted
+      ? 'Contents: each page is a 64-bit fingerprint salted with a secret that was not kept; two pages merge in the twin exactly when their fingerprints are equal. Salting loses memcmp’s order in the trees: where rewritten pages sit in the unstable tree beside mergeable ones, some merges may come a pass later than on the host.'
+      : 'Contents: each page is a 64-bit fingerprint, its first two bytes (so the trees keep memcmp’s order where those differ) then 48 bits of its XXH64; two pages merge in the twin exactly when their fingerprints are equal (a false match among n pages that start alike has a chance of about n²/2⁴⁹).',
   });
   out.push({
     source: 'measured',
@@ -303,6 +320,18 @@ export function twinAssumptions(twin: Twin, calibration: Calibration): TwinAssum
         ? `ksmd’s CPU cost per batch, page, checksum, memcmp and merge: the shipped figures (${calibration.measuredOn}); \`ksmkit calibrate\` measures this machine’s.`
         : `ksmd’s CPU cost per batch, page, checksum, memcmp and merge: measured by ksmkit calibrate (${calibration.measuredOn}, ${calibration.origin ?? ''}).`,
   });
+  const delay = twin.ksmdWakeDelay;
+  out.push(
+    delay.basis === 'unknown'
+      ? {
+          source: 'modelled',
+          text: 'ksmd’s wait for a CPU after each sleep: none (not measured here; on a busy host it makes every batch later).',
+        }
+      : {
+          source: 'measured',
+          text: `ksmd’s wait for a CPU after each sleep: ${(delay.ns / 1e6).toFixed(2)} ms (ksmd’s /proc/PID/schedstat run_delay per time slice ${delay.basis === 'capture' ? 'while the twin was read' : 'since boot: ksmd did not run while the twin was read'}; the host’s load may differ when KSM runs); each batch starts that much after the tick its sleep ends on.`,
+        },
+  );
   if (twin.sampling.samples >= 2) {
     out.push({
       source: 'sampled',

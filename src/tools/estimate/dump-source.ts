@@ -269,7 +269,7 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
         leftOut++;
         continue;
       }
-      counter.count(keys, i, zero, NO_FRAME, job.tag + i * PAGE_BYTES);
+      counter.count(keys, i, zero, NO_FRAME, job.tag + i * PAGE_BYTES, result.prefixes[i]!);
       examined++;
     }
     bytesRead += result.pages * PAGE_BYTES;

@@ -60,9 +60,10 @@ export interface PageSink {
   /**
    * One page of key keys[2i] (low), keys[2i+1] (high), at page frame `frame`
    * (NO_FRAME when unknown) and at `address` (the virtual address in the
-   * process, or the segment's address plus the offset in a dump).
+   * process, or the segment's address plus the offset in a dump) whose
+   * first two bytes are `prefix` (big-endian).
    */
-  count(keys: Uint32Array, i: number, isZero: boolean, frame: number, address: number): void;
+  count(keys: Uint32Array, i: number, isZero: boolean, frame: number, address: number, prefix: number): void;
 }
 
 export class PageCounter implements PageSink {

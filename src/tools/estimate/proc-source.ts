@@ -426,7 +426,7 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
     try {
       reader.run(processJobs(plan, pagemapFd, reader.maxPages, stats), (job, result) => {
         const { frames, exclusive, addresses } = job.tag;
-        const { keys, flags } = result;
+        const { keys, flags, prefixes } = result;
         for (let i = 0; i < result.pages; i++) {
           const flag = flags[i]!;
           if (flag === PAGE_UNREADABLE) {
@@ -440,7 +440,7 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
             zeroMappings++;
             continue;
           }
-          counter.count(keys, i, zero, frame, addresses[i]!);
+          counter.count(keys, i, zero, frame, addresses[i]!, prefixes[i]!);
           examined++;
         }
         const readPages = result.pages;

@@ -39,6 +39,8 @@ export interface Job<T> {
 export interface JobResult {
   readonly keys: Uint32Array;
   readonly flags: Uint8Array;
+  /** Each page's first two bytes, big-endian (the start of its memcmp order: a twin keeps it). */
+  readonly prefixes: Uint16Array;
   readonly pages: number;
 }
 
@@ -66,6 +68,7 @@ export class JobExecutor {
     segmentCount: number,
     keys: Uint32Array,
     flags: Uint8Array,
+    prefixes: Uint16Array,
   ): number {
     if (path !== this.path) {
       this.closeFile();
@@ -95,6 +98,7 @@ export class JobExecutor {
         }
         for (let i = 0; i < got; i++) {
           flags[index] = hashPage(this.buf, i * PAGE_BYTES, keys, index);
+          prefixes[index] = (this.buf[i * PAGE_BYTES]! << 8) | this.buf[i * PAGE_BYTES + 1]!;
           index++;
         }
         done += got;
@@ -115,18 +119,27 @@ export class InlineReader implements PageReader {
   private readonly executor: JobExecutor;
   private readonly keys: Uint32Array;
   private readonly flags: Uint8Array;
+  private readonly prefixes: Uint16Array;
 
   constructor(readonly maxPages: number) {
     this.executor = new JobExecutor(maxPages);
     this.keys = new Uint32Array(2 * maxPages);
     this.flags = new Uint8Array(maxPages);
+    this.prefixes = new Uint16Array(maxPages);
   }
 
   run<T>(jobs: Iterable<Job<T>>, onResult: (job: Job<T>, result: JobResult) => void): void {
     try {
       for (const job of jobs) {
-        const pages = this.executor.execute(job.path, job.segments, job.segmentCount, this.keys, this.flags);
-        onResult(job, { keys: this.keys, flags: this.flags, pages });
+        const pages = this.executor.execute(
+          job.path,
+          job.segments,
+          job.segmentCount,
+          this.keys,
+          this.flags,
+          this.prefixes,
+        );
+        onResult(job, { keys: this.keys, flags: this.flags, prefixes: this.prefixes, pages });
       }
     } finally {
       this.executor.closeFile();
@@ -155,6 +168,7 @@ export interface WorkerShared {
   readonly path: SharedArrayBuffer;
   readonly keys: SharedArrayBuffer;
   readonly flags: SharedArrayBuffer;
+  readonly prefixes: SharedArrayBuffer;
   readonly maxPages: number;
 }
 
@@ -165,6 +179,7 @@ export function workerLoop(shared: WorkerShared): void {
   const pathBytes = new Uint8Array(shared.path);
   const keys = new Uint32Array(shared.keys);
   const flags = new Uint8Array(shared.flags);
+  const prefixes = new Uint16Array(shared.prefixes);
   const executor = new JobExecutor(shared.maxPages);
   let seen = 0;
   Atomics.store(ctl, CTL_READY, 1);
@@ -175,7 +190,7 @@ export function workerLoop(shared: WorkerShared): void {
     if (Atomics.load(ctl, CTL_EXIT) === 1) break;
     try {
       const path = Buffer.from(pathBytes.slice(0, ctl[CTL_PATH_LENGTH]!)).toString('utf8');
-      ctl[CTL_PAGES] = executor.execute(path, segments, ctl[CTL_SEGMENTS]!, keys, flags);
+      ctl[CTL_PAGES] = executor.execute(path, segments, ctl[CTL_SEGMENTS]!, keys, flags, prefixes);
       ctl[CTL_ERROR] = 0;
     } catch {
       // The file could not be opened: every page of the job is unreadable.
@@ -199,6 +214,7 @@ interface Slot<T> {
   readonly path: Uint8Array;
   readonly keys: Uint32Array;
   readonly flags: Uint8Array;
+  readonly prefixes: Uint16Array;
   seq: number;
   job: Job<T> | undefined;
 }
@@ -226,6 +242,7 @@ export class WorkerReader implements PageReader {
         path: new SharedArrayBuffer(PATH_BYTES),
         keys: new SharedArrayBuffer(maxPages * 8),
         flags: new SharedArrayBuffer(maxPages),
+        prefixes: new SharedArrayBuffer(maxPages * 2),
         maxPages,
       };
       const worker =
@@ -242,6 +259,7 @@ export class WorkerReader implements PageReader {
         path: new Uint8Array(shared.path),
         keys: new Uint32Array(shared.keys),
         flags: new Uint8Array(shared.flags),
+        prefixes: new Uint16Array(shared.prefixes),
         seq: 0,
         job: undefined,
       });
@@ -312,11 +330,12 @@ export class WorkerReader implements PageReader {
       const following = next();
       const keys = slot.keys.slice(0, 2 * slot.ctl[CTL_PAGES]!);
       const flags = slot.flags.slice(0, slot.ctl[CTL_PAGES]!);
+      const prefixes = slot.prefixes.slice(0, slot.ctl[CTL_PAGES]!);
       if (following !== undefined) {
         this.post(slot, following);
         busy++;
       }
-      onResult(job, { keys, flags, pages: flags.length });
+      onResult(job, { keys, flags, prefixes, pages: flags.length });
     }
   }
 
