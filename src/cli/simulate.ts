@@ -130,6 +130,13 @@ export async function simulateCommand(
     }
     return EXIT_OK;
   }
+  let twinWanted: boolean;
+  try {
+    twinWanted = wantsTwin(scenarioArg, options);
+  } catch (e) {
+    io.err(`ksmkit simulate: ${(e as Error).message}`);
+    return EXIT_INVALID;
+  }
   if (options.policy?.trim() === 'all') {
     const { policiesCommand } = await import('./policies.ts');
     return policiesCommand(
@@ -158,7 +165,7 @@ export async function simulateCommand(
     }
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
     specs = expandRuns(axes, options.advisor ?? false);
-    if (wantsTwin(scenarioArg, options)) {
+    if (twinWanted) {
       twin = await obtainTwin(options, options.json === true ? () => {} : io.out);
       scenario = applyOverrides(twinScenarioFor(twin, calibration, options), options);
     } else {

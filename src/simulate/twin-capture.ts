@@ -247,14 +247,21 @@ export async function captureHost(options: HostCaptureOptions): Promise<Twin> {
       continue;
     }
     const changes = changesPerPage(t.samples.map((x) => x.pages));
+    const vmas = vmasOf(last);
+    const vmaStarts: number[] = [];
+    let at = 0;
+    for (const v of vmas) {
+      if (at > 0) vmaStarts.push(at);
+      at += v.presentPages;
+    }
     processes.push({
       pid: t.pid,
       name: t.name,
       command: t.command,
       orderKey: t.orderKey,
-      vmas: vmasOf(last),
+      vmas,
       keys: last.pages.keys,
-      regions: volatileRegions(changes, t.samples.length - 1, options.intervalMs),
+      regions: volatileRegions(changes, t.samples.length - 1, options.intervalMs, vmaStarts),
     });
   }
   if (withoutPages > 0)

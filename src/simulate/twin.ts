@@ -129,7 +129,8 @@ export const REGION_GAP_PAGES = 64;
 /**
  * Regions and their rates from how often each present page changed: page i
  * changed in `changes[i]` of `intervals` intervals of `intervalMs`. Changed
- * pages closer than REGION_GAP_PAGES make one region, and the pages between
+ * pages of one VMA (`vmaStarts`: the first page index of each VMA after the
+ * first) closer than REGION_GAP_PAGES make one region, and the pages between
  * them belong to it (a page that happened not to be hit is as exposed as its
  * neighbours). Within a region each page is taken to be rewritten as a Poisson
  * process of rate λ: the share f of (page, interval) pairs that saw a change
@@ -137,8 +138,16 @@ export const REGION_GAP_PAGES = 64;
  * interval, f = 1 says only that λ is large: the region gets the rate at which
  * a page would be missed once in 2·pages·intervals, marked saturated.
  */
-export function volatileRegions(changes: Uint8Array, intervals: number, intervalMs: number): TwinRegion[] {
+export function volatileRegions(
+  changes: Uint8Array,
+  intervals: number,
+  intervalMs: number,
+  vmaStarts: readonly number[] = [],
+): TwinRegion[] {
   if (intervals <= 0) return [];
+  // A region stays within one VMA: the index of the VMA each changed page is in.
+  let vma = 0;
+  let regionVma = -1;
   const regions: TwinRegion[] = [];
   const seconds = intervalMs / 1000;
   let first = -1;
@@ -155,13 +164,15 @@ export function volatileRegions(changes: Uint8Array, intervals: number, interval
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i]!;
     if (c === 0) continue;
-    if (first >= 0 && i - last > REGION_GAP_PAGES) {
+    while (vma < vmaStarts.length && vmaStarts[vma]! <= i) vma++;
+    if (first >= 0 && (i - last > REGION_GAP_PAGES || vma !== regionVma)) {
       close();
       first = -1;
     }
     if (first < 0) {
       first = i;
       sum = 0;
+      regionVma = vma;
     }
     last = i;
     sum += c;
