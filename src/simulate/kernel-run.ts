@@ -49,7 +49,10 @@ export function ksmdCpuNs(pid: number): number {
   return ksmdSchedstat(pid).cpuNs;
 }
 
-/** /proc/PID/schedstat: time on CPU, time waiting on a run queue (ns), and time slices run. */
+/**
+ * /proc/PID/schedstat: time on CPU, time waiting on a run queue (ns), and
+ * time slices run (a wake-up, or a return after cond_resched() yielded).
+ */
 export function ksmdSchedstat(pid: number): { cpuNs: number; runDelayNs: number; slices: number } {
   const [cpu, delay, slices] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(' ');
   return { cpuNs: Number(cpu), runDelayNs: Number(delay), slices: Number(slices) };

@@ -404,16 +404,19 @@ function commandOf(pid: number, comm: string): string {
   }
 }
 
-/** Time slices that make a wait per wake-up worth taking. */
+/** Time slices that make a wait per slice worth taking. */
 const MIN_SLICES = 50;
 
 /**
  * How long ksmd waits for a CPU after each sleep on this host (twin.ts,
  * ksmdWakeDelay): ksmd's /proc/PID/schedstat run_delay per time slice, over
  * the capture when ksmd ran meanwhile (KSM on), else since boot (ksmd's own
- * experience of this host's load), else unknown (no wait). A probe process at
- * ksmd's nice level was tried instead of the since-boot figure: its waits
- * (a Node timer loop) matched ksmd's worse than ksmd's own history did.
+ * experience of this host's load), else unknown (no wait). Per time slice,
+ * not per wake-up (voluntary context switch): on this machine the slice
+ * figure forecast ksmd's pace better (a wake-up also waits for the timer
+ * softirq, which run_delay does not see, and the slices of a batch that
+ * cond_resched() split make up for it). A probe process at ksmd's nice level
+ * was tried too: its waits (a Node timer loop) matched ksmd's worse.
  */
 function ksmdScheduling(): { measure: () => Pick<Twin, 'ksmdWakeDelay'> } {
   let pid = -1;

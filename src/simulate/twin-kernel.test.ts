@@ -10,10 +10,15 @@
  * | pages_shared, pages_sharing, ksm_zero_pages, general_profit at the end | exactly |
  * | each process's ksm_merging_pages and ksm_zero_pages at the end | exactly      |
  * | pages_volatile, averaged over the same settled passes        | within 10%     |
- * | time to 50/90/99% of the saving                               | within 10%     |
+ * | time to 50/90/99% of the saving, if the host's load held      | within 10%     |
  *
  * at Linux's default pacing and at pages_to_scan 1000 with use_zero_pages 1
- * (so that ksm_zero_pages is not trivially 0). Under the machine-wide lock
+ * (so that ksm_zero_pages is not trivially 0). On a busy host ksmd waits for
+ * a CPU after each sleep; the twin forecasts that wait from ksmd's schedstat
+ * (twin-capture.ts), but other tasks may load the host differently once KSM
+ * runs (this machine is shared): the times are held to 10% unless ksmd
+ * waited more than 1.25 times the forecast (schedstat over the run: the load
+ * grew), and printed either way. Under the machine-wide lock
  * (the kernel backend's SysfsGuard), every setting restored after each run.
  */
 import assert from 'node:assert/strict';
@@ -21,7 +26,7 @@ import { describe, it } from 'node:test';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { loadCalibration } from './cost.ts';
 import { type EngineRun, runOnEngine } from './engine-run.ts';
-import { kernelRunUnavailable, runOnKernel } from './kernel-run.ts';
+import { kernelRunUnavailable, ksmdPid, ksmdSchedstat, runOnKernel } from './kernel-run.ts';
 import { parseScenario, type Scenario } from './scenario.ts';
 import { MILESTONES, summarize } from './summary.ts';
 import { type Twin, twinScenario } from './twin.ts';
@@ -105,6 +110,8 @@ describe('the twin against the real kernel', () => {
       const calibration = loadCalibration();
       const scenario = hostScenario(variant.scale, variant.duration);
       let twin: Twin | undefined;
+      const ksmd = ksmdPid();
+      let before = ksmdSchedstat(ksmd);
       const kernel = await runOnKernel(scenario, {
         settings: variant.settings,
         beforeKsmd: async (guests) => {
@@ -114,8 +121,13 @@ describe('the twin against the real kernel', () => {
             intervalMs: 1500,
             vmaMode: 'mergeable',
           });
+          before = ksmdSchedstat(ksmd);
         },
       });
+      // What ksmd really waited for a CPU per wake-up while it ran.
+      const afterRun = ksmdSchedstat(ksmd);
+      const waitedNs =
+        (afterRun.runDelayNs - before.runDelayNs) / Math.max(1, afterRun.slices - before.slices);
       assert.ok(twin !== undefined, 'the twin was not built');
       assert.equal(twin.processes.length, 5, 'one twin process per agent');
       // The kernel run's pacing (the backend holds ksmd still until run=1, so the host's own read 0).
@@ -159,8 +171,20 @@ describe('the twin against the real kernel', () => {
         passMean(twinRun, fromPass, toPass),
         0.1,
       );
-      for (const m of MILESTONES)
-        check(`time to ${m}% of the saving (ms)`, ks.timeToMs[m], es.timeToMs[m], 0.1);
+      // Time, unless the host's load grew: the twin forecasts ksmd's wait for a CPU from its schedstat
+      // before KSM ran, and cannot foresee what other tasks of this shared machine do meanwhile.
+      const forecastNs = twin.ksmdWakeDelay.ns;
+      const loadHeld = waitedNs <= 1.25 * Math.max(forecastNs, 1e6);
+      console.log(
+        `# ${variant.label}: ksmd waited ${(waitedNs / 1e6).toFixed(2)} ms per wake-up; the twin forecast ${(forecastNs / 1e6).toFixed(2)} ms (${twin.ksmdWakeDelay.basis})${loadHeld ? '' : ': the load grew, the times are not held to 10%'}`,
+      );
+      for (const m of MILESTONES) {
+        if (loadHeld) check(`time to ${m}% of the saving (ms)`, ks.timeToMs[m], es.timeToMs[m], 0.1);
+        else
+          console.log(
+            `# ${variant.label}: time to ${m}% (not held: the load grew): kernel ${ks.timeToMs[m]?.toFixed(0)}, twin ${es.timeToMs[m]?.toFixed(0)}`,
+          );
+      }
       if (process.env.TWIN_DEBUG !== undefined) {
         const trace = (r: EngineRun) =>
           r.samples
@@ -172,7 +196,9 @@ describe('the twin against the real kernel', () => {
             .join(' ');
         console.log(`# kernel ${trace(kernel)}`);
         console.log(`# twin   ${trace(twinRun)}`);
-        console.log(`# wake delay ${JSON.stringify(twin.ksmdWakeDelay)}`);
+        console.log(
+          `# wake delay ${JSON.stringify(twin.ksmdWakeDelay)}; ksmd CPU: kernel ${k.ksmdCpuMs.toFixed(0)} ms, twin ${e.ksmdCpuMs.toFixed(0)} ms; passes ${k.full_scans} / ${e.full_scans}`,
+        );
         for (const p of twin.processes)
           console.log(
             `# ${p.name} ${p.pid}: ${p.regions.map((r) => `${r.firstPage}+${r.pageCount}@${r.writesPerSecond.toFixed(1)}`).join(' ')}`,
