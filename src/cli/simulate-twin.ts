@@ -5,8 +5,9 @@
  * `--save-twin FILE` keeps the twin.
  */
 import type { Calibration } from '../simulate/cost.ts';
-import type { RunResult } from '../simulate/sweep.ts';
-import { presentPages, type Twin, twinPages, twinScenario } from '../simulate/twin.ts';
+import type { Scenario } from '../simulate/scenario.ts';
+import type { RunResult, RunSpec } from '../simulate/sweep.ts';
+import { presentPages, type Twin, twinDefaultDurationMs, twinPages, twinScenario } from '../simulate/twin.ts';
 import { captureDumps, captureHost } from '../simulate/twin-capture.ts';
 import { loadTwin, saveTwin } from '../simulate/twin-file.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
@@ -99,10 +100,16 @@ export async function obtainTwin(options: TwinOptions, say: (line: string) => vo
   return twin;
 }
 
-/** The twin's scenario for this command line. */
-export function twinScenarioFor(twin: Twin, calibration: Calibration, options: TwinOptions) {
-  const durationMs = options.duration === undefined ? undefined : parseDurationMs(options.duration);
-  return twinScenario(twin, { calibration, ...(durationMs === undefined ? {} : { durationMs }) });
+/** The twin's scenario for this command line: long enough for the slowest of the runs (`specs`) unless --duration says. */
+export function twinScenarioFor(
+  twin: Twin,
+  calibration: Calibration,
+  options: TwinOptions,
+  specs: readonly RunSpec[],
+): Scenario {
+  const given = options.duration === undefined ? undefined : parseDurationMs(options.duration);
+  const durationMs = given ?? Math.max(...specs.map((spec) => twinDefaultDurationMs(twin, spec.settings)));
+  return twinScenario(twin, { calibration, durationMs });
 }
 
 /** One line per process of the twin (most merging first, at most `limit`): what each would merge. */

@@ -167,7 +167,7 @@ export async function simulateCommand(
     specs = expandRuns(axes, options.advisor ?? false);
     if (twinWanted) {
       twin = await obtainTwin(options, options.json === true ? () => {} : io.out);
-      scenario = applyOverrides(twinScenarioFor(twin, calibration, options), options);
+      scenario = applyOverrides(twinScenarioFor(twin, calibration, options, specs), options);
     } else {
       scenario = applyOverrides(await resolveScenario(scenarioArg), options);
     }

@@ -185,6 +185,8 @@ export function volatileRegions(
 
 export interface TwinScenarioOptions {
   readonly calibration: Calibration;
+  /** The settings the runs use instead of the host's (`--set`, a test): the default duration follows them. */
+  readonly settings?: readonly SysfsSetting[];
   /** Virtual time to simulate; default: long enough for a few full passes at the twin's settings. */
   readonly durationMs?: number;
 }
@@ -195,7 +197,7 @@ export function twinScenario(twin: Twin, options: TwinScenarioOptions): Scenario
   if (groups.length === 0)
     throw new Error('the twin has no page ksmd would scan (no mergeable VMA with present pages)');
   const pages = twinPages(twin);
-  const durationMs = options.durationMs ?? defaultTwinDurationMs(twin, pages);
+  const durationMs = options.durationMs ?? twinDefaultDurationMs(twin, options.settings ?? []);
   const title =
     twin.source === 'host'
       ? `twin of ${twin.hostName}: ${groups.length} processes, ${formatBytes(pages * PAGE_BYTES)} ksmd would scan`
@@ -259,22 +261,27 @@ export function groupName(p: TwinProcess): string {
   return p.pid > 0 ? `${base}.${p.pid}` : base;
 }
 
-function settingOf(twin: Twin, name: string, fallback: number): number {
-  const s = twin.settings.find((x) => x.name === name);
+function settingOf(settings: readonly SysfsSetting[], name: string, fallback: number): number {
+  const s = [...settings].reverse().find((x) => x.name === name);
   const n = s === undefined ? Number.NaN : Number(s.value);
   return Number.isFinite(n) && n > 0 ? n : fallback;
 }
+
+const MAX_DEFAULT_DURATION_MS = 24 * 3600_000;
 
 /**
  * Long enough to see the saving settle at the twin's own pacing: six full
  * passes (a merge needs two visits, chains and zero pages a third, and
  * volatile regions a few more to show their steady share), at least a minute.
  */
-function defaultTwinDurationMs(twin: Twin, pages: number): number {
-  const perBatch = settingOf(twin, 'pages_to_scan', 100);
-  const sleepMs = settingOf(twin, 'sleep_millisecs', 20);
+export function twinDefaultDurationMs(twin: Twin, runSettings: readonly SysfsSetting[]): number {
+  const settings = [...twin.settings, ...runSettings];
+  const pages = twinPages(twin);
+  const perBatch = settingOf(settings, 'pages_to_scan', 100);
+  const sleepMs = settingOf(settings, 'sleep_millisecs', 20);
   const passMs = Math.ceil(pages / perBatch) * (sleepMs + 4);
-  const ms = Math.max(60_000, 6 * passMs);
+  // At most a day: a host whose ksmd is held still (pages_to_scan 0, an hour's sleep) would ask for years.
+  const ms = Math.min(MAX_DEFAULT_DURATION_MS, Math.max(60_000, 6 * passMs));
   // Whole minutes read better in the summary.
   return Math.ceil(ms / 60_000) * 60_000;
 }
