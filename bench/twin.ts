@@ -20,7 +20,7 @@ import { processCpuNs, readPeakRssBytes } from '../src/bench/proc.ts';
 import { loadCalibration } from '../src/simulate/cost.ts';
 import { runOnEngine } from '../src/simulate/engine-run.ts';
 import { summarize } from '../src/simulate/summary.ts';
-import { twinPages, twinScenario } from '../src/simulate/twin.ts';
+import { twinPages, twinScenario, twinWritesPerSecond } from '../src/simulate/twin.ts';
 import { captureHost } from '../src/simulate/twin-capture.ts';
 import { formatBytes, formatDuration, parseDurationMs, parseSizeBytes } from '../src/simulate/units.ts';
 
@@ -117,8 +117,9 @@ async function main(): Promise<void> {
     const pages = twinPages(twin);
     // The reads themselves: the build less the waits between samples.
     const readWallMs = buildWallMs - (samples - 1) * intervalMs;
+    const regions = twin.processes.reduce((n, p) => n + p.regions.length, 0);
     say(
-      `Twin: ${formatBytes(pages * PAGE_BYTES)} in ${twin.processes.length} processes, built in ${(buildWallMs / 1000).toFixed(1)} s ` +
+      `Twin: ${formatBytes(pages * PAGE_BYTES)} in ${twin.processes.length} processes (${regions} volatile regions, ${Math.round(twinWritesPerSecond(twin))} pages rewritten a second), built in ${(buildWallMs / 1000).toFixed(1)} s ` +
         `(reads ${(readWallMs / 1000).toFixed(1)} s: ${((samples * pages * PAGE_BYTES) / 2 ** 30 / (readWallMs / 1000)).toFixed(2)} GiB/s)`,
     );
     const calibration = loadCalibration();
@@ -147,6 +148,8 @@ async function main(): Promise<void> {
       runWallMs: Math.round(runWallMs),
       runCpuMs: Math.round(runCpuNs / 1e6),
       virtualMs: scenario.durationMs,
+      volatileRegions: regions,
+      writesPerSecond: Math.round(twinWritesPerSecond(twin)),
       steadyAtMs: run.steadyAtMs,
       savingBytes: summary.savingBytes,
       timeTo90Ms: summary.timeToMs[90],

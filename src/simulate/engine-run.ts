@@ -181,6 +181,8 @@ interface AccessStream {
    * volatile and cost checksums). Reads: see the file comment.
    */
   readonly neutral: boolean;
+  /** A twin's volatile region (twin.ts). */
+  readonly twin: boolean;
   /** The fraction of an access carried over to the next interval. */
   carry: number;
 }
@@ -260,6 +262,7 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.writesPerSecond,
                 neutral: run.source.kind === 'unique',
+                twin: run.source.kind === 'fingerprints',
                 carry: 0,
               },
             ]
@@ -277,6 +280,7 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.readsPerSecond,
                 neutral: !readsCopy || run.source.kind === 'unique',
+                twin: run.source.kind === 'fingerprints',
                 carry: 0,
               },
             ]
@@ -542,8 +546,11 @@ class EngineRunner {
           this.content.hi,
           this.content.lo,
         );
-        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the engine.
-        if (!stream.neutral) primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
+        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the
+        // engine. So is a twin's (its regions are rewritten for as long as the run lasts, so they stop
+        // the fast-forward anyway, and hashing thousands of writes a second would cost more than ksmd's visits).
+        if (!stream.neutral && !stream.twin)
+          primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
       });
       this.writes += n;
       if (!stream.neutral) this.mergingWrites += n;
