@@ -132,38 +132,38 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     // Accesses are due by the clock, not by loop turns: a turn that took
     // longer (a sample, a twin being read) must not slow the guests down.
     let accessesUntil = performance.now();
-    /** The guests' writes and reads due since the last call, on pages drawn at random as the engine draws them. */
+    /** The accesses of one stream due over `intervalMs`, each at a guest and page drawn from `draw`. */
+    const dueAccesses = async (
+      stream: { group: GroupModel; runIndex: number; rate: number; carry: number },
+      intervalMs: number,
+      draw: Rng,
+      access: (guest: KernelGuest, page: number) => Promise<unknown>,
+    ): Promise<number> => {
+      const due = stream.rate * stream.group.count * (intervalMs / 1000) + stream.carry;
+      const n = Math.floor(due);
+      stream.carry = due - n;
+      const mine = guests.filter((g) => g.group === stream.group);
+      const runPages = stream.group.content[stream.runIndex]!.pageCount;
+      for (let k = 0; k < n; k++) {
+        const g = mine[mine.length === 1 ? 0 : Math.floor(draw.next() * mine.length)]!;
+        await access(g, g.runStarts[stream.runIndex]! + Math.floor(draw.next() * runPages));
+      }
+      return n;
+    };
+    /** The guests' writes and reads due since the last call. */
     const applyAccesses = async (): Promise<void> => {
       const now = performance.now();
       const intervalMs = now - accessesUntil;
       accessesUntil = now;
-      for (const stream of streams) {
-        const due = stream.rate * stream.group.count * (intervalMs / 1000) + stream.carry;
-        const n = Math.floor(due);
-        stream.carry = due - n;
-        const mine = guests.filter((g) => g.group === stream.group);
-        const runPages = stream.group.content[stream.runIndex]!.pageCount;
-        for (let k = 0; k < n; k++) {
-          const g = mine[mine.length === 1 ? 0 : Math.floor(rng.next() * mine.length)]!;
-          const page = g.runStarts[stream.runIndex]! + Math.floor(rng.next() * runPages);
+      for (const stream of streams)
+        writes += await dueAccesses(stream, intervalMs, rng, (g, page) => {
           content.unique();
-          await backend.write(g.name, REGION, page, valuePage(content.hi, content.lo));
-          writes++;
-        }
-      }
-      for (const stream of readStreams) {
-        const due = stream.rate * stream.group.count * (intervalMs / 1000) + stream.carry;
-        const n = Math.floor(due);
-        stream.carry = due - n;
-        const mine = guests.filter((g) => g.group === stream.group);
-        const runPages = stream.group.content[stream.runIndex]!.pageCount;
-        for (let k = 0; k < n; k++) {
-          const g = mine[mine.length === 1 ? 0 : Math.floor(readRng.next() * mine.length)]!;
-          const page = g.runStarts[stream.runIndex]! + Math.floor(readRng.next() * runPages);
-          await backend.read(g.name, REGION, page, 1);
-          reads++;
-        }
-      }
+          return backend.write(g.name, REGION, page, valuePage(content.hi, content.lo));
+        });
+      for (const stream of readStreams)
+        reads += await dueAccesses(stream, intervalMs, readRng, (g, page) =>
+          backend.read(g.name, REGION, page, 1),
+        );
     };
     if (options.beforeKsmd !== undefined) {
       // ksmd stays off (run=0) while the caller looks at the guests; their writes go on meanwhile.

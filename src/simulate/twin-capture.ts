@@ -14,6 +14,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LINUX_DEFAULTS } from '../backend/kernel/kernel-backend.ts';
 import { selectedWord } from '../backend/kernel/ksm-sysfs.ts';
 import { KSM_SYSFS } from '../surface/sysfs.ts';
 import { type DumpFormat, layoutDump, scanDump } from '../tools/estimate/dump-source.ts';
@@ -271,20 +272,12 @@ export async function captureHost(options: HostCaptureOptions): Promise<Twin> {
   // mm slot order: registration order, taken as start order (twin.ts, the mm slot assumption).
   processes.sort((a, b) => a.orderKey - b.orderKey || a.pid - b.pid);
   const pages = processes.reduce((s, p) => s + p.keys.length / 2, 0);
-  const mem = readMeminfo();
-  const settings = hostSettings(options.sysfsDir ?? KSM_SYSFS_DIR);
+  const { availableBytes, ...host } = thisHost(options.sysfsDir);
   return {
-    version: TWIN_VERSION,
+    ...host,
     source: 'host',
-    capturedAt: new Date().toISOString().slice(0, 19).replace('T', ' '),
-    hostName: hostname(),
-    kernel: `Linux ${release()}`,
-    memoryBytes: mem.totalBytes,
-    otherUseBytes: Math.max(0, mem.totalBytes - mem.availableBytes - pages * PAGE_BYTES),
-    numaNodes: numaNodes(),
+    otherUseBytes: Math.max(0, host.memoryBytes - availableBytes - pages * PAGE_BYTES),
     ...ksmd.measure(),
-    settings: settings.settings,
-    settingsSource: settings.source,
     sampling: { samples: options.samples, intervalMs: options.intervalMs },
     salted: false,
     vmaMode: mode,
@@ -358,20 +351,12 @@ export async function captureDumps(
   } finally {
     reader.close();
   }
-  const mem = readMeminfo();
-  const settings = hostSettings(options.sysfsDir ?? KSM_SYSFS_DIR);
+  const { availableBytes: _available, ...host } = thisHost(options.sysfsDir);
   return {
-    version: TWIN_VERSION,
+    ...host,
     source: 'dumps',
-    capturedAt: new Date().toISOString().slice(0, 19).replace('T', ' '),
-    hostName: hostname(),
-    kernel: `Linux ${release()}`,
-    memoryBytes: mem.totalBytes,
     otherUseBytes: 0,
-    numaNodes: numaNodes(),
     ...ksmdScheduling().measure(),
-    settings: settings.settings,
-    settingsSource: settings.source,
     sampling: { samples: 1, intervalMs: 0 },
     salted: false,
     vmaMode: 'compatible',
@@ -381,6 +366,23 @@ export async function captureDumps(
 }
 
 // ------------------------------------------------------------------ the host
+
+/** What a twin says of the machine it was made on, now (and MemAvailable, for the memory others use). */
+function thisHost(sysfsDir: string | undefined) {
+  const mem = readMeminfo();
+  const settings = hostSettings(sysfsDir ?? KSM_SYSFS_DIR);
+  return {
+    version: TWIN_VERSION,
+    capturedAt: new Date().toISOString().slice(0, 19).replace('T', ' '),
+    hostName: hostname(),
+    kernel: `Linux ${release()}`,
+    memoryBytes: mem.totalBytes,
+    availableBytes: mem.availableBytes,
+    numaNodes: numaNodes(),
+    settings: settings.settings,
+    settingsSource: settings.source,
+  } as const;
+}
 
 /** comm and start time (clock ticks since boot) from /proc/PID/stat, or undefined when it is gone. */
 function readStat(pid: number): { comm: string; startTicks: number } | undefined {
@@ -459,17 +461,10 @@ function numaNodes(): number {
   }
 }
 
-/** Linux 6.18's defaults of the settings a twin carries (reference §1.1). */
-const DEFAULT_SETTINGS: readonly SysfsSetting[] = [
-  { name: 'pages_to_scan', value: '100' },
-  { name: 'sleep_millisecs', value: '20' },
-  { name: 'max_page_sharing', value: '256' },
-  { name: 'merge_across_nodes', value: '1' },
-  { name: 'use_zero_pages', value: '0' },
-  { name: 'stable_node_chains_prune_millisecs', value: '2000' },
-  { name: 'smart_scan', value: '1' },
-  { name: 'advisor_mode', value: 'none' },
-];
+/** Linux 6.18's defaults (the kernel backend's reset), run aside, advisor_mode last. */
+const DEFAULT_SETTINGS: readonly SysfsSetting[] = LINUX_DEFAULTS.filter(([name]) => name !== 'run')
+  .map(([name, value]) => ({ name, value }))
+  .sort((a, b) => Number(a.name === 'advisor_mode') - Number(b.name === 'advisor_mode'));
 
 /**
  * The host's writable KSM settings as they are (those the engine's sysfs

@@ -24,7 +24,7 @@ import {
   twinScenario,
   volatileRegions,
 } from './twin.ts';
-import { captureHost, changesPerPage, PageRecorder, type PageSet } from './twin-capture.ts';
+import { captureDumps, captureHost, changesPerPage, PageRecorder, type PageSet } from './twin-capture.ts';
 import { loadTwin, saltKeys, saveTwin, TwinFileError } from './twin-file.ts';
 
 const calibration = SHIPPED_CALIBRATION;
@@ -367,6 +367,43 @@ describe('simulate with a twin', () => {
     const sweep = await run({ twin: path, duration: '20s', set: ['pages_to_scan=100,1000'], advisor: true });
     assert.equal(sweep.code, 0, sweep.err.join('\n'));
     assert.ok(sweep.out.some((l) => /advisor/.test(l)));
+  });
+});
+
+describe('a twin of memory dumps', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ksmkit-twin-dumps-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('takes each raw dump as one guest in command-line order and merges what they share', async () => {
+    // Two guests of 96 pages: 64 of one image, 16 zero pages, 16 of their own.
+    const guest = (id: number) => {
+      const bytes = Buffer.alloc(96 * 4096);
+      for (let i = 0; i < 64; i++) bytes.fill(`image page ${i} `, i * 4096, (i + 1) * 4096);
+      for (let i = 80; i < 96; i++) bytes.fill(`guest ${id} page ${i} `, i * 4096, (i + 1) * 4096);
+      return bytes;
+    };
+    const a = join(dir, 'a.raw');
+    const b = join(dir, 'b.raw');
+    writeFileSync(a, guest(1));
+    writeFileSync(b, guest(2));
+    const twin = await captureDumps([b, a], { format: 'raw' });
+    assert.deepEqual(
+      twin.processes.map((p) => p.name),
+      ['b.raw', 'a.raw'],
+    );
+    assert.equal(twin.source, 'dumps');
+    const run = runOnEngine(twinScenario(twin, { calibration, durationMs: 20_000 }), {
+      figures: calibration.figures,
+    });
+    const end = run.samples.at(-1)!;
+    // 64 image KSM pages mapped twice, and one KSM page for the 32 zero pages.
+    assert.equal(end.pages_shared, 65);
+    assert.equal(end.pages_sharing, 64 + 31);
+    assert.ok(
+      twinScenario(twin, { calibration }).assumptions.some((x) =>
+        /^modelled: Volatility: a dump is one snapshot/.test(x),
+      ),
+    );
   });
 });
 
