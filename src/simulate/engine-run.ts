@@ -19,8 +19,10 @@
  *   are stable), less the checksums the engine charged. Once the engine charges
  *   every calc_checksum() this correction is 0 by construction.
  *
- * - A busy host (a twin's measured figure, twin.ts): ksmd waits
- *   `ksmdWakeDelayNs` for a CPU after each sleep, which is no CPU it uses.
+ * - A busy host (a twin's measured figures, twin.ts): ksmd waits
+ *   `ksmdWakeDelayNs` for a CPU after each sleep, and as long again every
+ *   `ksmdCpuPerPreemptionNs` of its CPU time in a batch (preempted); neither
+ *   is CPU it uses.
  *
  * - Reads. A guest's read is Host.read() of one byte of the page: a read
  *   fault, which leaves a merged page merged, except under vusion, whose trap
@@ -600,6 +602,7 @@ class EngineRunner {
     const items = ksm.rmapItems;
     const scanned = ksm.pagesScanned;
     const skipped = ksm.pagesSkipped;
+    const cpuBeforeNs = ksm.ksmdCpuNs;
     cost.reset();
     ksm.scanPages(ksm.settings.pagesToScan);
     const processed = ksm.pagesScanned - scanned;
@@ -617,6 +620,11 @@ class EngineRunner {
       ksm.ksmdCpuNs += extraNs;
       this.checksumsAdded += missing;
     }
+    const host = this.scenario.host;
+    const perPreemptionNs = host.ksmdCpuPerPreemptionNs ?? 0;
+    const waitNs = host.ksmdWakeDelayNs ?? 0;
+    if (perPreemptionNs > 0 && waitNs > 0)
+      this.sim.host.clock.advanceNs(((ksm.ksmdCpuNs - cpuBeforeNs) / perPreemptionNs) * waitNs);
   }
 
   /**

@@ -51,11 +51,19 @@ export function ksmdCpuNs(pid: number): number {
 
 /**
  * /proc/PID/schedstat: time on CPU, time waiting on a run queue (ns), and
- * time slices run (a wake-up, or a return after cond_resched() yielded).
+ * time slices run (a wake-up, or a return after cond_resched() yielded);
+ * /proc/PID/status: the involuntary context switches (preemptions).
  */
-export function ksmdSchedstat(pid: number): { cpuNs: number; runDelayNs: number; slices: number } {
+export function ksmdSchedstat(pid: number): {
+  cpuNs: number;
+  runDelayNs: number;
+  slices: number;
+  preemptions: number;
+} {
   const [cpu, delay, slices] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(' ');
-  return { cpuNs: Number(cpu), runDelayNs: Number(delay), slices: Number(slices) };
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const preemptions = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  return { cpuNs: Number(cpu), runDelayNs: Number(delay), slices: Number(slices), preemptions };
 }
 
 export interface KernelRunOptions {

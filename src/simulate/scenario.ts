@@ -128,6 +128,8 @@ export interface Scenario {
      * (twin-capture.ts), a scenario file leaves it 0.
      */
     readonly ksmdWakeDelayNs?: number;
+    /** ksmd's CPU time between two preemptions on that host (0 or absent: never preempted). */
+    readonly ksmdCpuPerPreemptionNs?: number;
   };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];

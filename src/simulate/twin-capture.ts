@@ -406,12 +406,15 @@ function commandOf(pid: number, comm: string): string {
   }
 }
 
+const UNKNOWN_WAIT: Twin['ksmdWakeDelay'] = { ns: 0, cpuPerPreemptionNs: 0, basis: 'unknown' };
+
 /** Time slices that make a wait per slice worth taking. */
 const MIN_SLICES = 50;
 
 /**
  * How long ksmd waits for a CPU after each sleep on this host (twin.ts,
- * ksmdWakeDelay): ksmd's /proc/PID/schedstat run_delay per time slice, over
+ * ksmdWakeDelay): ksmd's /proc/PID/schedstat run_delay per time slice, and
+ * its CPU time per preemption (a batch preempted waits that long again), over
  * the capture when ksmd ran meanwhile (KSM on), else since boot (ksmd's own
  * experience of this host's load), else unknown (no wait). Per time slice,
  * not per wake-up (voluntary context switch): on this machine the slice
@@ -427,7 +430,7 @@ function ksmdScheduling(): { measure: () => Pick<Twin, 'ksmdWakeDelay'> } {
     pid = ksmdPid();
     first = ksmdSchedstat(pid);
   } catch {
-    return { measure: () => ({ ksmdWakeDelay: { ns: 0, basis: 'unknown' } }) };
+    return { measure: () => ({ ksmdWakeDelay: UNKNOWN_WAIT }) };
   }
   return {
     measure: () => {
@@ -435,14 +438,22 @@ function ksmdScheduling(): { measure: () => Pick<Twin, 'ksmdWakeDelay'> } {
       try {
         last = ksmdSchedstat(pid);
       } catch {
-        return { ksmdWakeDelay: { ns: 0, basis: 'unknown' } };
+        return { ksmdWakeDelay: UNKNOWN_WAIT };
       }
-      const slices = last.slices - first.slices;
-      if (slices >= MIN_SLICES)
-        return { ksmdWakeDelay: { ns: (last.runDelayNs - first.runDelayNs) / slices, basis: 'capture' } };
+      const wait = (from: typeof first, basis: 'capture' | 'boot') => ({
+        ksmdWakeDelay: {
+          ns: (last.runDelayNs - from.runDelayNs) / (last.slices - from.slices),
+          cpuPerPreemptionNs:
+            last.preemptions > from.preemptions
+              ? (last.cpuNs - from.cpuNs) / (last.preemptions - from.preemptions)
+              : 0,
+          basis,
+        },
+      });
+      if (last.slices - first.slices >= MIN_SLICES) return wait(first, 'capture');
       if (last.slices >= MIN_SLICES)
-        return { ksmdWakeDelay: { ns: last.runDelayNs / last.slices, basis: 'boot' } };
-      return { ksmdWakeDelay: { ns: 0, basis: 'unknown' } };
+        return wait({ cpuNs: 0, runDelayNs: 0, slices: 0, preemptions: 0 }, 'boot');
+      return { ksmdWakeDelay: UNKNOWN_WAIT };
     },
   };
 }

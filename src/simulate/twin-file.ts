@@ -52,6 +52,7 @@ const headerSchema = z.strictObject({
   numaNodes: z.number().int().min(1),
   ksmdWakeDelay: z.strictObject({
     ns: z.number().min(0),
+    cpuPerPreemptionNs: z.number().min(0),
     basis: z.enum(['capture', 'boot', 'unknown']),
   }),
   settings: z.array(z.strictObject({ name: z.string(), value: z.string() })),

@@ -65,7 +65,7 @@ function twinOf(processes: readonly TwinProcess[]): Twin {
     memoryBytes: 2 ** 30,
     otherUseBytes: 2 ** 20,
     numaNodes: 1,
-    ksmdWakeDelay: { ns: 0, basis: 'unknown' },
+    ksmdWakeDelay: { ns: 0, cpuPerPreemptionNs: 0, basis: 'unknown' },
     settings: [
       { name: 'pages_to_scan', value: '100' },
       { name: 'sleep_millisecs', value: '20' },
@@ -386,7 +386,10 @@ describe('a twin of memory dumps', () => {
     const b = join(dir, 'b.raw');
     writeFileSync(a, guest(1));
     writeFileSync(b, guest(2));
-    const twin = await captureDumps([b, a], { format: 'raw' });
+    // No KSM files there: Linux's defaults (this machine's own settings may be held still by a kernel test).
+    const twin = await captureDumps([b, a], { format: 'raw', sysfsDir: join(dir, 'no-ksm') });
+    assert.equal(twin.settingsSource, 'defaults');
+    assert.ok(twin.settings.some((x) => x.name === 'pages_to_scan' && x.value === '100'));
     assert.deepEqual(
       twin.processes.map((p) => p.name),
       ['b.raw', 'a.raw'],

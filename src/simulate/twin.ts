@@ -96,7 +96,12 @@ export interface Twin {
    * /proc/PID/schedstat run_delay per time slice, over the capture when ksmd
    * ran meanwhile, else since boot ('unknown': no ksmd, taken as 0).
    */
-  readonly ksmdWakeDelay: { readonly ns: number; readonly basis: 'capture' | 'boot' | 'unknown' };
+  readonly ksmdWakeDelay: {
+    readonly ns: number;
+    /** ksmd's CPU time per involuntary context switch: a batch that long is preempted once, and waits `ns` again (0: never). */
+    readonly cpuPerPreemptionNs: number;
+    readonly basis: 'capture' | 'boot' | 'unknown';
+  };
   /** /sys/kernel/mm/ksm as it was (writable settings only), or Linux's defaults where there was none. */
   readonly settings: readonly SysfsSetting[];
   readonly settingsSource: 'sysfs' | 'defaults';
@@ -212,6 +217,7 @@ export function twinScenario(twin: Twin, options: TwinScenarioOptions): Scenario
       reservedBytes: Math.min(twin.otherUseBytes, Math.max(0, twin.memoryBytes - PAGE_BYTES)),
       numaNodes: twin.numaNodes,
       ksmdWakeDelayNs: twin.ksmdWakeDelay.ns,
+      ksmdCpuPerPreemptionNs: twin.ksmdWakeDelay.cpuPerPreemptionNs,
     },
     ksm: twin.settings,
     durationMs,
@@ -347,7 +353,7 @@ export function twinAssumptions(twin: Twin, calibration: Calibration): TwinAssum
         }
       : {
           source: 'measured',
-          text: `ksmd’s wait for a CPU after each sleep: ${(delay.ns / 1e6).toFixed(2)} ms (ksmd’s /proc/PID/schedstat run_delay per time slice ${delay.basis === 'capture' ? 'while the twin was read' : 'since boot: ksmd did not run while the twin was read'}; the host’s load may differ when KSM runs); each batch starts that much after the tick its sleep ends on.`,
+          text: `ksmd’s wait for a CPU after each sleep: ${(delay.ns / 1e6).toFixed(2)} ms (ksmd’s /proc/PID/schedstat run_delay per time slice ${delay.basis === 'capture' ? 'while the twin was read' : 'since boot: ksmd did not run while the twin was read'}; the host’s load may differ when KSM runs); each batch starts that much after the tick its sleep ends on${delay.cpuPerPreemptionNs > 0 ? `, and waits as long again every ${(delay.cpuPerPreemptionNs / 1e6).toFixed(2)} ms of its CPU time (preempted: its CPU time per involuntary context switch)` : ''}.`,
         },
   );
   if (twin.sampling.samples >= 2) {
