@@ -171,11 +171,13 @@ export async function captureHost(options: HostCaptureOptions): Promise<Twin> {
     throw new Error(`samples must be an integer >= 1, got ${options.samples}`);
   const mode = options.vmaMode ?? 'mergeable';
   const explicit = new Set(options.pids ?? []);
+  // --match and --all leave out the command's own ancestors (the shell whose command line holds the pattern).
+  const ancestors = ancestorPids();
   const pids = selectProcesses({
     ...(options.pids === undefined ? {} : { pids: options.pids }),
     ...(options.all === undefined ? {} : { all: options.all }),
     ...(options.match === undefined ? {} : { match: options.match }),
-  }).filter((pid) => pid !== process.pid);
+  }).filter((pid) => pid !== process.pid && (explicit.has(pid) || !ancestors.has(pid)));
   if (pids.length === 0) throw new Error('no process selected (--pid, --all or --match)');
   const notes: string[] = [];
   const tracked = new Map<number, Tracked>();
@@ -382,6 +384,21 @@ function thisHost(sysfsDir: string | undefined) {
     settings: settings.settings,
     settingsSource: settings.source,
   } as const;
+}
+
+/** This process's parent, its parent, … up to init. */
+function ancestorPids(): Set<number> {
+  const out = new Set<number>();
+  for (let pid = process.ppid; pid > 1 && !out.has(pid); ) {
+    out.add(pid);
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      pid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+  }
+  return out;
 }
 
 /** comm and start time (clock ticks since boot) from /proc/PID/stat, or undefined when it is gone. */

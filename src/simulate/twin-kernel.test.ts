@@ -16,9 +16,9 @@
  * (so that ksm_zero_pages is not trivially 0). On a busy host ksmd waits for
  * a CPU after each sleep; the twin forecasts that wait from ksmd's schedstat
  * (twin-capture.ts), but other tasks may load the host differently once KSM
- * runs (this machine is shared): the times are held to 10% unless ksmd
- * waited more than 1.25 times the forecast (schedstat over the run: the load
- * grew), and printed either way. Under the machine-wide lock
+ * runs (this machine is shared, its load swings several-fold from minute to
+ * minute): the times are held to 10% when the wait ksmd met (schedstat over
+ * the run) is within half the forecast of it, and printed either way. Under the machine-wide lock
  * (the kernel backend's SysfsGuard), every setting restored after each run.
  */
 import assert from 'node:assert/strict';
@@ -180,18 +180,18 @@ describe('the twin against the real kernel', () => {
         passMean(twinRun, fromPass, toPass),
         0.1,
       );
-      // Time, unless the host's load grew: the twin forecasts ksmd's wait for a CPU from its schedstat
+      // Time, when the host's load held: the twin forecasts ksmd's wait for a CPU from its schedstat
       // before KSM ran, and cannot foresee what other tasks of this shared machine do meanwhile.
       const forecastNs = twin.ksmdWakeDelay.ns;
-      const loadHeld = waitedNs <= 1.25 * Math.max(forecastNs, 1e6);
+      const loadHeld = Math.abs(waitedNs - forecastNs) <= 0.5 * Math.max(forecastNs, 1e6);
       console.log(
-        `# ${variant.label}: ksmd waited ${(waitedNs / 1e6).toFixed(2)} ms per wake-up; the twin forecast ${(forecastNs / 1e6).toFixed(2)} ms (${twin.ksmdWakeDelay.basis})${loadHeld ? '' : ': the load grew, the times are not held to 10%'}`,
+        `# ${variant.label}: ksmd waited ${(waitedNs / 1e6).toFixed(2)} ms per wake-up; the twin forecast ${(forecastNs / 1e6).toFixed(2)} ms (${twin.ksmdWakeDelay.basis})${loadHeld ? '' : ': the load changed, the times are not held to 10%'}`,
       );
       for (const m of MILESTONES) {
         if (loadHeld) check(`time to ${m}% of the saving (ms)`, ks.timeToMs[m], es.timeToMs[m], 0.1);
         else
           console.log(
-            `# ${variant.label}: time to ${m}% (not held: the load grew): kernel ${ks.timeToMs[m]?.toFixed(0)}, twin ${es.timeToMs[m]?.toFixed(0)}`,
+            `# ${variant.label}: time to ${m}% (not held: the load changed): kernel ${ks.timeToMs[m]?.toFixed(0)}, twin ${es.timeToMs[m]?.toFixed(0)}`,
           );
       }
       if (process.env.TWIN_DEBUG !== undefined) {
