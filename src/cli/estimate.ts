@@ -17,13 +17,13 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
-function positiveInt(value: string): number {
+export function positiveInt(value: string): number {
   const n = nonNegativeInt(value);
   if (n === 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
 }
 
-function pidList(value: string, previous: number[] = []): number[] {
+export function pidList(value: string, previous: number[] = []): number[] {
   const pids = value.split(',').map((v) => {
     const n = Number(v.trim());
     if (!/^\d+$/.test(v.trim()) || n <= 0)
@@ -33,7 +33,7 @@ function pidList(value: string, previous: number[] = []): number[] {
   return [...previous, ...pids];
 }
 
-function regex(value: string): RegExp {
+export function regex(value: string): RegExp {
   try {
     return new RegExp(value);
   } catch (e) {

@@ -43,9 +43,20 @@ import {
   runSweep,
   type SweepAxis,
 } from '../simulate/sweep.ts';
+import type { Twin } from '../simulate/twin.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
 import { compressorUnavailable } from '../tools/compress/native.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
+import { pidList, positiveInt, regex } from './estimate.ts';
+import {
+  DEFAULT_TWIN_INTERVAL,
+  DEFAULT_TWIN_SAMPLES,
+  obtainTwin,
+  type TwinOptions,
+  twinProcessLines,
+  twinScenarioFor,
+  wantsTwin,
+} from './simulate-twin.ts';
 
 export interface SimulateOptions {
   readonly set?: readonly string[];
@@ -67,6 +78,9 @@ export interface SimulateOptions {
   /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
   readonly compression?: boolean;
 }
+
+/** The command's options with the twin's (--from-host, --from-dumps, --twin, --save-twin, …). */
+export type SimulateCommandOptions = SimulateOptions & TwinOptions;
 
 export interface SimulateIo {
   readonly out: (line: string) => void;
@@ -112,7 +126,7 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
 /** The whole command; returns the exit status. */
 export async function simulateCommand(
   scenarioArg: string | undefined,
-  options: SimulateOptions,
+  options: SimulateCommandOptions,
   io: SimulateIo,
 ): Promise<number> {
   if (options.list === true) {
@@ -121,6 +135,13 @@ export async function simulateCommand(
       io.out(`${name.padEnd(16)} ${s.title}${name === DEFAULT_SCENARIO ? ' (default)' : ''}`);
     }
     return EXIT_OK;
+  }
+  let twinWanted: boolean;
+  try {
+    twinWanted = wantsTwin(scenarioArg, options);
+  } catch (e) {
+    io.err(`ksmkit simulate: ${(e as Error).message}`);
+    return EXIT_INVALID;
   }
   if (options.policy?.trim() === 'all') {
     const { policiesCommand } = await import('./policies.ts');
@@ -139,27 +160,28 @@ export async function simulateCommand(
   let scenario: Scenario;
   let specs: RunSpec[];
   let policy: PolicyConfig | undefined;
+  let calibration: ReturnType<typeof loadCalibration>;
+  let twin: Twin | undefined;
   try {
+    calibration = loadCalibration(options.calibration);
     if (options.policy !== undefined) {
       policy = parsePolicy(options.policy);
       if (options.backend === 'kernel')
         throw new Error(`--policy ${options.policy}: policies exist only in the engine; use --backend sim`);
     }
-    scenario = applyOverrides(await resolveScenario(scenarioArg), options);
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
     specs = expandRuns(axes, options.advisor ?? false);
+    if (twinWanted) {
+      twin = await obtainTwin(options, options.json === true ? () => {} : io.out);
+      scenario = applyOverrides(twinScenarioFor(twin, calibration, options, specs), options);
+    } else {
+      scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+    }
   } catch (e) {
     if (e instanceof ScenarioError) {
       for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
       return EXIT_INVALID;
     }
-    io.err(`ksmkit simulate: ${(e as Error).message}`);
-    return EXIT_INVALID;
-  }
-  let calibration: ReturnType<typeof loadCalibration>;
-  try {
-    calibration = loadCalibration(options.calibration);
-  } catch (e) {
     io.err(`ksmkit simulate: ${(e as Error).message}`);
     return EXIT_INVALID;
   }
@@ -238,6 +260,10 @@ export async function simulateCommand(
     io.out('');
     io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
     if (compression !== undefined) for (const line of compressionLines(results)) io.out(line);
+    if (twin !== undefined && !sweep) {
+      io.out('');
+      for (const line of twinProcessLines(twin, results[0]!)) io.out(line);
+    }
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -357,6 +383,39 @@ export function registerSimulate(program: Command): void {
       false,
     )
     .option('--no-progress', 'no progress bar')
+    .option(
+      '--from-host',
+      'simulate this host’s twin: the processes given by --pid, --all or --match, read as ksmd would see them (KSM may stay off)',
+    )
+    .option('-p, --pid <pids>', '--from-host: a process (repeat, or comma-separated)', pidList)
+    .option('-a, --all', '--from-host: every process (but this one)')
+    .option('-m, --match <regex>', '--from-host: processes whose command line matches', regex)
+    .addOption(
+      new Option(
+        '--vmas <mode>',
+        '--from-host: mergeable = the VM_MERGEABLE VMAs (what ksmd scans), compatible = every KSM-compatible VMA (as if PR_SET_MEMORY_MERGE)',
+      )
+        .choices(['mergeable', 'compatible'] as const)
+        .default('mergeable' as const),
+    )
+    .option(
+      '--twin-samples <n>',
+      `--from-host: how many times the processes are read; 2 or more show which pages are rewritten, and how fast (default ${DEFAULT_TWIN_SAMPLES})`,
+      positiveInt,
+    )
+    .option(
+      '--twin-interval <time>',
+      `--from-host: time between those reads (default ${DEFAULT_TWIN_INTERVAL})`,
+    )
+    .option(
+      '--from-dumps <files...>',
+      'simulate the twin of memory dumps (raw images or ELF cores, e.g. QEMU dump-guest-memory), one guest each, in this order',
+    )
+    .option('--twin <file>', 'simulate a twin saved with --save-twin')
+    .option(
+      '--save-twin <file>',
+      'keep the twin in a file (fingerprints salted, layout, rates: no page contents) for --twin',
+    )
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
       process.exitCode = await simulateCommand(scenario, opts, io);

@@ -47,7 +47,12 @@ export type ContentSource =
   /** Page i of the run is page `offsetPages + i` of the image: the same in every guest using the image. */
   | { readonly kind: 'image'; readonly image: string; readonly offsetPages: number }
   /** Contents no other page has. */
-  | { readonly kind: 'unique' };
+  | { readonly kind: 'unique' }
+  /**
+   * A host's pages as read (a twin, twin.ts): page i of the run is the page
+   * whose fingerprint is keys[2(offsetPages + i)] (low), keys[2(offsetPages + i) + 1] (high).
+   */
+  | { readonly kind: 'fingerprints'; readonly keys: Uint32Array; readonly offsetPages: number };
 
 export interface ContentRunModel {
   readonly pageCount: number;
@@ -69,6 +74,8 @@ export interface GroupModel {
   readonly content: readonly ContentRunModel[];
   /** Whose guests these are; absent: the host's own (uid 0, cgroup /, no label). */
   readonly tenant?: TenantModel;
+  /** The host process this group is the twin of (twin.ts). */
+  readonly hostPid?: number;
 }
 
 /**
@@ -115,7 +122,19 @@ export interface Scenario {
   readonly name: string;
   readonly title: string;
   readonly description: string;
-  readonly host: { readonly memoryBytes: number; readonly reservedBytes: number; readonly numaNodes: number };
+  readonly host: {
+    readonly memoryBytes: number;
+    readonly reservedBytes: number;
+    readonly numaNodes: number;
+    /**
+     * How long ksmd waits for a CPU after its sleep ends (the run queue's
+     * delay on a busy host; 0 on an idle one): a twin measures it
+     * (twin-capture.ts), a scenario file leaves it 0.
+     */
+    readonly ksmdWakeDelayNs?: number;
+    /** ksmd's CPU time between two preemptions on that host (0 or absent: never preempted). */
+    readonly ksmdCpuPerPreemptionNs?: number;
+  };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];
   readonly durationMs: number;

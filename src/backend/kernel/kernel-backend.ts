@@ -69,7 +69,7 @@ export const DEFAULT_AGENT_PATH = fileURLToPath(
 );
 
 /** Linux 6.18's settings, in an order the kernel accepts (see writeSettingsInOrder). */
-const LINUX_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
+export const LINUX_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
   ['advisor_mode', 'none'],
   ['advisor_max_cpu', '70'],
   ['advisor_min_pages_to_scan', '500'],

@@ -18,7 +18,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { NO_FRAME } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
-import { PAGE_UNREADABLE, PAGE_ZERO, type PageCounter } from './page-counter.ts';
+import { PAGE_UNREADABLE, PAGE_ZERO, type PageSink } from './page-counter.ts';
 import type { Progress } from './progress.ts';
 import { type Job, MAX_SEGMENTS, type PageReader, pageOf } from './reader.ts';
 
@@ -298,7 +298,7 @@ export function planProcess(pid: number, mode: VmaMode): ProcessPlan {
 }
 
 export interface ProcessReadContext {
-  readonly counter: PageCounter;
+  readonly counter: PageSink;
   readonly reader: PageReader;
   readonly kpageflags: KPageFlags | undefined;
   readonly progress: Progress;
@@ -308,10 +308,11 @@ export interface ProcessReadContext {
 
 const PAGEMAP_ENTRIES = 1 << 15;
 
-/** Frames and exclusivity of the pages of one job (pagemap bit 56: mapped exactly once). */
+/** Frames, exclusivity (pagemap bit 56: mapped exactly once) and addresses of the pages of one job. */
 interface PageInfo {
   readonly frames: Float64Array;
   readonly exclusive: Uint8Array;
+  readonly addresses: Float64Array;
 }
 
 interface WalkStats {
@@ -338,6 +339,7 @@ function* processJobs(
   let segmentCount = 0;
   let frames = new Float64Array(maxPages);
   let exclusive = new Uint8Array(maxPages);
+  let addresses = new Float64Array(maxPages);
   let pages = 0;
   // The run being built: it extends the last segment.
   let runEnd = -1;
@@ -348,11 +350,16 @@ function* processJobs(
       segments,
       segmentCount,
       pages,
-      tag: { frames: frames.subarray(0, pages), exclusive: exclusive.subarray(0, pages) },
+      tag: {
+        frames: frames.subarray(0, pages),
+        exclusive: exclusive.subarray(0, pages),
+        addresses: addresses.subarray(0, pages),
+      },
     };
     segments = new Float64Array(2 * MAX_SEGMENTS);
     frames = new Float64Array(maxPages);
     exclusive = new Uint8Array(maxPages);
+    addresses = new Float64Array(maxPages);
     segmentCount = 0;
     pages = 0;
     runEnd = -1;
@@ -389,6 +396,7 @@ function* processJobs(
         runEnd = pageAddress + PAGE_BYTES;
         frames[pages] = pm[2 * i]! + (hi & 0x7fffff) * 0x100000000;
         exclusive[pages] = (hi >>> 24) & 1;
+        addresses[pages] = pageAddress;
         pages++;
         if (pages === maxPages) yield take();
       }
@@ -419,8 +427,8 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
     closeSync(openSync(`/proc/${plan.pid}/mem`, 'r'));
     try {
       reader.run(processJobs(plan, pagemapFd, reader.maxPages, stats), (job, result) => {
-        const { frames, exclusive } = job.tag;
-        const { keys, flags } = result;
+        const { frames, exclusive, addresses } = job.tag;
+        const { keys, flags, prefixes } = result;
         for (let i = 0; i < result.pages; i++) {
           const flag = flags[i]!;
           if (flag === PAGE_UNREADABLE) {
@@ -434,7 +442,7 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
             zeroMappings++;
             continue;
           }
-          counter.count(keys, i, zero, frame, result.analysis);
+          counter.count(keys, i, zero, frame, addresses[i]!, prefixes[i]!, result.analysis);
           ctx.onPage?.(pageOf(result, i), frame);
           examined++;
         }
