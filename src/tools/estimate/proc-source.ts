@@ -34,6 +34,12 @@ export interface Vma {
   readonly rssKb: number;
   readonly anonymousKb: number;
   readonly swapKb: number;
+  /** `AnonHugePages:`: anonymous memory mapped by transparent huge pages. */
+  readonly anonHugeKb: number;
+  /** `KSM:`: memory mapped to KSM pages here (Linux 6.7 and later; 0 before). */
+  readonly ksmKb: number;
+  /** `Size:`: the VMA's length, resident or not. */
+  readonly sizeKb: number;
 }
 
 export function parseSmaps(text: string): Vma[] {
@@ -53,6 +59,9 @@ export function parseSmaps(text: string): Vma[] {
         rssKb: 0,
         anonymousKb: 0,
         swapKb: 0,
+        anonHugeKb: 0,
+        ksmKb: 0,
+        sizeKb: 0,
       };
       continue;
     }
@@ -64,6 +73,9 @@ export function parseSmaps(text: string): Vma[] {
     else if (key === 'Rss') cur.rssKb = Number.parseInt(value!, 10);
     else if (key === 'Anonymous') cur.anonymousKb = Number.parseInt(value!, 10);
     else if (key === 'Swap') cur.swapKb = Number.parseInt(value!, 10);
+    else if (key === 'AnonHugePages') cur.anonHugeKb = Number.parseInt(value!, 10);
+    else if (key === 'KSM') cur.ksmKb = Number.parseInt(value!, 10);
+    else if (key === 'Size') cur.sizeKb = Number.parseInt(value!, 10);
   }
   if (cur !== undefined) vmas.push(cur);
   return vmas;
@@ -200,6 +212,15 @@ export class KPageFlags {
       return undefined;
     }
     return { lo: this.buf.readUInt32LE(0), hi: this.buf.readUInt32LE(4) };
+  }
+
+  /**
+   * The low 32 bits of the frame's 64-bit word, or undefined when unreadable:
+   * KPF_* bits 0-31 for /proc/kpageflags, the map count for /proc/kpagecount
+   * (same layout, opened with `open('/proc/kpagecount')`).
+   */
+  lowWord(frame: number): number | undefined {
+    return this.flags(frame)?.lo;
   }
 
   isKsm(frame: number): boolean {

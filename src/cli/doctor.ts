@@ -1,0 +1,153 @@
+/** `ksmkit doctor`: why memory is, or is not, merged; on this host or on a workload run on the engine. */
+import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import pc from 'picocolors';
+import { type DoctorReport, exitStatusOf, runDoctor } from '../tools/doctor/doctor.ts';
+import { doctorWorkload, WorkloadDoctorError } from '../tools/doctor/engine.ts';
+import { formatReport } from '../tools/doctor/format.ts';
+import { toJson } from '../tools/doctor/json.ts';
+import { type DoctorTarget, TargetError } from '../tools/doctor/targets.ts';
+
+const EXIT_CANNOT_RUN = 2;
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 86_400) {
+    throw new InvalidArgumentError('must be a number of seconds above 0, at most 86400');
+  }
+  return n;
+}
+
+function windowSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 600)
+    throw new InvalidArgumentError('must be seconds from 0 to 600');
+  return n;
+}
+
+function pidList(value: string, previous: number[] | undefined): number[] {
+  const out = [...(previous ?? [])];
+  for (const part of value.split(',')) {
+    if (!/^\d+$/.test(part) || Number(part) < 1)
+      throw new InvalidArgumentError(`"${part}" is not a pid (a positive integer)`);
+    out.push(Number(part));
+  }
+  return out;
+}
+
+function regex(value: string): string {
+  try {
+    new RegExp(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`not a regular expression: ${(e as Error).message}`);
+  }
+  return value;
+}
+
+function rows(value: string): number {
+  if (value === 'all') return Number.POSITIVE_INFINITY;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer or 'all'");
+  return n;
+}
+
+interface TargetOptions {
+  readonly pid?: number[];
+  readonly all?: boolean;
+  readonly match?: string;
+  readonly cgroup?: string;
+  readonly unit?: string;
+}
+
+const ONE_TARGET = 'give one of --pid, --all, --match, --cgroup, --unit';
+
+/** The one target asked for, or a usage error's text. */
+export function targetOf(o: TargetOptions): DoctorTarget | string {
+  const given: DoctorTarget[] = [];
+  if (o.pid !== undefined) given.push({ kind: 'pids', pids: o.pid });
+  if (o.all === true) given.push({ kind: 'all' });
+  if (o.match !== undefined) given.push({ kind: 'match', pattern: o.match });
+  if (o.cgroup !== undefined) given.push({ kind: 'cgroup', path: o.cgroup });
+  if (o.unit !== undefined) given.push({ kind: 'unit', name: o.unit });
+  if (given.length === 0)
+    return 'say what to look at: --pid PID, --all, --match REGEX, --cgroup PATH, --unit NAME, or a WORKLOAD file';
+  if (given.length > 1) return ONE_TARGET;
+  return given[0]!;
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .summary('why is it not merging? verdicts with evidence and fixes')
+    .description(
+      'why memory is, or is not, merged: host checks (ksmd, pacing, tuners), per process and VMA ' +
+        '(advice, shared, hugetlb, THP, metadata against gain) and per page (merged, twin waiting, ' +
+        'volatile, unique, max_page_sharing), each with its evidence and the exact fix. With a ' +
+        'WORKLOAD file: the same verdicts for a workload run on the engine.',
+    )
+    .argument(
+      '[workload]',
+      'a workload file (YAML or JSON) to run on the engine instead of looking at this host',
+    )
+    .option('--pid <pid>', 'a process to look at (repeat, or comma-separated)', pidList)
+    .option('--all', 'every process of the host')
+    .option('--match <regex>', 'processes whose command line matches', regex)
+    .option('--cgroup <path>', 'the processes of a cgroup and its descendants (under /sys/fs/cgroup)')
+    .option('--unit <name>', "a systemd unit's processes, and its MemoryKSM= setting")
+    .option('--json', 'one JSON object (schema ksmkit-doctor/1: src/tools/doctor/json.ts)', false)
+    .option('--target-scan <seconds>', 'the longest acceptable full scan', seconds, 180)
+    .option(
+      '--window <seconds>',
+      'how long ksmd is watched and pages left to change between two reads',
+      windowSeconds,
+      1,
+    )
+    .option('--no-pages', 'skip the per page verdicts (they read every VM_MERGEABLE page twice)')
+    .addOption(new Option('--rows <n>', "rows shown per verdict, or 'all'").argParser(rows).default(10))
+    .addHelpText(
+      'after',
+      '\nExit status: 0 healthy, 1 findings, 2 cannot run.\n' +
+        'Root sees everything; another user sees only its own processes and no page frames (no per page verdicts).',
+    )
+    .action(async (workload, opts) => {
+      const err = (line: string): void => console.error(line);
+      let report: DoctorReport;
+      try {
+        if (workload !== undefined) {
+          if (typeof targetOf(opts) !== 'string' || targetOf(opts) === ONE_TARGET) {
+            err(
+              'ksmkit doctor: a WORKLOAD file is run on the engine: --pid/--all/--match/--cgroup/--unit do not go with it',
+            );
+            process.exitCode = EXIT_CANNOT_RUN;
+            return;
+          }
+          report = await doctorWorkload(workload, { targetScanSeconds: opts.targetScan });
+        } else {
+          const target = targetOf(opts);
+          if (typeof target === 'string') {
+            err(`ksmkit doctor: ${target}`);
+            process.exitCode = EXIT_CANNOT_RUN;
+            return;
+          }
+          report = await runDoctor({
+            target,
+            targetScanSeconds: opts.targetScan,
+            windowMs: opts.window * 1000,
+            pages: opts.pages,
+          });
+        }
+      } catch (e) {
+        if (e instanceof TargetError || e instanceof WorkloadDoctorError) {
+          err(`ksmkit doctor: ${e.message}`);
+          process.exitCode = EXIT_CANNOT_RUN;
+          return;
+        }
+        throw e;
+      }
+      if (opts.json) process.stdout.write(`${JSON.stringify(toJson(report), null, 2)}\n`);
+      else {
+        const color = process.stdout.isTTY === true && pc.isColorSupported;
+        process.stdout.write(`${formatReport(report, { color, rowsPerVerdict: opts.rows }).join('\n')}\n`);
+      }
+      process.exitCode = exitStatusOf(report);
+    });
+}
