@@ -104,7 +104,9 @@ export function processFindings(p: ProcessView, thpSplitsInWindow: number | null
         break;
       case 'special':
       case 'droppable':
-        if (v.rssKb > 0) row(v, 'special-mapping', v.rssKb, `VmFlags: ${flags}`, '');
+        // [vdso], [vvar]: the kernel's own, in every process.
+        if (v.rssKb > 0 && !v.name.startsWith('['))
+          row(v, 'special-mapping', v.rssKb, `VmFlags: ${flags}`, '');
         break;
       case 'not-mergeable':
         if (v.anonymousKb === 0) break;

@@ -115,8 +115,9 @@ export function skipReason(vma: Vma, mergeableOnly: boolean): SkipReason | undef
   const f = new Set(vma.vmFlags);
   if (vma.name === '[vsyscall]') return 'gate';
   if (vma.perms[3] === 's' || f.has('sh') || f.has('ms')) return 'shared';
-  if (f.has('io') || f.has('pf') || f.has('de') || f.has('mm')) return 'special';
+  // Before `special`: hugetlbfs_file_mmap() sets VM_DONTEXPAND (`de`) on every hugetlb VMA too.
   if (f.has('ht')) return 'hugetlb';
+  if (f.has('io') || f.has('pf') || f.has('de') || f.has('mm')) return 'special';
   if (f.has('dp')) return 'droppable';
   if (mergeableOnly && !f.has('mg')) return 'not-mergeable';
   if (vma.anonymousKb === 0) return 'no-anonymous-pages';
