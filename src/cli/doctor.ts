@@ -58,6 +58,8 @@ interface TargetOptions {
   readonly unit?: string;
 }
 
+const NO_TARGET =
+  'say what to look at: --pid PID, --all, --match REGEX, --cgroup PATH, --unit NAME, or a WORKLOAD file';
 const ONE_TARGET = 'give one of --pid, --all, --match, --cgroup, --unit';
 
 /** The one target asked for, or a usage error's text. */
@@ -68,10 +70,65 @@ export function targetOf(o: TargetOptions): DoctorTarget | string {
   if (o.match !== undefined) given.push({ kind: 'match', pattern: o.match });
   if (o.cgroup !== undefined) given.push({ kind: 'cgroup', path: o.cgroup });
   if (o.unit !== undefined) given.push({ kind: 'unit', name: o.unit });
-  if (given.length === 0)
-    return 'say what to look at: --pid PID, --all, --match REGEX, --cgroup PATH, --unit NAME, or a WORKLOAD file';
+  if (given.length === 0) return NO_TARGET;
   if (given.length > 1) return ONE_TARGET;
   return given[0]!;
+}
+
+export interface DoctorCommandOptions extends TargetOptions {
+  readonly json: boolean;
+  readonly targetScan: number;
+  /** Seconds. */
+  readonly window: number;
+  readonly pages: boolean;
+  readonly rows: number;
+}
+
+export interface DoctorIo {
+  /** Raw text to stdout. */
+  readonly write: (text: string) => void;
+  readonly err: (line: string) => void;
+  readonly color: boolean;
+}
+
+/** `ksmkit doctor` without commander: the exit status (0 healthy, 1 findings, 2 cannot run). */
+export async function doctorCommand(
+  workload: string | undefined,
+  opts: DoctorCommandOptions,
+  io: DoctorIo,
+): Promise<number> {
+  const target = targetOf(opts);
+  if (workload !== undefined && target !== NO_TARGET) {
+    io.err(
+      'ksmkit doctor: a WORKLOAD file is run on the engine: --pid/--all/--match/--cgroup/--unit do not go with it',
+    );
+    return EXIT_CANNOT_RUN;
+  }
+  if (workload === undefined && typeof target === 'string') {
+    io.err(`ksmkit doctor: ${target}`);
+    return EXIT_CANNOT_RUN;
+  }
+  let report: DoctorReport;
+  try {
+    report =
+      workload !== undefined
+        ? await doctorWorkload(workload, { targetScanSeconds: opts.targetScan })
+        : await runDoctor({
+            target: target as DoctorTarget,
+            targetScanSeconds: opts.targetScan,
+            windowMs: opts.window * 1000,
+            pages: opts.pages,
+          });
+  } catch (e) {
+    if (e instanceof TargetError || e instanceof WorkloadDoctorError) {
+      io.err(`ksmkit doctor: ${e.message}`);
+      return EXIT_CANNOT_RUN;
+    }
+    throw e;
+  }
+  if (opts.json) io.write(`${JSON.stringify(toJson(report), null, 2)}\n`);
+  else io.write(`${formatReport(report, { color: io.color, rowsPerVerdict: opts.rows }).join('\n')}\n`);
+  return exitStatusOf(report);
 }
 
 export function registerDoctor(program: Command): void {
@@ -109,45 +166,10 @@ export function registerDoctor(program: Command): void {
         'Root sees everything; another user sees only its own processes and no page frames (no per page verdicts).',
     )
     .action(async (workload, opts) => {
-      const err = (line: string): void => console.error(line);
-      let report: DoctorReport;
-      try {
-        if (workload !== undefined) {
-          if (typeof targetOf(opts) !== 'string' || targetOf(opts) === ONE_TARGET) {
-            err(
-              'ksmkit doctor: a WORKLOAD file is run on the engine: --pid/--all/--match/--cgroup/--unit do not go with it',
-            );
-            process.exitCode = EXIT_CANNOT_RUN;
-            return;
-          }
-          report = await doctorWorkload(workload, { targetScanSeconds: opts.targetScan });
-        } else {
-          const target = targetOf(opts);
-          if (typeof target === 'string') {
-            err(`ksmkit doctor: ${target}`);
-            process.exitCode = EXIT_CANNOT_RUN;
-            return;
-          }
-          report = await runDoctor({
-            target,
-            targetScanSeconds: opts.targetScan,
-            windowMs: opts.window * 1000,
-            pages: opts.pages,
-          });
-        }
-      } catch (e) {
-        if (e instanceof TargetError || e instanceof WorkloadDoctorError) {
-          err(`ksmkit doctor: ${e.message}`);
-          process.exitCode = EXIT_CANNOT_RUN;
-          return;
-        }
-        throw e;
-      }
-      if (opts.json) process.stdout.write(`${JSON.stringify(toJson(report), null, 2)}\n`);
-      else {
-        const color = process.stdout.isTTY === true && pc.isColorSupported;
-        process.stdout.write(`${formatReport(report, { color, rowsPerVerdict: opts.rows }).join('\n')}\n`);
-      }
-      process.exitCode = exitStatusOf(report);
+      process.exitCode = await doctorCommand(workload, opts, {
+        write: (text) => process.stdout.write(text),
+        err: (line) => console.error(line),
+        color: process.stdout.isTTY === true && pc.isColorSupported,
+      });
     });
 }

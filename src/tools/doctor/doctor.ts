@@ -331,6 +331,11 @@ export async function runDoctorPages(options: DoctorOptions): Promise<DoctorRun>
       }
       findings.push(...profitFindings(p, profits));
     }
+    if (target.memoryKsm !== undefined && target.memoryKsm !== 'yes') {
+      notes.push(
+        `${target.description}: MemoryKSM=${target.memoryKsm}; to register its processes: systemctl set-property ${options.target.kind === 'unit' ? options.target.name : 'UNIT'} MemoryKSM=yes, then restart it`,
+      );
+    }
     if (!root) notes.push(`running as uid ${process.getuid?.()}: only this user's processes are visible`);
     if (options.target.kind !== 'all' && frames !== undefined)
       notes.push('twins are looked for among the processes looked at only (--all looks everywhere)');

@@ -98,10 +98,8 @@ export function formatReport(r: DoctorReport, options: FormatOptions): string[] 
     }
   }
   lines.push('');
-  lines.push(
-    r.healthy
-      ? c.green('healthy: no finding')
-      : c.red(`${r.findings.filter((f) => VERDICT_INFO[f.verdict].level === 'finding').length} findings`),
-  );
+  const n = r.findings.filter((f) => VERDICT_INFO[f.verdict].level === 'finding').length;
+  lines.push(r.healthy ? c.green('healthy: no finding') : c.red(`${n} finding${n === 1 ? '' : 's'}`));
+
   return lines;
 }

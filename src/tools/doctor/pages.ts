@@ -31,10 +31,16 @@ const KPF_ZERO_PAGE = 1 << 24;
 const PAGEMAP_CHUNK = 1 << 14;
 const READ_PAGES = 256;
 
+/** One 64-bit word per page frame (/proc/kpageflags, /proc/kpagecount): its low 32 bits. */
+export interface FrameWords {
+  lowWord(frame: number): number | undefined;
+  close(): void;
+}
+
 /** The root-only sources of the page analysis; undefined when this user cannot open them. */
 export interface FrameSources {
-  readonly kpageflags: KPageFlags;
-  readonly kpagecount: KPageFlags;
+  readonly kpageflags: FrameWords;
+  readonly kpagecount: FrameWords;
 }
 
 export function openFrameSources(): FrameSources | undefined {
