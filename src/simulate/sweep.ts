@@ -9,7 +9,7 @@ import type { PolicyConfig } from '../policy/policy.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { CostFigures } from './cost.ts';
-import { type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
+import { type EngineEnd, type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
 import { type RunSummary, summarize } from './summary.ts';
 
@@ -81,6 +81,8 @@ export interface SweepCallbacks {
   readonly onRunStart?: (index: number, spec: RunSpec) => void;
   readonly onSample?: (index: number, sample: Sample, fraction: number) => void;
   readonly onRunEnd?: (index: number, result: RunResult) => void;
+  /** The engine as the run left it, before onRunEnd. */
+  readonly onEngineEnd?: (index: number, end: EngineEnd) => void;
 }
 
 /** Runs every spec on the engine, one after the other. */
@@ -102,6 +104,9 @@ export function runSweep(
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),
+      ...(options.onEngineEnd === undefined
+        ? {}
+        : { onEnd: (end: EngineEnd) => options.onEngineEnd?.(index, end) }),
     });
     const result: RunResult = {
       spec,

@@ -4,7 +4,11 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DECLINE_REASONS } from '../../ksm/events.ts';
-import { declineVerdict, doctorWorkload, WorkloadDoctorError } from './engine.ts';
+import { loadCalibration } from '../../simulate/cost.ts';
+import { runOnEngine } from '../../simulate/engine-run.ts';
+import { parseScenario } from '../../simulate/scenario.ts';
+import type { DoctorReport } from './doctor.ts';
+import { declineVerdict, doctorWorkload, explainEngineRun, WorkloadDoctorError } from './engine.ts';
 import { toJson } from './json.ts';
 import { VERDICT_INFO, type Verdict } from './verdicts.ts';
 
@@ -53,4 +57,39 @@ test('every engine decline reason has a verdict of the shared vocabulary', () =>
 
 test('a missing or invalid workload cannot run: WorkloadDoctorError', async () => {
   await assert.rejects(doctorWorkload('/nonexistent/w.yaml'), WorkloadDoctorError);
+});
+
+test('simulate --explain: a scenario run judged per guest group, pages summing to the guests memory', async () => {
+  const scenario = parseScenario(
+    `
+version: 1
+name: small
+host: { memory: 64MiB }
+run: { duration: 8s, sample_every: 1s }
+ksm: { pages_to_scan: 1000 }
+groups:
+  - name: guest
+    count: 4
+    memory: 8MiB
+    content:
+      - { share: 0.5, image: base }
+      - { share: 0.25, zero: true }
+      - { share: 0.25, unique: true }
+`,
+    'small.yaml',
+  );
+  let report: DoctorReport | undefined;
+  runOnEngine(scenario, {
+    figures: loadCalibration(undefined).figures,
+    onEnd: (end) => {
+      report = explainEngineRun(end, 'scenario small');
+    },
+  });
+  assert.ok(report !== undefined);
+  const rows = report.findings.filter((f) => f.subject.command !== undefined);
+  assert.ok(rows.every((f) => f.subject.command === 'guest (4 guests)'));
+  const pages = Object.fromEntries(rows.map((f) => [f.verdict, f.pages]));
+  // Four guests of 2048 pages: the image and the zero pages merge, the unique quarter does not.
+  assert.deepEqual(pages, { merged: 4 * 1536, unique: 4 * 512 });
+  assert.doesNotThrow(() => toJson(report!));
 });

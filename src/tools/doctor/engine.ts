@@ -23,8 +23,12 @@ import {
 } from '../../host/mm.ts';
 import type { DeclineReason } from '../../ksm/events.ts';
 import type { Ksm, PageState } from '../../ksm/ksm.ts';
+import type { EngineEnd } from '../../simulate/engine-run.ts';
+import type { SimulatedHost } from '../../surface/simulated-host.ts';
+import { KSM_SYSFS } from '../../surface/sysfs.ts';
 import { loadWorkload, WorkloadError } from '../../workload/parse.ts';
 import { runReplay } from '../../workload/replay.ts';
+import { selectedWord } from '../status/snapshot.ts';
 import { DOCTOR_SCHEMA, type DoctorReport, pageFix } from './doctor.ts';
 import { DEFAULT_TARGET_SCAN_SECONDS, type HostReading, type HostSettings, hostFindings } from './host.ts';
 import { PAGE_VERDICTS, type PageVerdict } from './pages.ts';
@@ -141,21 +145,20 @@ const REGION_FIX: Partial<Record<Verdict, string>> = {
 function regionFindings(
   ksm: Ksm,
   p: Process,
-  names: readonly RegionName[],
+  regionName: (p: Process, address: number) => string,
   settingsFix: (v: PageVerdict) => string,
 ): Finding[] {
   const out: Finding[] = [];
   for (const vma of p.mm.vmas) {
     const start = vma.startVpn * PAGE_SIZE_BYTES;
     const end = vma.endVpn * PAGE_SIZE_BYTES;
-    const region = names.find((r) => r.process === p.comm && r.address <= start && start < r.end);
-    const subject: Subject = { pid: p.pid, command: p.comm, start, end, name: region?.name ?? '' };
+    const subject: Subject = { pid: p.pid, command: p.comm, start, end, name: regionName(p, start) };
     const counts = new Map<Verdict, number>();
     const whole = vmaVerdict(vma, p.mm);
-    for (let vpn = vma.startVpn; vpn < vma.endVpn; vpn++) {
-      let v: Verdict | undefined;
-      if (whole !== undefined) v = vma.pte[vpn - vma.startVpn] === PTE_NONE ? undefined : whole;
-      else v = pageStateVerdict(ksm.explainPage(p.mm, vpn));
+    const states = whole === undefined ? ksm.explainPages(p.mm, vma, vma.startVpn, vma.endVpn) : undefined;
+    for (let i = 0; i < vma.pageCount; i++) {
+      const v =
+        states === undefined ? (vma.pte[i] === PTE_NONE ? undefined : whole) : pageStateVerdict(states[i]!);
       if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1);
     }
     const present = [...counts.values()].reduce((s, n) => s + n, 0);
@@ -174,20 +177,161 @@ function regionFindings(
   return out;
 }
 
-function engineSettings(ksm: Record<string, number | string>): HostSettings {
-  const n = (name: string): number | null => (typeof ksm[name] === 'number' ? (ksm[name] as number) : null);
-  const mode = ksm.advisor_mode;
+/** The settings doctor checks, read through the sysfs table as a real host's are read. */
+function engineSettings(ksm: Ksm): HostSettings {
+  const text = (name: string): string | null => {
+    const attr = KSM_SYSFS.find((a) => a.name === name);
+    return attr === undefined ? null : attr.show(ksm).trim();
+  };
+  const n = (name: string): number | null => {
+    const t = text(name);
+    return t === null ? null : Number(t);
+  };
+  const mode = text('advisor_mode');
   return {
     run: n('run'),
     pagesToScan: n('pages_to_scan'),
     sleepMillisecs: n('sleep_millisecs'),
-    advisorMode: typeof mode === 'string' ? mode : null,
+    advisorMode: mode === null ? null : selectedWord(mode),
     advisorTargetScanTime: n('advisor_target_scan_time'),
     useZeroPages: n('use_zero_pages'),
     smartScan: n('smart_scan'),
     mergeAcrossNodes: n('merge_across_nodes'),
     maxPageSharing: n('max_page_sharing'),
   };
+}
+
+export interface EngineReportInput {
+  readonly sim: SimulatedHost;
+  readonly description: string;
+  readonly kernel: string;
+  readonly targetScanSeconds: number;
+  /** The processes to judge, and the name of the region at an address of one. */
+  readonly processes: readonly Process[];
+  readonly regionName: (p: Process, address: number) => string;
+  /** Rows per process (false), or summed per group of processes named by `groupOf` (simulate's guests). */
+  readonly groupOf?: (p: Process) => string;
+}
+
+/** Sums rows of one group and verdict (a scenario's guests are alike: one row per group, not per guest). */
+function groupRows(
+  rows: readonly Finding[],
+  groupOf: (pid: number) => string,
+  guests: Map<string, number>,
+): Finding[] {
+  const sums = new Map<string, Finding>();
+  for (const f of rows) {
+    if (f.subject.pid === undefined) {
+      sums.set(`host ${sums.size}`, f);
+      continue;
+    }
+    const group = groupOf(f.subject.pid);
+    const key = `${group}\0${f.subject.name ?? ''}\0${f.verdict}`;
+    const prev = sums.get(key);
+    const pages = (prev?.pages ?? 0) + f.pages;
+    sums.set(key, {
+      verdict: f.verdict,
+      subject: { command: `${group} (${guests.get(group) ?? 0} guests)`, name: f.subject.name ?? '' },
+      pages,
+      bytes: pages * PAGE_SIZE_BYTES,
+      evidence: `${pages} pages over the group's guests (explainPage)`,
+      fix: f.fix,
+    });
+  }
+  return [...sums.values()];
+}
+
+/** The engine as a run left it, judged as doctor judges a host. */
+export function engineReport(input: EngineReportInput): DoctorReport {
+  const { sim } = input;
+  const settings = engineSettings(sim.ksm);
+  let pagesToVisit = 0;
+  for (const p of sim.host.liveProcesses()) {
+    for (const v of p.mm.vmas) {
+      if (!(v.flags & VM_MERGEABLE)) continue;
+      for (const pte of v.pte) if (pte !== PTE_NONE) pagesToVisit++;
+    }
+  }
+  const reading: HostReading = {
+    available: true,
+    kernel: input.kernel,
+    settings,
+    missingFiles: [],
+    numaNodes: sim.host.frames.numaNodes,
+    pagesToVisit,
+    windowSeconds: 0,
+    ksmdCpuPercent: null,
+    pagesScannedInWindow: null,
+    thpSplitsInWindow: null,
+    tuner: null,
+  };
+  const { findings: hostRows, assessment } = hostFindings(reading, {
+    targetScanSeconds: input.targetScanSeconds,
+  });
+  const host = {
+    settings,
+    numaNodes: reading.numaNodes,
+    pagesToVisit,
+    fullScanSeconds: assessment.fullScanSeconds,
+    fullScanBasis: assessment.fullScanBasis,
+    suggestedPagesToScan: assessment.suggestedPagesToScan,
+    targetScanSeconds: input.targetScanSeconds,
+    ksmdCpuPercent: null,
+    windowSeconds: 0,
+    thpSplitsInWindow: null,
+    tuner: null,
+  };
+  let rows: Finding[] = [];
+  for (const p of input.processes) {
+    rows.push(...regionFindings(sim.ksm, p, input.regionName, (v) => pageFix(v, host)));
+  }
+  const groupOf = input.groupOf;
+  if (groupOf !== undefined) {
+    const byPid = new Map(input.processes.map((p) => [p.pid, groupOf(p)]));
+    const guests = new Map<string, number>();
+    for (const g of byPid.values()) guests.set(g, (guests.get(g) ?? 0) + 1);
+    rows = groupRows(rows, (pid) => byPid.get(pid) ?? '?', guests);
+  }
+  const findings = [...hostRows, ...rows];
+  const pageTotals = Object.fromEntries(PAGE_VERDICTS.map((v) => [v, 0])) as Record<PageVerdict, number>;
+  for (const f of findings) {
+    if ((PAGE_VERDICTS as readonly string[]).includes(f.verdict))
+      pageTotals[f.verdict as PageVerdict] += f.pages;
+  }
+  const sorted = sortFindings(findings);
+  return {
+    schema: DOCTOR_SCHEMA,
+    source: 'engine',
+    time: new Date().toISOString(),
+    kernel: input.kernel,
+    root: true,
+    target: { description: input.description, pids: input.processes.map((p) => p.pid) },
+    host,
+    pageAnalysis: true,
+    pageTotals,
+    findings: sorted,
+    problems: [],
+    notes: [],
+    healthy: !hasFindings(sorted),
+  };
+}
+
+/** `simulate --explain`: the guests of a scenario run, one row per group and verdict. */
+export function explainEngineRun(
+  end: EngineEnd,
+  description: string,
+  targetScanSeconds = DEFAULT_TARGET_SCAN_SECONDS,
+): DoctorReport {
+  const group = new Map(end.guests.map((g) => [g.pid, g.group]));
+  return engineReport({
+    sim: end.sim,
+    description,
+    kernel: '6.18.44 (simulated)',
+    targetScanSeconds,
+    processes: end.sim.host.liveProcesses().filter((p) => group.has(p.pid)),
+    regionName: () => 'guest memory',
+    groupOf: (p) => group.get(p.pid) ?? '?',
+  });
 }
 
 /** Runs the workload on the engine and judges the state it ends in. */
@@ -207,66 +351,14 @@ export async function doctorWorkload(
   const backend = new NamingSimBackend();
   await runReplay(workload, backend);
   const sim = backend.simulated;
-  const counters = await backend.counters();
-  const settings = engineSettings(counters.ksm as Record<string, number | string>);
-  const live = sim.host.liveProcesses();
-  let pagesToVisit = 0;
-  for (const p of live) {
-    for (const v of p.mm.vmas) {
-      if (!(v.flags & VM_MERGEABLE)) continue;
-      for (const pte of v.pte) if (pte !== PTE_NONE) pagesToVisit++;
-    }
-  }
-  const targetScanSeconds = options.targetScanSeconds ?? DEFAULT_TARGET_SCAN_SECONDS;
-  const reading: HostReading = {
-    available: true,
+  return engineReport({
+    sim,
+    description: `workload ${workload.name}`,
     kernel: backend.info().kernelVersion,
-    settings,
-    missingFiles: [],
-    numaNodes: sim.host.frames.numaNodes,
-    pagesToVisit,
-    windowSeconds: 0,
-    ksmdCpuPercent: null,
-    pagesScannedInWindow: null,
-    thpSplitsInWindow: null,
-    tuner: null,
-  };
-  const { findings: hostRows, assessment } = hostFindings(reading, { targetScanSeconds });
-  const host = {
-    settings,
-    numaNodes: reading.numaNodes,
-    pagesToVisit,
-    fullScanSeconds: assessment.fullScanSeconds,
-    fullScanBasis: assessment.fullScanBasis,
-    suggestedPagesToScan: assessment.suggestedPagesToScan,
-    targetScanSeconds,
-    ksmdCpuPercent: null,
-    windowSeconds: 0,
-    thpSplitsInWindow: null,
-    tuner: null,
-  };
-  const findings: Finding[] = [...hostRows];
-  for (const p of live)
-    findings.push(...regionFindings(sim.ksm, p, backend.regions, (v) => pageFix(v, host)));
-  const pageTotals = Object.fromEntries(PAGE_VERDICTS.map((v) => [v, 0])) as Record<PageVerdict, number>;
-  for (const f of findings) {
-    if ((PAGE_VERDICTS as readonly string[]).includes(f.verdict))
-      pageTotals[f.verdict as PageVerdict] += f.pages;
-  }
-  const sorted = sortFindings(findings);
-  return {
-    schema: DOCTOR_SCHEMA,
-    source: 'engine',
-    time: new Date().toISOString(),
-    kernel: reading.kernel,
-    root: true,
-    target: { description: `workload ${workload.name}`, pids: live.map((p) => p.pid) },
-    host,
-    pageAnalysis: true,
-    pageTotals,
-    findings: sorted,
-    problems: [],
-    notes: [],
-    healthy: !hasFindings(sorted),
-  };
+    targetScanSeconds: options.targetScanSeconds ?? DEFAULT_TARGET_SCAN_SECONDS,
+    processes: sim.host.liveProcesses(),
+    regionName: (p, address) =>
+      backend.regions.find((r) => r.process === p.comm && r.address <= address && address < r.end)?.name ??
+      '',
+  });
 }

@@ -15,7 +15,8 @@ export interface FormatOptions {
 }
 
 function subjectText(s: Subject, commandWidth: number): string {
-  if (s.pid === undefined) return 'host';
+  if (s.pid === undefined)
+    return s.command === undefined ? 'host' : `${s.command}${s.name ? `  ${s.name}` : ''}`;
   let command = s.command ?? '?';
   if (command.length > commandWidth) command = `${command.slice(0, commandWidth - 1)}…`;
   const who = `pid ${s.pid} ${command}`;
