@@ -14,11 +14,24 @@ export interface FormatOptions {
   readonly commandWidth?: number;
 }
 
+/**
+ * A command line cut to `width`: the program without its directory, then as
+ * much of the end as fits (`ksmkit-agent …vm-clone-1`): the end tells guests apart.
+ */
+export function shortCommand(cmdline: string, width: number): string {
+  const space = cmdline.indexOf(' ');
+  const program = (space < 0 ? cmdline : cmdline.slice(0, space)).replace(/^.*\//, '');
+  const rest = space < 0 ? '' : cmdline.slice(space + 1);
+  const whole = rest === '' ? program : `${program} ${rest}`;
+  if (whole.length <= width) return whole;
+  const room = width - program.length - 2;
+  return room <= 0 ? `${program.slice(0, width - 1)}…` : `${program} …${rest.slice(-room)}`;
+}
+
 function subjectText(s: Subject, commandWidth: number): string {
   if (s.pid === undefined)
     return s.command === undefined ? 'host' : `${s.command}${s.name ? `  ${s.name}` : ''}`;
-  let command = s.command ?? '?';
-  if (command.length > commandWidth) command = `${command.slice(0, commandWidth - 1)}…`;
+  const command = shortCommand(s.command ?? '?', commandWidth);
   const who = `pid ${s.pid} ${command}`;
   if (s.start === undefined || s.end === undefined) return who;
   return `${who}  ${vmaLabel({ start: s.start, end: s.end, name: s.name ?? '' })}`;

@@ -11,7 +11,7 @@ import { type Finding, PAGE_SIZE_BYTES, type Subject } from './verdicts.ts';
 
 /** The kernel documentation's threshold: rmap items per merging page above which the advice costs more than it saves. */
 export const RMAP_ITEMS_PER_MERGING_PAGE = 64;
-/** A process below this much anonymous memory is not worth a "not registered" finding. */
+/** A process (or, in a registered one, a VMA) below this much anonymous memory is not worth a finding. */
 export const MIN_UNREGISTERED_BYTES = 1 << 20;
 
 export interface ProcessView {
@@ -111,7 +111,8 @@ export function processFindings(p: ProcessView, thpSplitsInWindow: number | null
       case 'not-mergeable':
         if (v.anonymousKb === 0) break;
         if (!isRegistered) unregisteredKb += v.anonymousKb;
-        else
+        // A small VMA left out of a targeted madvise is the recommended practice, not a fault.
+        else if (v.anonymousKb * 1024 >= MIN_UNREGISTERED_BYTES)
           row(
             v,
             'not-advised',
