@@ -23,6 +23,10 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegionMapping } from '../../backend/backend.ts';
 import {
+  FIXTURE_BASE_ADDRESS as BASE,
+  fixtureRegion as region,
+} from '../../backend/kernel/fixture-region.ts';
+import {
   type KernelBackend,
   kernelBackendAvailability,
   withKernelBackend,
@@ -39,18 +43,7 @@ import { type Finding, type Verdict, WILL_MERGE } from './verdicts.ts';
 const availability = kernelBackendAvailability();
 const skip = availability.ok ? false : availability.reason;
 
-const BASE = 0x1000_0000_0000;
-const TWO_MIB = 2 * 1024 * 1024;
 const KPF_KSM = 1 << 21;
-
-function region(
-  name: string,
-  index: number,
-  pageCount: number,
-  extra: Partial<RegionMapping> = {},
-): RegionMapping {
-  return { name, address: BASE + index * 64 * TWO_MIB, pageCount, shared: false, thp: false, ...extra };
-}
 
 interface Fixture {
   readonly process: string;

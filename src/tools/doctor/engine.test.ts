@@ -63,33 +63,32 @@ test('simulate --explain: a scenario run judged per guest group, pages summing t
   const scenario = parseScenario(
     `
 version: 1
-name: small
-host: { memory: 64MiB }
-run: { duration: 8s, sample_every: 1s }
+name: explained
+host: { memory: 32MiB }
+run: { duration: 6s, sample_every: 2s }
 ksm: { pages_to_scan: 1000 }
 groups:
-  - name: guest
-    count: 4
-    memory: 8MiB
+  - name: vm
+    count: 3
+    memory: 4MiB
     content:
-      - { share: 0.5, image: base }
-      - { share: 0.25, zero: true }
-      - { share: 0.25, unique: true }
+      - { share: 0.5, image: golden }
+      - { share: 0.5, unique: true }
 `,
-    'small.yaml',
+    'explained.yaml',
   );
   let report: DoctorReport | undefined;
   runOnEngine(scenario, {
     figures: loadCalibration(undefined).figures,
     onEnd: (end) => {
-      report = explainEngineRun(end, 'scenario small');
+      report = explainEngineRun(end, 'scenario explained');
     },
   });
   assert.ok(report !== undefined);
   const rows = report.findings.filter((f) => f.subject.command !== undefined);
-  assert.ok(rows.every((f) => f.subject.command === 'guest (4 guests)'));
+  assert.ok(rows.every((f) => f.subject.command === 'vm (3 guests)'));
   const pages = Object.fromEntries(rows.map((f) => [f.verdict, f.pages]));
-  // Four guests of 2048 pages: the image and the zero pages merge, the unique quarter does not.
-  assert.deepEqual(pages, { merged: 4 * 1536, unique: 4 * 512 });
+  // Three guests of 1024 pages: the image half merges, the unique half does not.
+  assert.deepEqual(pages, { merged: 3 * 512, unique: 3 * 512 });
   assert.doesNotThrow(() => toJson(report!));
 });

@@ -22,8 +22,10 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { hashPage, PAGE_ZERO } from '../estimate/page-counter.ts';
-import { KPageFlags, type Vma } from '../estimate/proc-source.ts';
-import { PAGE_SIZE_BYTES, type Verdict } from './verdicts.ts';
+import { KPageFlags, pagemapFrame, pagemapKind, type Vma } from '../estimate/proc-source.ts';
+import { PAGE_SIZE_BYTES, PAGE_VERDICTS } from './verdicts.ts';
+
+export { PAGE_VERDICTS };
 
 const KPF_KSM = 1 << 21;
 const KPF_THP = 1 << 22;
@@ -85,15 +87,7 @@ export interface VmaPages {
   thpPages: number;
 }
 
-export const PAGE_VERDICTS = [
-  'merged',
-  'twin-waiting',
-  'zero-candidate',
-  'volatile',
-  'unique',
-  'chain-full',
-] as const;
-export type PageVerdict = (typeof PAGE_VERDICTS)[number] & Verdict;
+export type PageVerdict = (typeof PAGE_VERDICTS)[number];
 
 const scratchKeys = new Uint32Array(2);
 
@@ -141,16 +135,14 @@ export function readVmaPages(pid: number, vma: Vma, frames: FrameSources, pagema
     out.notPresent += n - got;
     for (let i = 0; i < got; i++) {
       const hi = buf.readUInt32LE(8 * i + 4);
-      if (hi >>> 31 === 0) {
-        if (((hi >>> 30) & 1) === 1) out.swapped++;
+      const kind = pagemapKind(hi);
+      if (kind !== 'anon') {
+        if (kind === 'swapped') out.swapped++;
+        else if (kind === 'file') out.file++;
         else out.notPresent++;
         continue;
       }
-      if (((hi >>> 29) & 1) === 1) {
-        out.file++;
-        continue;
-      }
-      const frame = buf.readUInt32LE(8 * i) + (hi & 0x7fffff) * 0x100000000;
+      const frame = pagemapFrame(buf.readUInt32LE(8 * i), hi);
       const flags = frames.kpageflags.lowWord(frame) ?? 0;
       if ((flags & KPF_ZERO_PAGE) !== 0) {
         out.zeroMapped++;

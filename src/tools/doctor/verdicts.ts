@@ -9,6 +9,16 @@
  * No Node API here: the engine side (doctor on a workload) uses it too.
  */
 
+/** The page verdicts a real host's page analysis gives (pages.ts): what ksmd will make of each page. */
+export const PAGE_VERDICTS = [
+  'merged',
+  'twin-waiting',
+  'zero-candidate',
+  'volatile',
+  'unique',
+  'chain-full',
+] as const;
+
 export const VERDICTS = [
   // Host: ksmd and its settings.
   'ksm-missing',
@@ -36,12 +46,7 @@ export const VERDICTS = [
   'metadata-over-gain',
   'merge-any-targeted',
   // Page: what ksmd makes of the pages it scans.
-  'merged',
-  'twin-waiting',
-  'zero-candidate',
-  'volatile',
-  'unique',
-  'chain-full',
+  ...PAGE_VERDICTS,
   'not-yet-scanned',
   'policy',
 ] as const;

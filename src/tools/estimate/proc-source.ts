@@ -244,6 +244,20 @@ export class KPageFlags {
   }
 }
 
+/** What one /proc/PID/pagemap entry says of its page (bit 63 present, 62 swapped, 61 file page or shared anon). */
+export type PagemapKind = 'not-present' | 'swapped' | 'file' | 'anon';
+
+/** The kind of page from the entry's high 32 bits. */
+export function pagemapKind(hi: number): PagemapKind {
+  if (hi >>> 31 === 0) return ((hi >>> 30) & 1) === 1 ? 'swapped' : 'not-present';
+  return ((hi >>> 29) & 1) === 1 ? 'file' : 'anon';
+}
+
+/** The page frame number of a present entry (bits 0-54; 0 without CAP_SYS_ADMIN). */
+export function pagemapFrame(lo: number, hi: number): number {
+  return lo + (hi & 0x7fffff) * 0x100000000;
+}
+
 export interface ProcessScan {
   readonly pid: number;
   readonly command: string;
@@ -388,13 +402,11 @@ function* processJobs(
       stats.notPresent += n - got;
       for (let i = 0; i < got; i++) {
         const hi = pm[2 * i + 1]!;
-        if (hi >>> 31 === 0) {
-          if (((hi >>> 30) & 1) === 1) stats.swapped++;
+        const kind = pagemapKind(hi);
+        if (kind !== 'anon') {
+          if (kind === 'swapped') stats.swapped++;
+          else if (kind === 'file') stats.file++;
           else stats.notPresent++;
-          continue;
-        }
-        if (((hi >>> 29) & 1) === 1) {
-          stats.file++;
           continue;
         }
         const pageAddress = address + i * PAGE_BYTES;
@@ -407,7 +419,7 @@ function* processJobs(
           segmentCount++;
         }
         runEnd = pageAddress + PAGE_BYTES;
-        frames[pages] = pm[2 * i]! + (hi & 0x7fffff) * 0x100000000;
+        frames[pages] = pagemapFrame(pm[2 * i]!, hi);
         exclusive[pages] = (hi >>> 24) & 1;
         pages++;
         if (pages === maxPages) yield take();
