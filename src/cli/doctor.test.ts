@@ -1,5 +1,6 @@
 /** `ksmkit doctor` usage: one target, exit 2 with a one-line reason when it cannot run, the engine path. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -87,4 +88,40 @@ test('--pid of a pid that does not exist: one line, the report goes on (exit by 
   assert.deepEqual(parsed.problems, ['pid 2147483000: no such process']);
   assert.deepEqual(parsed.target.pids, []);
   assert.equal(r.status, parsed.healthy ? 0 : 1);
+});
+
+test('as another user: it says what it could not see, and goes on', {
+  skip: process.getuid?.() === 0 ? false : 'needs root to run a child as nobody',
+}, () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const p = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      import.meta.resolve('tsx/esm'),
+      join(root, 'src', 'cli', 'main.ts'),
+      'doctor',
+      '--all',
+      '--json',
+      '--window',
+      '0',
+    ],
+    {
+      cwd: root,
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    },
+  );
+  assert.ok(p.status === 0 || p.status === 1, p.stderr);
+  const report = doctorReportSchema.parse(JSON.parse(p.stdout));
+  assert.equal(report.root, false);
+  assert.equal(report.pageAnalysis, false);
+  assert.ok(
+    report.notes.some((n) => /^\d+ processes of other users could not be read: run as root/.test(n)),
+    report.notes.join('\n'),
+  );
+  assert.ok(report.notes.some((n) => n.startsWith('per page verdicts need root')));
+  assert.ok(report.notes.some((n) => n.startsWith('running as uid 65534')));
 });

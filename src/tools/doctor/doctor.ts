@@ -336,7 +336,11 @@ export async function runDoctorPages(options: DoctorOptions): Promise<DoctorRun>
         `${target.description}: MemoryKSM=${target.memoryKsm}; to register its processes: systemctl set-property ${options.target.kind === 'unit' ? options.target.name : 'UNIT'} MemoryKSM=yes, then restart it`,
       );
     }
-    if (!root) notes.push(`running as uid ${process.getuid?.()}: only this user's processes are visible`);
+    if (!root) {
+      notes.push(
+        `running as uid ${process.getuid?.()}: only this user's processes are visible, and the full-scan time counts only their pages`,
+      );
+    }
     if (options.target.kind !== 'all' && frames !== undefined)
       notes.push('twins are looked for among the processes looked at only (--all looks everywhere)');
     const sorted = sortFindings(findings);
