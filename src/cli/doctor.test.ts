@@ -16,7 +16,14 @@ const FIXTURE = join(
   'why-not-merging.yaml',
 );
 
-const BASE: DoctorCommandOptions = { json: false, targetScan: 180, window: 0, pages: false, rows: 10 };
+const BASE: DoctorCommandOptions = {
+  json: false,
+  targetScan: 180,
+  window: 0,
+  pages: false,
+  maxPages: 1 << 23,
+  rows: 10,
+};
 
 async function run(workload: string | undefined, opts: Partial<DoctorCommandOptions>) {
   let out = '';

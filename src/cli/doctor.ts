@@ -1,7 +1,7 @@
 /** `ksmkit doctor`: why memory is, or is not, merged; on this host or on a workload run on the engine. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
-import { type DoctorReport, exitStatusOf, runDoctor } from '../tools/doctor/doctor.ts';
+import { DEFAULT_MAX_PAGES, type DoctorReport, exitStatusOf, runDoctor } from '../tools/doctor/doctor.ts';
 import { doctorWorkload, WorkloadDoctorError } from '../tools/doctor/engine.ts';
 import { formatReport } from '../tools/doctor/format.ts';
 import { toJson } from '../tools/doctor/json.ts';
@@ -43,6 +43,12 @@ function regex(value: string): string {
   return value;
 }
 
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number of pages');
+  return n;
+}
+
 function rows(value: string): number {
   if (value === 'all') return Number.POSITIVE_INFINITY;
   const n = Number(value);
@@ -81,6 +87,7 @@ export interface DoctorCommandOptions extends TargetOptions {
   /** Seconds. */
   readonly window: number;
   readonly pages: boolean;
+  readonly maxPages: number;
   readonly rows: number;
 }
 
@@ -118,6 +125,7 @@ export async function doctorCommand(
             targetScanSeconds: opts.targetScan,
             windowMs: opts.window * 1000,
             pages: opts.pages,
+            maxPages: opts.maxPages,
           });
   } catch (e) {
     if (e instanceof TargetError || e instanceof WorkloadDoctorError) {
@@ -159,6 +167,12 @@ export function registerDoctor(program: Command): void {
       1,
     )
     .option('--no-pages', 'skip the per page verdicts (they read every VM_MERGEABLE page twice)')
+    .option(
+      '--max-pages <n>',
+      'skip the per page verdicts above this many VM_MERGEABLE pages',
+      count,
+      DEFAULT_MAX_PAGES,
+    )
     .addOption(new Option('--rows <n>', "rows shown per verdict, or 'all'").argParser(rows).default(10))
     .addHelpText(
       'after',

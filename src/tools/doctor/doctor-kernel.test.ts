@@ -67,6 +67,7 @@ interface Session {
   advisor: DoctorReport;
   mergeAny: DoctorReport;
   tuner: DoctorReport | string;
+  capped: DoctorReport;
 }
 
 const session: Partial<Session> = {};
@@ -258,6 +259,7 @@ async function runSession(): Promise<void> {
         try {
           // 1. ksmd stopped.
           session.phase1 = await runDoctorPages({ target, windowMs: 1000 });
+          session.capped = await runDoctor({ target, windowMs: 0, maxPages: 100 });
           // 2. A full scan that takes ages, smart_scan off.
           for (const [name, value] of [
             ['smart_scan', '0'],
@@ -364,6 +366,20 @@ describe('doctor on the real kernel', { skip }, () => {
     ]) {
       assert.doesNotThrow(() => toJson(r));
     }
+  });
+
+  test('--max-pages: above it no page is read, and a note says why', () => {
+    const r = session.capped!;
+    assert.equal(r.pageAnalysis, false);
+    assert.ok(
+      r.notes.some((n) =>
+        /^per page verdicts skipped: \d+ VM_MERGEABLE pages to read twice is over --max-pages 100/.test(n),
+      ),
+    );
+    assert.ok(
+      r.findings.some((f) => f.verdict === 'shared-mapping'),
+      'the smaps verdicts are still there',
+    );
   });
 
   test('ksmd-stopped: run 0', () => {

@@ -99,9 +99,13 @@ export interface DoctorOptions {
   readonly windowMs?: number;
   /** Per page verdicts (root only); default true. */
   readonly pages?: boolean;
+  /** Above this many VM_MERGEABLE pages the per page verdicts are skipped (a note says so); default 8 Mi (32 GiB). */
+  readonly maxPages?: number;
 }
 
 export const DEFAULT_WINDOW_MS = 1000;
+/** Each page costs two 4 KiB reads and about 40 bytes of bookkeeping: 32 GiB is about 30 s and 320 MiB here. */
+export const DEFAULT_MAX_PAGES = 8 * 1024 * 1024;
 
 /** What the agreement test needs besides the report: every page analysed, with its verdict. */
 export interface DoctorRun {
@@ -249,7 +253,18 @@ export async function runDoctorPages(options: DoctorOptions): Promise<DoctorRun>
     );
   }
 
-  const wantPages = options.pages ?? true;
+  const maxPages = options.maxPages ?? DEFAULT_MAX_PAGES;
+  const toRead = views.reduce(
+    (sum, p) => sum + p.vmas.filter(isMergeable).reduce((s, v) => s + v.anonymousKb / 4, 0),
+    0,
+  );
+  const tooMany = toRead > maxPages;
+  if ((options.pages ?? true) && tooMany) {
+    notes.push(
+      `per page verdicts skipped: ${toRead} VM_MERGEABLE pages to read twice is over --max-pages ${maxPages}; look at fewer processes (--pid, --match) or raise it`,
+    );
+  }
+  const wantPages = (options.pages ?? true) && !tooMany;
   const frames: FrameSources | undefined = wantPages ? openFrameSources() : undefined;
   if (wantPages && frames === undefined) {
     notes.push(
