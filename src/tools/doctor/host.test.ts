@@ -1,5 +1,8 @@
 /** Host checks on synthetic readings: each verdict from the reading that shows it, with its exact fix. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   assessHost,
@@ -10,6 +13,7 @@ import {
   ksmtunedDecision,
   parseKsmtunedConf,
 } from './host.ts';
+import { findTuner } from './host-reading.ts';
 
 function reading(
   overrides: Partial<HostReading> = {},
@@ -165,4 +169,34 @@ test('/etc/ksmtuned.conf: set lines override the defaults, comments do not', () 
   );
   assert.deepEqual(c, { ...KSMTUNED_DEFAULTS, thresCoef: 35, npagesMax: 3000, npagesDecay: -25 });
   assert.deepEqual(parseKsmtunedConf(''), KSMTUNED_DEFAULTS);
+});
+
+test('tuning daemons by process: ksmtuned (with its configuration file) and ksmkit tune', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ksmkit-doctor-'));
+  try {
+    const conf = join(dir, 'ksmtuned.conf');
+    writeFileSync(conf, 'KSM_THRES_COEF=50\nKSM_NPAGES_MAX=2000\n');
+    const ksmtuned = findTuner(
+      [
+        { pid: 10, comm: 'bash', cmdline: '-bash' },
+        { pid: 11, comm: 'ksmtuned', cmdline: '/bin/bash /usr/sbin/ksmtuned' },
+      ],
+      conf,
+    );
+    assert.equal(ksmtuned?.name, 'ksmtuned');
+    assert.equal(ksmtuned?.pid, 11);
+    assert.deepEqual(ksmtuned?.config, { ...KSMTUNED_DEFAULTS, thresCoef: 50, npagesMax: 2000 });
+    assert.equal(ksmtuned?.decision?.thresholdKb, Math.floor((ksmtuned!.decision!.totalKb * 50) / 100));
+    const tune = findTuner([
+      { pid: 12, comm: 'node', cmdline: 'node /opt/ksmkit/dist/cli/main.js tune --interval 60' },
+    ]);
+    assert.deepEqual(tune, {
+      pid: 12,
+      name: 'ksmkit tune',
+      command: 'node /opt/ksmkit/dist/cli/main.js tune --interval 60',
+    });
+    assert.equal(findTuner([{ pid: 13, comm: 'vim', cmdline: 'vim ksmtuned.conf' }]), null);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });
