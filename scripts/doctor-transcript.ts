@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { RegionMapping } from '../src/backend/backend.ts';
+import { onEveryExit } from '../src/backend/kernel/exit-hooks.ts';
 import { type KernelBackend, withKernelBackend } from '../src/backend/kernel/kernel-backend.ts';
 import { writeKsm } from '../src/backend/kernel/ksm-sysfs.ts';
 
@@ -57,7 +58,7 @@ const stopTuner = (): void => {
   }
   tuner = undefined;
 };
-process.once('exit', stopTuner);
+const cancelStopTuner = onEveryExit(stopTuner);
 
 await withKernelBackend(async (k) => {
   const MiB = 256;
@@ -105,6 +106,7 @@ await withKernelBackend(async (k) => {
     if (p.stderr !== '') process.stdout.write(p.stderr);
     console.log(`# exit status ${p.status}`);
   } finally {
+    cancelStopTuner();
     stopTuner();
     running = false;
     await writer;

@@ -22,6 +22,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegionMapping } from '../../backend/backend.ts';
+import { onEveryExit } from '../../backend/kernel/exit-hooks.ts';
 import {
   FIXTURE_BASE_ADDRESS as BASE,
   fixtureRegion as region,
@@ -85,12 +86,17 @@ async function fill(
 function reserveHugePages(): { restore: () => void } | string {
   const path = '/proc/sys/vm/nr_hugepages';
   const before = readFileSync(path, 'latin1').trim();
-  const restore = (): void => writeFileSync(path, before);
+  let dispose = (): void => {};
+  const restore = (): void => {
+    dispose();
+    writeFileSync(path, before);
+  };
   try {
     writeFileSync(path, String(Number(before) + 2));
   } catch (e) {
     return `cannot write ${path}: ${(e as Error).message}`;
   }
+  dispose = onEveryExit(restore);
   const free = Number(/^HugePages_Free:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'latin1'))?.[1] ?? 0);
   if (free < 1) {
     restore();
@@ -236,7 +242,7 @@ function killTuner(): void {
 
 async function runSession(): Promise<void> {
   const reservation = reserveHugePages();
-  process.once('exit', killTuner);
+  const cancelTunerKill = onEveryExit(killTuner);
   try {
     await withKernelBackend(
       async (k) => {
@@ -330,6 +336,7 @@ async function runSession(): Promise<void> {
       { settings: [['max_page_sharing', '4']] },
     );
   } finally {
+    cancelTunerKill();
     killTuner();
     if (typeof reservation !== 'string') reservation.restore();
   }
