@@ -59,7 +59,7 @@ export interface DoctorHost {
   readonly ksmdCpuPercent: number | null;
   readonly windowSeconds: number;
   readonly thpSplitsInWindow: number | null;
-  readonly tuner: TunerInfo | null;
+  readonly tuners: readonly TunerInfo[];
 }
 
 /** The report: what `--json` prints and what `runDoctor` returns. Schema: json.ts. */
@@ -215,7 +215,7 @@ function doctorHost(r: HostReading, a: HostAssessment, targetScanSeconds: number
     ksmdCpuPercent: r.ksmdCpuPercent,
     windowSeconds: r.windowSeconds,
     thpSplitsInWindow: r.thpSplitsInWindow,
-    tuner: r.tuner,
+    tuners: r.tuners,
   };
 }
 

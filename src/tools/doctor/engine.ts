@@ -263,7 +263,7 @@ export function engineReport(input: EngineReportInput): DoctorReport {
     ksmdCpuPercent: null,
     pagesScannedInWindow: null,
     thpSplitsInWindow: null,
-    tuner: null,
+    tuners: [],
   };
   const { findings: hostRows, assessment } = hostFindings(reading, {
     targetScanSeconds: input.targetScanSeconds,
@@ -279,7 +279,7 @@ export function engineReport(input: EngineReportInput): DoctorReport {
     ksmdCpuPercent: null,
     windowSeconds: 0,
     thpSplitsInWindow: null,
-    tuner: null,
+    tuners: [],
   };
   let rows: Finding[] = [];
   for (const p of input.processes) {

@@ -85,8 +85,9 @@ function vmRssKb(pid: number): number {
 
 const KSMKIT_TUNE = /(^|[\s/])(ksmkit|main\.[jt]s)\s+tune(\s|$)/;
 
-/** A tuning daemon among the processes: ksmtuned, or `ksmkit tune`. */
-export function findTuner(processes: readonly ProcEntry[], confPath = KSMTUNED_CONF): TunerInfo | null {
+/** The tuning daemons among the processes, in pid order: ksmtuned, and `ksmkit tune`. */
+export function findTuners(processes: readonly ProcEntry[], confPath = KSMTUNED_CONF): TunerInfo[] {
+  const tuners: TunerInfo[] = [];
   for (const p of processes) {
     if (p.comm === 'ksmtuned' || /(^|[\s/])ksmtuned(\s|$)/.test(p.cmdline)) {
       let text = '';
@@ -110,11 +111,18 @@ export function findTuner(processes: readonly ProcEntry[], confPath = KSMTUNED_C
         },
         committedKb,
       );
-      return { pid: p.pid, name: 'ksmtuned', command: p.cmdline, configPath: confPath, config, decision };
-    }
-    if (KSMKIT_TUNE.test(p.cmdline)) return { pid: p.pid, name: 'ksmkit tune', command: p.cmdline };
+      tuners.push({
+        pid: p.pid,
+        name: 'ksmtuned',
+        command: p.cmdline,
+        configPath: confPath,
+        config,
+        decision,
+      });
+    } else if (KSMKIT_TUNE.test(p.cmdline))
+      tuners.push({ pid: p.pid, name: 'ksmkit tune', command: p.cmdline });
   }
-  return null;
+  return tuners;
 }
 
 function numaNodes(): number {
@@ -217,7 +225,7 @@ export class HostWindow {
       ksmdCpuPercent: cpuNs === null || windowSeconds <= 0 ? null : (cpuNs / 1e9 / windowSeconds) * 100,
       pagesScannedInWindow: delta(this.start.pagesScanned, scannedNow),
       thpSplitsInWindow: delta(this.start.thpSplits, splitsNow),
-      tuner: findTuner(processes),
+      tuners: findTuners(processes),
     };
   }
 }

@@ -13,7 +13,7 @@ import {
   ksmtunedDecision,
   parseKsmtunedConf,
 } from './host.ts';
-import { findTuner } from './host-reading.ts';
+import { findTuners } from './host-reading.ts';
 
 function reading(
   overrides: Partial<HostReading> = {},
@@ -41,7 +41,7 @@ function reading(
     ksmdCpuPercent: null,
     pagesScannedInWindow: null,
     thpSplitsInWindow: null,
-    tuner: null,
+    tuners: [],
     ...overrides,
   };
 }
@@ -150,13 +150,13 @@ test("ksmtuned's rule: on an idle 24 GiB host it stops KSM; with qemu memory com
     config: KSMTUNED_DEFAULTS,
     decision: idle,
   };
-  const gating = hostFindings(reading({ tuner }, { run: 0 }), { targetScanSeconds: 180 }).findings;
+  const gating = hostFindings(reading({ tuners: [tuner] }, { run: 0 }), { targetScanSeconds: 180 }).findings;
   assert.deepEqual(
     gating.map((f) => f.verdict),
     ['tuner-gating'],
   );
   assert.match(gating[0]!.fix, /systemctl disable --now ksmtuned/);
-  const running = hostFindings(reading({ tuner }), { targetScanSeconds: 180 }).findings;
+  const running = hostFindings(reading({ tuners: [tuner] }), { targetScanSeconds: 180 }).findings;
   assert.deepEqual(
     running.map((f) => [f.verdict, f.evidence]),
     [['tuner-running', 'ksmtuned (pid 7) is running; pages_to_scan kept in [64, 1250]']],
@@ -176,26 +176,37 @@ test('tuning daemons by process: ksmtuned (with its configuration file) and ksmk
   try {
     const conf = join(dir, 'ksmtuned.conf');
     writeFileSync(conf, 'KSM_THRES_COEF=50\nKSM_NPAGES_MAX=2000\n');
-    const ksmtuned = findTuner(
+    const tuners = findTuners(
       [
         { pid: 10, comm: 'bash', cmdline: '-bash' },
         { pid: 11, comm: 'ksmtuned', cmdline: '/bin/bash /usr/sbin/ksmtuned' },
+        { pid: 12, comm: 'node', cmdline: 'node /opt/ksmkit/dist/cli/main.js tune --interval 60' },
+        { pid: 13, comm: 'vim', cmdline: 'vim ksmtuned.conf' },
       ],
       conf,
     );
-    assert.equal(ksmtuned?.name, 'ksmtuned');
-    assert.equal(ksmtuned?.pid, 11);
-    assert.deepEqual(ksmtuned?.config, { ...KSMTUNED_DEFAULTS, thresCoef: 50, npagesMax: 2000 });
-    assert.equal(ksmtuned?.decision?.thresholdKb, Math.floor((ksmtuned!.decision!.totalKb * 50) / 100));
-    const tune = findTuner([
-      { pid: 12, comm: 'node', cmdline: 'node /opt/ksmkit/dist/cli/main.js tune --interval 60' },
-    ]);
-    assert.deepEqual(tune, {
+    assert.deepEqual(
+      tuners.map((t) => [t.pid, t.name]),
+      [
+        [11, 'ksmtuned'],
+        [12, 'ksmkit tune'],
+      ],
+    );
+    const ksmtuned = tuners[0]!;
+    assert.deepEqual(ksmtuned.config, { ...KSMTUNED_DEFAULTS, thresCoef: 50, npagesMax: 2000 });
+    assert.equal(ksmtuned.decision?.thresholdKb, Math.floor((ksmtuned.decision!.totalKb * 50) / 100));
+    assert.deepEqual(tuners[1], {
       pid: 12,
       name: 'ksmkit tune',
       command: 'node /opt/ksmkit/dist/cli/main.js tune --interval 60',
     });
-    assert.equal(findTuner([{ pid: 13, comm: 'vim', cmdline: 'vim ksmtuned.conf' }]), null);
+    // Two tuners at once: each is a finding, and each says the other is there.
+    const both = hostFindings(reading({ tuners }, { run: 0 }), { targetScanSeconds: 180 }).findings;
+    assert.deepEqual(
+      both.map((f) => f.verdict),
+      ['tuner-gating', 'tuner-gating'],
+    );
+    assert.match(both[1]!.evidence, /1 other tuner running: they overwrite each other$/);
   } finally {
     rmSync(dir, { recursive: true });
   }

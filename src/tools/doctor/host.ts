@@ -86,7 +86,8 @@ export interface HostReading {
   readonly pagesScannedInWindow: number | null;
   /** thp_split_page of /proc/vmstat grew by this much over the window. */
   readonly thpSplitsInWindow: number | null;
-  readonly tuner: TunerInfo | null;
+  /** Tuning daemons running, in pid order (two of them fight over the same files). */
+  readonly tuners: readonly TunerInfo[];
 }
 
 export interface HostAssessment {
@@ -156,15 +157,15 @@ export function formatSeconds(s: number): string {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
-function tunerFindings(r: HostReading): Finding[] {
-  const t = r.tuner;
-  if (t === null) return [];
+function tunerFinding(t: TunerInfo, run: number | null, others: number): Finding {
   const who = `${t.name} (pid ${t.pid})`;
   const stop =
     t.name === 'ksmtuned'
       ? 'systemctl disable --now ksmtuned (or raise KSM_THRES_COEF in /etc/ksmtuned.conf)'
       : `stop ${t.name} (pid ${t.pid}) before setting KSM by hand`;
-  if (r.settings.run === 0) {
+  const fight =
+    others > 0 ? `; ${others} other tuner${others === 1 ? '' : 's'} running: they overwrite each other` : '';
+  if (run === 0) {
     const d = t.decision;
     const why =
       d === undefined
@@ -172,11 +173,19 @@ function tunerFindings(r: HostReading): Finding[] {
         : d.stopsKsm
           ? `run is 0: its rule sees no pressure (committed ${d.committedKb} kB + threshold ${d.thresholdKb} kB < total ${d.totalKb} kB and free ${d.freeKb} kB > threshold)`
           : `run is 0 (its rule would start KSM now: committed ${d.committedKb} kB, free ${d.freeKb} kB, threshold ${d.thresholdKb} kB)`;
-    return [host('tuner-gating', `${who} is running; ${why}`, stop)];
+    return host('tuner-gating', `${who} is running; ${why}${fight}`, stop);
   }
   const c = t.config;
   const range = c === undefined ? '' : `; pages_to_scan kept in [${c.npagesMin}, ${c.npagesMax}]`;
-  return [host('tuner-running', `${who} is running${range}`, `change its configuration, not sysfs: ${stop}`)];
+  return host(
+    'tuner-running',
+    `${who} is running${range}${fight}`,
+    `change its configuration, not sysfs: ${stop}`,
+  );
+}
+
+function tunerFindings(r: HostReading): Finding[] {
+  return r.tuners.map((t) => tunerFinding(t, r.settings.run, r.tuners.length - 1));
 }
 
 /** Every host finding, and the full-scan assessment they rest on. */

@@ -74,8 +74,8 @@ export const doctorReportSchema = z.strictObject({
     ksmdCpuPercent: nullableNumber,
     windowSeconds: z.number(),
     thpSplitsInWindow: nullableNumber,
-    tuner: z
-      .strictObject({
+    tuners: z.array(
+      z.strictObject({
         pid: z.number().int(),
         name: z.enum(['ksmtuned', 'ksmkit tune']),
         command: z.string(),
@@ -90,8 +90,8 @@ export const doctorReportSchema = z.strictObject({
             stopsKsm: z.boolean(),
           })
           .optional(),
-      })
-      .nullable(),
+      }),
+    ),
   }),
   pageAnalysis: z.boolean(),
   pageTotals: z.strictObject(
