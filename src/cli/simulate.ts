@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
+import { ContentCompression, compressionLines, DEFAULT_COMPRESSIBILITY } from '../simulate/compression.ts';
 import { loadCalibration } from '../simulate/cost.ts';
 import type { EngineEnd, EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
@@ -43,6 +44,7 @@ import {
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { compressorUnavailable } from '../tools/compress/native.ts';
 import type { DoctorReport } from '../tools/doctor/doctor.ts';
 import { explainEngineRun } from '../tools/doctor/engine.ts';
 import { formatReport } from '../tools/doctor/format.ts';
@@ -68,6 +70,8 @@ export interface SimulateOptions {
   readonly policy?: string;
   /** After each run, doctor's verdicts on the guests' pages (engine only). */
   readonly explain?: boolean;
+  /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
+  readonly compression?: boolean;
 }
 
 export interface SimulateIo {
@@ -106,6 +110,8 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
     s = scaleScenario(s, factor);
   }
   if (options.seed !== undefined) s = { ...s, seed: options.seed };
+  if (options.compression === true && s.compression === undefined)
+    s = { ...s, compression: DEFAULT_COMPRESSIBILITY };
   return s;
 }
 
@@ -165,6 +171,19 @@ export async function simulateCommand(
     io.err(`ksmkit simulate: ${(e as Error).message}`);
     return EXIT_INVALID;
   }
+  let compression: ContentCompression | undefined;
+  if (scenario.compression !== undefined) {
+    if (options.backend === 'kernel') {
+      io.err('ksmkit simulate: compression figures come from the engine only; use --backend sim');
+      return EXIT_INVALID;
+    }
+    const why = compressorUnavailable();
+    if (why !== undefined) {
+      io.err(`ksmkit simulate: compression figures: ${why}`);
+      return EXIT_INVALID;
+    }
+    compression = new ContentCompression(scenario.compression);
+  }
   const json = options.json === true;
   const sweep = specs.length > 1;
   if (!json) {
@@ -192,6 +211,7 @@ export async function simulateCommand(
       results = runSweep(scenario, specs, calibration.figures, {
         ...(options.fastForward === false ? { fastForward: false } : {}),
         ...(policy === undefined ? {} : { policy }),
+        ...(compression === undefined ? {} : { compression }),
         onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
         onSample: (index, sample, fraction) => {
           if (json) io.out(sampleJson(specs[index]!.label, sample));
@@ -235,6 +255,7 @@ export async function simulateCommand(
         );
     io.out('');
     io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
+    if (compression !== undefined) for (const line of compressionLines(results)) io.out(line);
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -359,6 +380,12 @@ export function registerSimulate(program: Command): void {
     .option(
       '--policy <name>',
       `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
+    )
+    .option(
+      '--compression',
+      'zram’s figures (each algorithm, and KSM then zram) beside KSM’s over time, also in --report; ' +
+        'the scenario’s compression: block says how well its pages compress',
+      false,
     )
     .option('--no-progress', 'no progress bar')
     .action(async (scenario, opts) => {

@@ -63,6 +63,15 @@ function fillPage(hi: number, lo: number): void {
   for (let n = 8; n < PAGE_BYTES; n *= 2) page.copyWithin(n, 0, n);
 }
 
+/** Which kind of content source made the page of value (hi, lo) (the table above). */
+export function kindOfValue(hi: number, lo: number): ContentSource['kind'] {
+  if (hi === 0 && lo === 0) return 'zero';
+  if (hi >= UNIQUE_BASE && hi < 2 * UNIQUE_BASE) return 'unique';
+  if (hi >= TAG_BASE && hi < UNIQUE_BASE && lo === 0) return 'tag';
+  if (hi >= IMAGE_BASE && hi < TAG_BASE) return 'image';
+  return 'byte';
+}
+
 /**
  * Allocates values for content sources and keeps their checksums. One per
  * simulated host: image and tag ids, and the unique counter, are its own.

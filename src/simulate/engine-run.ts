@@ -54,6 +54,7 @@ import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
 import { trustDomainOf } from '../policy/trust-domains.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
+import type { CompressionSample, ContentCompression } from './compression.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
 import { type CostFigures, CountingCostModel } from './cost.ts';
 import { type GroupModel, type Scenario, totalGuestPages } from './scenario.ts';
@@ -90,6 +91,8 @@ export interface Sample {
   /** The guests' reads of their pages, since the start. */
   readonly guestReads: number;
   readonly extrapolated: boolean;
+  /** With a scenario's `compression:`: zram alone and KSM then zram, on the host's pages at this time. */
+  readonly compression?: CompressionSample;
 }
 
 export interface EngineRunOptions {
@@ -104,6 +107,8 @@ export interface EngineRunOptions {
   readonly contentMode?: 'fingerprint' | 'bytes';
   /** Called at every sample with the fraction of the run's virtual time done. */
   readonly onSample?: (sample: Sample, fraction: number) => void;
+  /** Compression figures at every sample (a walk over every frame: extrapolated samples reuse the last). */
+  readonly compression?: ContentCompression;
   /** The host's merging policy (default none). */
   readonly policy?: PolicyConfig;
   /**
@@ -181,6 +186,8 @@ type WriteStream = AccessStream;
 type ReadStream = AccessStream;
 
 const NS_PER_MS = 1e6;
+/** Samples of a run whose compression figures are measured (the rest repeat the last). */
+const COMPRESSION_MEASUREMENTS = 60;
 /** "READ": what makes the reads' random stream another than the writes'. */
 const READ_SEED_SALT = 0x52454144;
 
@@ -764,11 +771,33 @@ class EngineRunner {
       guestWrites: moving.guestWrites,
       guestReads: moving.guestReads,
       extrapolated: moving.extrapolated,
+      ...this.compressionAt(atNs, c, moving.extrapolated),
     };
     this.lastSampleCpuNs = moving.cpuNs;
     this.lastSampleNs = atNs;
     this.samples.push(sample);
     this.options.onSample?.(sample, moving.progress);
+  }
+
+  /**
+   * The compression figures of a sample: measured on the frames (a walk over
+   * all of them: at most COMPRESSION_MEASUREMENTS times a run, and at its
+   * end), else the last ones, as for extrapolated samples where nothing moves.
+   */
+  private compressionAt(
+    atNs: number,
+    c: KsmCounters,
+    extrapolated: boolean,
+  ): { compression?: CompressionSample } {
+    const compression = this.options.compression;
+    if (compression === undefined) return {};
+    const last = this.samples.at(-1)?.compression;
+    const every = Math.ceil(
+      this.scenario.durationMs / this.scenario.sampleEveryMs / COMPRESSION_MEASUREMENTS,
+    );
+    const due = this.samples.length % every === 0 || atNs >= this.scenario.durationMs * NS_PER_MS;
+    if (last !== undefined && (extrapolated || !due)) return { compression: last };
+    return { compression: compression.measureHost(this.sim.host.frames, c.ksm_zero_pages, c.general_profit) };
   }
 
   /** Fills the remaining samples from the last pass's rates (see the file comment). */

@@ -15,10 +15,10 @@
  * small scenarios: every page crosses a socket, and the run lasts its
  * duration in real time.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
 import { readKsm, readKsmNumber, writeKsm } from '../backend/kernel/ksm-sysfs.ts';
+import { readKsmdCpuNs as ksmdCpuNs, findKsmdPid as ksmdPid } from '../backend/kernel/ksmd-thread.ts';
 import { AddressLayout } from '../workload/layout.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, valuePage } from './content.ts';
@@ -28,25 +28,7 @@ import type { GroupModel, Scenario } from './scenario.ts';
 const PAGE_BYTES = 4096;
 const REGION = 'ram';
 
-/** The ksmd kernel thread's pid: comm "ksmd", child of kthreadd. */
-export function ksmdPid(): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'ksmd') continue;
-      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === '2') return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
-}
-
-/** ksmd's CPU time so far in ns (/proc/PID/schedstat: time on CPU). */
-export function ksmdCpuNs(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
-}
+export { findKsmdPid as ksmdPid, readKsmdCpuNs as ksmdCpuNs } from '../backend/kernel/ksmd-thread.ts';
 
 export interface KernelRunOptions {
   readonly settings?: readonly SysfsSetting[];

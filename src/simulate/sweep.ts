@@ -8,6 +8,7 @@
 import type { PolicyConfig } from '../policy/policy.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
+import type { ContentCompression } from './compression.ts';
 import type { CostFigures } from './cost.ts';
 import { type EngineEnd, type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
@@ -90,7 +91,11 @@ export function runSweep(
   scenario: Scenario,
   specs: readonly RunSpec[],
   figures: CostFigures,
-  options: { readonly fastForward?: boolean; readonly policy?: PolicyConfig } & SweepCallbacks = {},
+  options: {
+    readonly fastForward?: boolean;
+    readonly policy?: PolicyConfig;
+    readonly compression?: ContentCompression;
+  } & SweepCallbacks = {},
 ): RunResult[] {
   const results: RunResult[] = [];
   specs.forEach((spec, index) => {
@@ -101,6 +106,7 @@ export function runSweep(
       settings: spec.settings,
       ...(options.fastForward === undefined ? {} : { fastForward: options.fastForward }),
       ...(options.policy === undefined ? {} : { policy: options.policy }),
+      ...(options.compression === undefined ? {} : { compression: options.compression }),
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),

@@ -11,7 +11,7 @@ import { NO_FRAME } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
 import { PAGE_UNREADABLE, PAGE_ZERO, type PageCounter } from './page-counter.ts';
 import type { Progress } from './progress.ts';
-import type { Job, PageReader } from './reader.ts';
+import { type Job, type PageReader, pageOf } from './reader.ts';
 
 export type DumpFormat = 'auto' | 'raw' | 'elf';
 
@@ -226,6 +226,8 @@ export interface DumpReadContext {
   readonly counter: PageCounter;
   readonly reader: PageReader;
   readonly progress: Progress;
+  /** Every page counted, with its frame (NO_FRAME when unknown); needs a reader in this thread. */
+  readonly onPage?: (page: Uint8Array, frame: number) => void;
   /** 'absent': zero pages of the dump are taken as never-touched memory (not present, not scanned). */
   readonly zeroPages: 'present' | 'absent';
 }
@@ -262,9 +264,11 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
         leftOut++;
         continue;
       }
-      counter.count(keys, i, zero, NO_FRAME);
+      counter.count(keys, i, zero, NO_FRAME, result.analysis);
+      ctx.onPage?.(pageOf(result, i), NO_FRAME);
       examined++;
     }
+    if (result.analysis !== undefined) counter.compression?.addTiming(result.analysis.timing);
     bytesRead += result.pages * PAGE_BYTES;
     progress.advance(result.pages * PAGE_BYTES);
   });

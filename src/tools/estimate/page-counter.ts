@@ -8,8 +8,10 @@
  * all-zero page is recognised exactly (hash, then a byte comparison).
  */
 import { xxh64 } from '@node-rs/xxhash';
+import { CompressionTally } from '../compress/tally.ts';
 import { ContentTable } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
+import type { PageAnalysis } from './reader.ts';
 
 export const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_BYTES);
 
@@ -55,14 +57,25 @@ export class PageCounter {
   readonly table = new ContentTable(16);
   /** The content id of the zero page, once seen. */
   zeroContent = -1;
+  /** estimate --compare: what each content compresses to. */
+  readonly compression: CompressionTally | undefined;
+
+  constructor(compare = false) {
+    this.compression = compare ? new CompressionTally() : undefined;
+  }
 
   beginSource(index: number): void {
     this.table.beginSource(index);
   }
 
-  /** Counts one page of key keys[2i], keys[2i+1] in the current source, at page frame `frame` (NO_FRAME when unknown). */
-  count(keys: Uint32Array, i: number, isZero: boolean, frame: number): void {
+  /**
+   * Counts one page of key keys[2i], keys[2i+1] in the current source, at
+   * page frame `frame` (NO_FRAME when unknown), with its compression
+   * analysis when the read made one.
+   */
+  count(keys: Uint32Array, i: number, isZero: boolean, frame: number, analysis?: PageAnalysis): void {
     const id = this.table.add(keys[2 * i]!, keys[2 * i + 1]!, frame);
     if (isZero) this.zeroContent = id;
+    if (analysis !== undefined) this.compression?.add(id, analysis.pages, i, frame);
   }
 }

@@ -20,7 +20,7 @@ import { NO_FRAME } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
 import { PAGE_UNREADABLE, PAGE_ZERO, type PageCounter } from './page-counter.ts';
 import type { Progress } from './progress.ts';
-import { type Job, MAX_SEGMENTS, type PageReader } from './reader.ts';
+import { type Job, MAX_SEGMENTS, type PageReader, pageOf } from './reader.ts';
 
 /** One VMA of /proc/PID/smaps. */
 export interface Vma {
@@ -338,6 +338,8 @@ export interface ProcessReadContext {
   readonly reader: PageReader;
   readonly kpageflags: KPageFlags | undefined;
   readonly progress: Progress;
+  /** Every page counted, with its frame (NO_FRAME when unknown); needs a reader in this thread. */
+  readonly onPage?: (page: Uint8Array, frame: number) => void;
 }
 
 const PAGEMAP_ENTRIES = 1 << 15;
@@ -466,9 +468,11 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
             zeroMappings++;
             continue;
           }
-          counter.count(keys, i, zero, frame);
+          counter.count(keys, i, zero, frame, result.analysis);
+          ctx.onPage?.(pageOf(result, i), frame);
           examined++;
         }
+        if (result.analysis !== undefined) counter.compression?.addTiming(result.analysis.timing);
         const readPages = result.pages;
         bytesRead += readPages * PAGE_BYTES;
         progress.advance(readPages * PAGE_BYTES);
