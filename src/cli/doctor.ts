@@ -179,6 +179,10 @@ export function registerDoctor(program: Command): void {
       '\nExit status: 0 healthy, 1 findings, 2 cannot run.\n' +
         'Root sees everything; another user sees only its own processes and no page frames (no per page verdicts).',
     )
+    // A usage error is "cannot run" (2), as the exit statuses have it; help is 0.
+    .exitOverride((e) => {
+      process.exit(e.exitCode === 0 ? 0 : EXIT_CANNOT_RUN);
+    })
     .action(async (workload, opts) => {
       process.exitCode = await doctorCommand(workload, opts, {
         write: (text) => process.stdout.write(text),
