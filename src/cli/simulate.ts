@@ -10,7 +10,7 @@ import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
 import { ContentCompression, compressionLines, DEFAULT_COMPRESSIBILITY } from '../simulate/compression.ts';
 import { loadCalibration } from '../simulate/cost.ts';
-import type { EngineRun } from '../simulate/engine-run.ts';
+import type { EngineEnd, EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
 import {
   describeSummaryLine,
@@ -46,6 +46,10 @@ import {
 import type { Twin } from '../simulate/twin.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
 import { compressorUnavailable } from '../tools/compress/native.ts';
+import type { DoctorReport } from '../tools/doctor/doctor.ts';
+import { explainEngineRun } from '../tools/doctor/engine.ts';
+import { formatReport } from '../tools/doctor/format.ts';
+import { toJson } from '../tools/doctor/json.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { pidList, positiveInt, regex } from './estimate.ts';
 import {
@@ -75,6 +79,8 @@ export interface SimulateOptions {
   readonly color?: boolean;
   /** A merging policy (parsePolicy's names), or "all" for the policy table. */
   readonly policy?: string;
+  /** After each run, doctor's verdicts on the guests' pages (engine only). */
+  readonly explain?: boolean;
   /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
   readonly compression?: boolean;
 }
@@ -169,6 +175,8 @@ export async function simulateCommand(
       if (options.backend === 'kernel')
         throw new Error(`--policy ${options.policy}: policies exist only in the engine; use --backend sim`);
     }
+    if (options.explain === true && options.backend === 'kernel')
+      throw new Error("--explain reads the engine's pages: use --backend sim (or ksmkit doctor on the host)");
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
     specs = expandRuns(axes, options.advisor ?? false);
     if (twinWanted) {
@@ -217,6 +225,7 @@ export async function simulateCommand(
     out: io.out,
   });
   let results: RunResult[];
+  const explained: Array<{ label: string; report: DoctorReport }> = [];
   try {
     if (options.backend === 'kernel') {
       results = await runKernelSpecs(scenario, specs, calibration.figures, options, live, json, io);
@@ -230,6 +239,15 @@ export async function simulateCommand(
           if (json) io.out(sampleJson(specs[index]!.label, sample));
           live.sample(sample, fraction, scenario.durationMs);
         },
+        ...(options.explain === true
+          ? {
+              onEngineEnd: (index: number, end: EngineEnd) =>
+                explained.push({
+                  label: specs[index]!.label,
+                  report: explainEngineRun(end, `scenario ${scenario.name}`),
+                }),
+            }
+          : {}),
         onRunEnd: (_index, result) => {
           if (json) io.out(summaryJson(result.spec.label, result));
           else if (sweep) live.line(describeSummaryLine(result.spec.label, result.summary));
@@ -275,6 +293,14 @@ export async function simulateCommand(
           'Steady state reached: nothing left that could merge, so later samples repeat the last pass (--no-fast-forward simulates them).',
         ),
       );
+    }
+  }
+  for (const { label, report } of explained) {
+    if (json) io.out(JSON.stringify({ type: 'explain', run: label, report: toJson(report) }));
+    else {
+      io.out('');
+      if (explained.length > 1) io.out(pc.bold(`Why (${label}):`));
+      for (const line of formatReport(report, { color, rowsPerVerdict: 10 }).slice(1)) io.out(line);
     }
   }
   if (options.report !== undefined) {
@@ -362,6 +388,11 @@ export function registerSimulate(program: Command): void {
     )
     .option('--no-fast-forward', 'simulate every pass even once nothing is left to merge')
     .option('--json', 'one JSON object per sample (and a summary object per run)', false)
+    .option(
+      '--explain',
+      "after each run, doctor's verdicts: why the guests' pages are or are not merged",
+      false,
+    )
     .option('--report <file.html>', 'write a self-contained HTML report with plots')
     .addOption(
       new Option(

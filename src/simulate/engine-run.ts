@@ -123,6 +123,14 @@ export interface EngineRunOptions {
    * (root, CAP_SYS_ADMIN), which the policy may refuse.
    */
   readonly operatorEnablesKsmd?: boolean;
+  /** Called once at the end with the engine as the run left it (doctor's `simulate --explain` reads its pages). */
+  readonly onEnd?: (end: EngineEnd) => void;
+}
+
+/** The engine at the end of a run, and which process is which group's guest. */
+export interface EngineEnd {
+  readonly sim: SimulatedHost;
+  readonly guests: ReadonlyArray<{ readonly pid: number; readonly group: string }>;
 }
 
 /** A guest's /proc/PID/ksm_stat at the end of a run. */
@@ -410,6 +418,10 @@ class EngineRunner {
         break;
       }
     }
+    this.options.onEnd?.({
+      sim: this.sim,
+      guests: this.guests.map((g) => ({ pid: g.pid, group: g.group.name })),
+    });
     return {
       samples: this.samples,
       processes: this.guests.map((g) => this.outcome(g)),

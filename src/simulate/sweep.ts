@@ -10,7 +10,7 @@ import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { ContentCompression } from './compression.ts';
 import type { CostFigures } from './cost.ts';
-import { type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
+import { type EngineEnd, type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
 import { type RunSummary, summarize } from './summary.ts';
 
@@ -82,6 +82,8 @@ export interface SweepCallbacks {
   readonly onRunStart?: (index: number, spec: RunSpec) => void;
   readonly onSample?: (index: number, sample: Sample, fraction: number) => void;
   readonly onRunEnd?: (index: number, result: RunResult) => void;
+  /** The engine as the run left it, before onRunEnd. */
+  readonly onEngineEnd?: (index: number, end: EngineEnd) => void;
 }
 
 /** Runs every spec on the engine, one after the other. */
@@ -108,6 +110,9 @@ export function runSweep(
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),
+      ...(options.onEngineEnd === undefined
+        ? {}
+        : { onEnd: (end: EngineEnd) => options.onEngineEnd?.(index, end) }),
     });
     const result: RunResult = {
       spec,

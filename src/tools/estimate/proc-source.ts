@@ -34,6 +34,12 @@ export interface Vma {
   readonly rssKb: number;
   readonly anonymousKb: number;
   readonly swapKb: number;
+  /** `AnonHugePages:`: anonymous memory mapped by transparent huge pages. */
+  readonly anonHugeKb: number;
+  /** `KSM:`: memory mapped to KSM pages here (Linux 6.7 and later; 0 before). */
+  readonly ksmKb: number;
+  /** `Size:`: the VMA's length, resident or not. */
+  readonly sizeKb: number;
 }
 
 export function parseSmaps(text: string): Vma[] {
@@ -53,6 +59,9 @@ export function parseSmaps(text: string): Vma[] {
         rssKb: 0,
         anonymousKb: 0,
         swapKb: 0,
+        anonHugeKb: 0,
+        ksmKb: 0,
+        sizeKb: 0,
       };
       continue;
     }
@@ -64,6 +73,9 @@ export function parseSmaps(text: string): Vma[] {
     else if (key === 'Rss') cur.rssKb = Number.parseInt(value!, 10);
     else if (key === 'Anonymous') cur.anonymousKb = Number.parseInt(value!, 10);
     else if (key === 'Swap') cur.swapKb = Number.parseInt(value!, 10);
+    else if (key === 'AnonHugePages') cur.anonHugeKb = Number.parseInt(value!, 10);
+    else if (key === 'KSM') cur.ksmKb = Number.parseInt(value!, 10);
+    else if (key === 'Size') cur.sizeKb = Number.parseInt(value!, 10);
   }
   if (cur !== undefined) vmas.push(cur);
   return vmas;
@@ -103,8 +115,9 @@ export function skipReason(vma: Vma, mergeableOnly: boolean): SkipReason | undef
   const f = new Set(vma.vmFlags);
   if (vma.name === '[vsyscall]') return 'gate';
   if (vma.perms[3] === 's' || f.has('sh') || f.has('ms')) return 'shared';
-  if (f.has('io') || f.has('pf') || f.has('de') || f.has('mm')) return 'special';
+  // Before `special`: hugetlbfs_file_mmap() sets VM_DONTEXPAND (`de`) on every hugetlb VMA too.
   if (f.has('ht')) return 'hugetlb';
+  if (f.has('io') || f.has('pf') || f.has('de') || f.has('mm')) return 'special';
   if (f.has('dp')) return 'droppable';
   if (mergeableOnly && !f.has('mg')) return 'not-mergeable';
   if (vma.anonymousKb === 0) return 'no-anonymous-pages';
@@ -202,6 +215,15 @@ export class KPageFlags {
     return { lo: this.buf.readUInt32LE(0), hi: this.buf.readUInt32LE(4) };
   }
 
+  /**
+   * The low 32 bits of the frame's 64-bit word, or undefined when unreadable:
+   * KPF_* bits 0-31 for /proc/kpageflags, the map count for /proc/kpagecount
+   * (same layout, opened with `open('/proc/kpagecount')`).
+   */
+  lowWord(frame: number): number | undefined {
+    return this.flags(frame)?.lo;
+  }
+
   isKsm(frame: number): boolean {
     const f = this.flags(frame);
     return f !== undefined && (f.lo & (1 << 21)) !== 0;
@@ -220,6 +242,20 @@ export class KPageFlags {
   close(): void {
     closeSync(this.fd);
   }
+}
+
+/** What one /proc/PID/pagemap entry says of its page (bit 63 present, 62 swapped, 61 file page or shared anon). */
+export type PagemapKind = 'not-present' | 'swapped' | 'file' | 'anon';
+
+/** The kind of page from the entry's high 32 bits. */
+export function pagemapKind(hi: number): PagemapKind {
+  if (hi >>> 31 === 0) return ((hi >>> 30) & 1) === 1 ? 'swapped' : 'not-present';
+  return ((hi >>> 29) & 1) === 1 ? 'file' : 'anon';
+}
+
+/** The page frame number of a present entry (bits 0-54; 0 without CAP_SYS_ADMIN). */
+export function pagemapFrame(lo: number, hi: number): number {
+  return lo + (hi & 0x7fffff) * 0x100000000;
 }
 
 export interface ProcessScan {
@@ -375,13 +411,11 @@ function* processJobs(
       stats.notPresent += n - got;
       for (let i = 0; i < got; i++) {
         const hi = pm[2 * i + 1]!;
-        if (hi >>> 31 === 0) {
-          if (((hi >>> 30) & 1) === 1) stats.swapped++;
+        const kind = pagemapKind(hi);
+        if (kind !== 'anon') {
+          if (kind === 'swapped') stats.swapped++;
+          else if (kind === 'file') stats.file++;
           else stats.notPresent++;
-          continue;
-        }
-        if (((hi >>> 29) & 1) === 1) {
-          stats.file++;
           continue;
         }
         const pageAddress = address + i * PAGE_BYTES;
@@ -394,7 +428,7 @@ function* processJobs(
           segmentCount++;
         }
         runEnd = pageAddress + PAGE_BYTES;
-        frames[pages] = pm[2 * i]! + (hi & 0x7fffff) * 0x100000000;
+        frames[pages] = pagemapFrame(pm[2 * i]!, hi);
         exclusive[pages] = (hi >>> 24) & 1;
         addresses[pages] = pageAddress;
         pages++;
