@@ -5,6 +5,7 @@ import { machineMemory, memoryRefusal } from '../simulate/footprint.ts';
 import { registerAudit } from './audit.ts';
 import { registerCalibrate } from './calibrate.ts';
 import { demoMemoryNeed, runDemo } from './demo.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
 import { applyExitConvention, EXIT_FAILED, EXIT_USAGE, errorLine, messageOf } from './exit.ts';
@@ -85,6 +86,7 @@ registerSimulate(program);
 registerPolicies(program);
 registerCalibrate(program);
 registerProbe(program);
+registerDoctor(program);
 
 applyExitConvention(program);
 exitQuietlyOnClosedStdout();

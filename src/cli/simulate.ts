@@ -8,8 +8,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
+import { ContentCompression, compressionLines, DEFAULT_COMPRESSIBILITY } from '../simulate/compression.ts';
 import { loadCalibration } from '../simulate/cost.ts';
-import type { EngineRun } from '../simulate/engine-run.ts';
+import type { EngineEnd, EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
 import { fittingScale, machineMemory, memoryRefusal, runMemoryNeed } from '../simulate/footprint.ts';
 import {
@@ -50,11 +51,27 @@ import {
   runSweep,
   type SweepAxis,
 } from '../simulate/sweep.ts';
+import type { Twin } from '../simulate/twin.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
 import { decide, isOverForMinutes, overText } from '../simulate/verdict.ts';
+import { compressorUnavailable } from '../tools/compress/native.ts';
+import type { DoctorReport } from '../tools/doctor/doctor.ts';
+import { explainEngineRun } from '../tools/doctor/engine.ts';
+import { formatReport } from '../tools/doctor/format.ts';
+import { toJson } from '../tools/doctor/json.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
+import { pidList, positiveInt, regex } from './estimate.ts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorLine, messageOf, UsageError } from './exit.ts';
 import { checkOutputPath } from './output-path.ts';
+import {
+  DEFAULT_TWIN_INTERVAL,
+  DEFAULT_TWIN_SAMPLES,
+  obtainTwin,
+  type TwinOptions,
+  twinProcessLines,
+  twinScenarioFor,
+  wantsTwin,
+} from './simulate-twin.ts';
 import { progressWanted, stdoutColor, stdoutWidth } from './terminal.ts';
 
 export interface SimulateOptions {
@@ -77,7 +94,14 @@ export interface SimulateOptions {
   readonly color?: boolean;
   /** A merging policy (parsePolicy's names), or "all" for the policy table. */
   readonly policy?: string;
+  /** After each run, doctor's verdicts on the guests' pages (engine only). */
+  readonly explain?: boolean;
+  /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
+  readonly compression?: boolean;
 }
+
+/** The command's options with the twin's (--from-host, --from-dumps, --twin, --save-twin, …). */
+export type SimulateCommandOptions = SimulateOptions & TwinOptions;
 
 export interface SimulateIo {
   readonly out: (line: string) => void;
@@ -130,43 +154,15 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
     };
   }
   if (options.seed !== undefined) s = { ...s, seed: options.seed };
+  if (options.compression === true && s.compression === undefined)
+    s = { ...s, compression: DEFAULT_COMPRESSIBILITY };
   return s;
-}
-
-interface Prepared {
-  readonly scenario: Scenario;
-  readonly specs: RunSpec[];
-  readonly policy: PolicyConfig | undefined;
-  readonly calibration: ReturnType<typeof loadCalibration>;
-}
-
-/** Everything checked before any work: output path, scenario, settings, calibration, memory. Throws. */
-async function prepare(scenarioArg: string | undefined, options: SimulateOptions): Promise<Prepared> {
-  if (options.report !== undefined) checkOutputPath('--report', options.report);
-  let policy: PolicyConfig | undefined;
-  if (options.policy !== undefined) {
-    policy = parsePolicy(options.policy);
-    if (options.backend === 'kernel')
-      throw new UsageError(
-        `--policy ${options.policy}: policies exist only in the engine; use --backend sim`,
-      );
-  }
-  const scenario = applyOverrides(await resolveScenario(scenarioArg), options);
-  const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
-  const specs = expandRuns(axes, options.advisor ?? false, scenario.ksm);
-  const calibration = loadCalibration(options.calibration);
-  const need = runMemoryNeed(scenario, options.backend ?? 'sim');
-  const machine = machineMemory();
-  const scale = fittingScale(need, machine);
-  const refusal = memoryRefusal(need, machine, scale === undefined ? '' : `; --scale ${scale} would fit`);
-  if (refusal !== undefined) throw new UsageError(refusal);
-  return { scenario, specs, policy, calibration };
 }
 
 /** The whole command; returns the exit status. */
 export async function simulateCommand(
   scenarioArg: string | undefined,
-  options: SimulateOptions,
+  options: SimulateCommandOptions,
   io: SimulateIo,
 ): Promise<number> {
   if (options.list === true) {
@@ -175,6 +171,13 @@ export async function simulateCommand(
       io.out(`${name.padEnd(16)} ${s.title}${name === DEFAULT_SCENARIO ? ' (default)' : ''}`);
     }
     return EXIT_OK;
+  }
+  let twinWanted: boolean;
+  try {
+    twinWanted = wantsTwin(scenarioArg, options);
+  } catch (e) {
+    io.err(`ksmkit simulate: ${(e as Error).message}`);
+    return EXIT_USAGE;
   }
   if (options.policy?.trim() === 'all') {
     const { policiesCommand } = await import('./policies.ts');
@@ -192,9 +195,40 @@ export async function simulateCommand(
   const json = options.json === true;
   const color = options.color ?? (!json && stdoutColor());
   const c = pc.createColors(color);
-  let prepared: Prepared;
+  let scenario: Scenario;
+  let specs: RunSpec[];
+  let policy: PolicyConfig | undefined;
+  let calibration: ReturnType<typeof loadCalibration>;
+  let twin: Twin | undefined;
+  // Everything is checked before any work: output path, settings, calibration, scenario, memory.
   try {
-    prepared = await prepare(scenarioArg, options);
+    if (options.report !== undefined) checkOutputPath('--report', options.report);
+    calibration = loadCalibration(options.calibration);
+    if (options.policy !== undefined) {
+      policy = parsePolicy(options.policy);
+      if (options.backend === 'kernel')
+        throw new UsageError(
+          `--policy ${options.policy}: policies exist only in the engine; use --backend sim`,
+        );
+    }
+    if (options.explain === true && options.backend === 'kernel')
+      throw new UsageError(
+        "--explain reads the engine's pages: use --backend sim (or ksmkit doctor on the host)",
+      );
+    const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
+    if (twinWanted) {
+      specs = expandRuns(axes, options.advisor ?? false);
+      twin = await obtainTwin(options, options.json === true ? () => {} : io.out);
+      scenario = applyOverrides(twinScenarioFor(twin, calibration, options, specs), options);
+    } else {
+      scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+      specs = expandRuns(axes, options.advisor ?? false, scenario.ksm);
+    }
+    const need = runMemoryNeed(scenario, options.backend ?? 'sim');
+    const machine = machineMemory();
+    const scale = fittingScale(need, machine);
+    const refusal = memoryRefusal(need, machine, scale === undefined ? '' : `; --scale ${scale} would fit`);
+    if (refusal !== undefined) throw new UsageError(refusal);
   } catch (e) {
     if (e instanceof ScenarioError) {
       for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
@@ -203,7 +237,19 @@ export async function simulateCommand(
     io.err(errorLine('simulate', messageOf(e)));
     return EXIT_USAGE;
   }
-  const { scenario, specs, policy, calibration } = prepared;
+  let compression: ContentCompression | undefined;
+  if (scenario.compression !== undefined) {
+    if (options.backend === 'kernel') {
+      io.err('ksmkit simulate: compression figures come from the engine only; use --backend sim');
+      return EXIT_USAGE;
+    }
+    const why = compressorUnavailable();
+    if (why !== undefined) {
+      io.err(`ksmkit simulate: compression figures: ${why}`);
+      return EXIT_USAGE;
+    }
+    compression = new ContentCompression(scenario.compression);
+  }
   const sweep = specs.length > 1;
   if (!json) {
     io.out(c.bold(`ksmkit simulate: ${scenario.title}`));
@@ -225,9 +271,11 @@ export async function simulateCommand(
   const engineOptions = {
     ...(options.fastForward === false ? { fastForward: false } : {}),
     ...(policy === undefined ? {} : { policy }),
+    ...(compression === undefined ? {} : { compression }),
   };
-  let results: RunResult[];
   let rescue: RunResult[] = [];
+  let results: RunResult[];
+  const explained: Array<{ label: string; report: DoctorReport }> = [];
   try {
     if (options.backend === 'kernel') {
       results = await runKernelSpecs(scenario, specs, calibration.figures, options, live, json, io);
@@ -239,6 +287,15 @@ export async function simulateCommand(
           if (json) io.out(sampleJson(specs[index]!.label, sample));
           live.sample(sample, fraction, scenario.durationMs);
         },
+        ...(options.explain === true
+          ? {
+              onEngineEnd: (index: number, end: EngineEnd) =>
+                explained.push({
+                  label: specs[index]!.label,
+                  report: explainEngineRun(end, `scenario ${scenario.name}`),
+                }),
+            }
+          : {}),
         onRunEnd: (_index, result) => {
           if (json) io.out(summaryJson(result.spec.label, result));
           else if (sweep) live.line(describeSummaryLine(result.spec.label, result.summary));
@@ -276,7 +333,7 @@ export async function simulateCommand(
   const verdict = decide({
     results,
     rescue,
-    ...(options.backend === 'kernel' || sweep
+    ...(options.backend === 'kernel' || sweep || twin !== undefined
       ? {}
       : {
           sweepCommand: `ksmkit simulate ${scenarioArg ?? DEFAULT_SCENARIO} --set pages_to_scan=100,1000,4000`,
@@ -296,6 +353,11 @@ export async function simulateCommand(
     io.out('');
     const width = stdoutWidth();
     io.out(sweep ? sweepTable(results, color, width) : summaryTable(results[0]!, color, width));
+    if (compression !== undefined) for (const line of compressionLines(results)) io.out(line);
+    if (twin !== undefined && !sweep) {
+      io.out('');
+      for (const line of twinProcessLines(twin, results[0]!)) io.out(line);
+    }
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -308,7 +370,16 @@ export async function simulateCommand(
         ),
       );
     }
-  } else {
+  }
+  for (const { label, report } of explained) {
+    if (json) io.out(JSON.stringify({ type: 'explain', run: label, report: toJson(report) }));
+    else {
+      io.out('');
+      if (explained.length > 1) io.out(c.bold(`Why (${label}):`));
+      for (const line of formatReport(report, { color, rowsPerVerdict: 10 }).slice(1)) io.out(line);
+    }
+  }
+  if (json)
     io.out(
       JSON.stringify({
         type: 'verdict',
@@ -317,7 +388,6 @@ export async function simulateCommand(
         run: verdict.chosen.spec.label,
       }),
     );
-  }
   if (options.report !== undefined) {
     const html = renderReport({
       scenario,
@@ -344,7 +414,11 @@ function rescueRuns(
   scenario: Scenario,
   base: RunResult,
   figures: Parameters<typeof summarize>[2],
-  engineOptions: { readonly fastForward?: boolean; readonly policy?: PolicyConfig },
+  engineOptions: {
+    readonly fastForward?: boolean;
+    readonly policy?: PolicyConfig;
+    readonly compression?: ContentCompression;
+  },
   live: LiveView,
   json: boolean,
   io: SimulateIo,
@@ -437,6 +511,11 @@ export function registerSimulate(program: Command): void {
     )
     .option('--no-fast-forward', 'simulate every pass even once nothing is left to merge')
     .option('--json', 'one JSON object per sample (and a summary object per run)', false)
+    .option(
+      '--explain',
+      "after each run, doctor's verdicts: why the guests' pages are or are not merged",
+      false,
+    )
     .option('--report <file.html>', 'write a self-contained HTML report with plots')
     .addOption(
       new Option(
@@ -451,11 +530,50 @@ export function registerSimulate(program: Command): void {
       '--policy <name>',
       `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
     )
+    .option(
+      '--compression',
+      'zram’s figures (each algorithm, and KSM then zram) beside KSM’s over time, also in --report; ' +
+        'the scenario’s compression: block says how well its pages compress',
+      false,
+    )
     .option('--progress', 'progress lines on stderr even when it is not a terminal')
     .option('--no-progress', 'no progress lines (default: only on a terminal)')
     .option(
       '--no-verdict-sweep',
       'when the guests are over the host’s memory, do not try higher pages_to_scan for the verdict',
+    )
+    .option(
+      '--from-host',
+      'simulate this host’s twin: the processes given by --pid, --all or --match, read as ksmd would see them (KSM may stay off)',
+    )
+    .option('-p, --pid <pids>', '--from-host: a process (repeat, or comma-separated)', pidList)
+    .option('-a, --all', '--from-host: every process (but this one)')
+    .option('-m, --match <regex>', '--from-host: processes whose command line matches', regex)
+    .addOption(
+      new Option(
+        '--vmas <mode>',
+        '--from-host: mergeable = the VM_MERGEABLE VMAs (what ksmd scans), compatible = every KSM-compatible VMA (as if PR_SET_MEMORY_MERGE)',
+      )
+        .choices(['mergeable', 'compatible'] as const)
+        .default('mergeable' as const),
+    )
+    .option(
+      '--twin-samples <n>',
+      `--from-host: how many times the processes are read; 2 or more show which pages are rewritten, and how fast (default ${DEFAULT_TWIN_SAMPLES})`,
+      positiveInt,
+    )
+    .option(
+      '--twin-interval <time>',
+      `--from-host: time between those reads (default ${DEFAULT_TWIN_INTERVAL})`,
+    )
+    .option(
+      '--from-dumps <files...>',
+      'simulate the twin of memory dumps (raw images or ELF cores, e.g. QEMU dump-guest-memory), one guest each, in this order',
+    )
+    .option('--twin <file>', 'simulate a twin saved with --save-twin')
+    .option(
+      '--save-twin <file>',
+      'keep the twin in a file (fingerprints salted, layout, rates: no page contents) for --twin',
     )
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };

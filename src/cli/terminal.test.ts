@@ -17,7 +17,8 @@ const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 const skip = hasScript ? false : 'util-linux `script` is not installed (it makes the pseudo-terminal)';
 
-const SGR = /\x1b\[[0-9;]*m/;
+/** A colour or style escape (SGR), built from ESC so that the source holds no control character. */
+const SGR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`);
 const CURSOR_HIDDEN = '\x1b[?25l';
 const CURSOR_SHOWN = '\x1b[?25h';
 const WRAP_OFF = '\x1b[?7l';

@@ -100,7 +100,8 @@ export function alignColumns(
     );
 }
 
-function truncate(text: string, width: number): string {
+/** At most `width` characters, control characters as `?`. */
+export function truncate(text: string, width: number): string {
   // Control characters (a comm may hold any byte) would break the table.
   const clean = text.replace(/[\p{Cc}]/gu, '?');
   return clean.length <= width ? clean : `${clean.slice(0, width - 1)}…`;
