@@ -112,6 +112,11 @@ test('a run killed with SIGKILL: status names it, restore puts its settings back
     out: (l) => out2.push(l),
     err: (l) => out2.push(l),
   });
+  if (/^Nothing to restore|is alive and restores/m.test(out2.join('\n'))) {
+    // Another run waiting for the lock took the stale one over between our look and our restore.
+    t.skip('another kernel run took the stale lock over first');
+    return;
+  }
   assert.equal(status, 0, out2.join('\n'));
   assert.match(out2.join('\n'), /^Restored what pid \d+ left: /);
   assert.equal(readKsm('pages_to_scan'), saved.pages_to_scan);
