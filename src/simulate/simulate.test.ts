@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { simulateCommand } from '../cli/simulate.ts';
+import { kernelSkip } from '../testing/kernel-required.ts';
 import { solveFigures } from './calibrate.ts';
 import { SHIPPED_CALIBRATION } from './cost.ts';
 import { runOnEngine } from './engine-run.ts';
@@ -434,7 +435,7 @@ describe('calibration', () => {
 describe('convergence against the real kernel', () => {
   const reason = kernelRunUnavailable();
   it('merges the small scenario in the same time as the kernel (within 25%)', {
-    skip: reason === undefined ? false : `kernel backend unavailable: ${reason}`,
+    skip: kernelSkip(reason === undefined ? false : `kernel backend unavailable: ${reason}`),
   }, async () => {
     const scenario = small();
     const kernel = await runOnKernel(scenario);

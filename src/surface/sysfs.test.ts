@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { skipKernelTest } from '../testing/kernel-required.ts';
 import { kstrtobool, kstrtoint, kstrtouint } from './kstrto.ts';
 import { SimulatedHost } from './simulated-host.ts';
 import { KSM_SYSFS, KSM_SYSFS_DIR } from './sysfs.ts';
@@ -47,7 +48,7 @@ describe('sysfs table', () => {
 
   test('and matches this machine, where it has /sys/kernel/mm/ksm', (t) => {
     if (!existsSync(KSM_SYSFS_DIR)) {
-      t.skip(`no ${KSM_SYSFS_DIR} on this machine`);
+      skipKernelTest(t, `no ${KSM_SYSFS_DIR} on this machine`);
       return;
     }
     assert.deepEqual(KSM_SYSFS.map((a) => a.name).sort(), readdirSync(KSM_SYSFS_DIR).sort());

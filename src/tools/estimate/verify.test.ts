@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { listKsmFiles, readKsm, readKsmNumber, writeKsm } from '../../backend/kernel/ksm-sysfs.ts';
 import { mergeableProcesses, SysfsGuard, writeSettingsInOrder } from '../../backend/kernel/sysfs-guard.ts';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { runEstimate } from './estimate.ts';
 import { readKsmStat } from './proc-source.ts';
 import { renderHuman } from './report.ts';
@@ -177,7 +178,7 @@ async function compareWithKernel(t: TestContext, c: Case): Promise<void> {
   assert.equal(readKsm('run'), guard.saved.get('run'));
 }
 
-const skip = availability();
+const skip = kernelSkip(availability());
 
 test(
   'pages_sharing within 5% of what ksmd reaches: max_page_sharing 256, use_zero_pages 0',
