@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { KSM_SYSFS, KSM_SYSFS_DIR } from '../../surface/sysfs.ts';
+import { KSM_SYSFS, KSM_SYSFS_DIR, sysfsValue } from '../../surface/sysfs.ts';
 
 export const DEFAULT_PROC_DIR = '/proc';
 export const PAGE_SIZE = 4096;
@@ -108,20 +108,6 @@ function defaultReadText(path: string): string {
   return readFileSync(path, 'latin1');
 }
 
-/** advisor_mode reads `[none] scan-time`: the bracketed word. */
-export function selectedWord(text: string): string {
-  return /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
-}
-
-function fileValue(name: string, text: string): number | string {
-  if (name === 'advisor_mode') return selectedWord(text);
-  if (/^-?\d+$/.test(text)) {
-    const n = Number(text);
-    if (Number.isSafeInteger(n)) return n;
-  }
-  return text;
-}
-
 function readKsmFiles(sources: StatusSources): { available: boolean; files: KsmFile[] } {
   const read = sources.readText ?? defaultReadText;
   let present: Map<string, boolean>;
@@ -157,7 +143,7 @@ function readKsmFiles(sources: StatusSources): { available: boolean; files: KsmF
     if (!present.has(name)) return { ...base, state: 'missing', text: null, value: null };
     try {
       const text = read(join(sources.ksmDir, name)).trimEnd();
-      return { ...base, state: 'ok', text, value: fileValue(name, text) };
+      return { ...base, state: 'ok', text, value: sysfsValue(name, text) };
     } catch (e) {
       if (errorCode(e) === 'ENOENT') return { ...base, state: 'missing', text: null, value: null };
       return { ...base, state: 'unreadable', text: null, value: null, error: (e as Error).message };
