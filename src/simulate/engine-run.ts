@@ -11,13 +11,10 @@
  * - Wake-up. The sleep ends one tick later than `Ksm.advance()` has it, on a
  *   tick boundary, as the kernel's timer wheel does (`ksmdWakeAfterSleepNs`).
  *
- * - Checksum cost. The kernel runs calc_checksum() on every visit of a page
- *   that is not a KSM page; the engine charges `checksumNs` only when its
- *   checksum cache misses (after a write). Each batch is charged here for the
- *   visits the engine did not charge: processed pages, less the visits to KSM
- *   pages (estimated as the batch's pages times the share of rmap items that
- *   are stable), less the checksums the engine charged. Once the engine charges
- *   every calc_checksum() this correction is 0 by construction.
+ * - Checksum cost. The kernel runs calc_checksum() on every processed visit
+ *   of a page that is not a KSM page, and so does the engine's cost model
+ *   (Ksm.calcChecksum charges it even when its cache answers): nothing is
+ *   added here (src/simulate/checksum-cost.test.ts holds that count).
  *
  * - Reads. A guest's read is Host.read() of one byte of the page: a read
  *   fault, which leaves a merged page merged, except under vusion, whose trap
@@ -129,7 +126,6 @@ export interface EngineRun {
     readonly compares: number;
     readonly merges: number;
     readonly checksumsCharged: number;
-    readonly checksumsAdded: number;
     readonly hashes: number;
   };
 }
@@ -200,7 +196,6 @@ class EngineRunner {
   /** Writes of streams that are not neutral: they may merge or unmerge pages. */
   private mergingWrites = 0;
   private checksumsCharged = 0;
-  private checksumsAdded = 0;
   private batches = 0;
   private visits = 0;
   private compares = 0;
@@ -390,7 +385,6 @@ class EngineRunner {
         compares: this.compares,
         merges: this.merges,
         checksumsCharged: this.checksumsCharged,
-        checksumsAdded: this.checksumsAdded,
         hashes: this.content.hashes + this.hashesByEngine,
       },
     };
@@ -555,27 +549,13 @@ class EngineRunner {
   private batch(): void {
     const ksm = this.sim.ksm;
     const cost = this.cost;
-    const stable = ksm.pagesShared + ksm.pagesSharing;
-    const items = ksm.rmapItems;
-    const scanned = ksm.pagesScanned;
-    const skipped = ksm.pagesSkipped;
     cost.reset();
     ksm.scanPages(ksm.settings.pagesToScan);
-    const processed = ksm.pagesScanned - scanned;
-    const visited = processed + (ksm.pagesSkipped - skipped);
-    const ksmVisits = items > 0 ? Math.min(processed, Math.round((visited * stable) / items)) : 0;
-    const missing = processed - ksmVisits - cost.checksums;
     this.batches += cost.batches;
     this.visits += cost.visits;
     this.compares += cost.compares;
     this.merges += cost.merges;
     this.checksumsCharged += cost.checksums;
-    if (missing > 0) {
-      const extraNs = missing * this.options.figures.checksumNs;
-      this.sim.host.clock.advanceNs(extraNs);
-      ksm.ksmdCpuNs += extraNs;
-      this.checksumsAdded += missing;
-    }
   }
 
   /**

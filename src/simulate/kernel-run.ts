@@ -221,7 +221,6 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       compares: 0,
       merges: 0,
       checksumsCharged: 0,
-      checksumsAdded: 0,
       hashes: content.hashes,
     },
   };
