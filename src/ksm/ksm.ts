@@ -670,9 +670,8 @@ export class Ksm implements KsmHooks {
     return sum;
   }
 
-  /** memcmp_pages(). */
+  /** memcmp_pages(), charged by the caller (a stable and an unstable tree step cost differently). */
   private memcmpPages(a: number, b: number): number {
-    this.batchCostNs += this.costModel.compareNs;
     return this.frames.compare(a, b);
   }
 
@@ -684,11 +683,9 @@ export class Ksm implements KsmHooks {
    * The hint is used only when b's first word still equals it; the result is
    * memcmp_pages()'s in every case.
    */
-  private memcmpPagesHinted(a: number, prefixA: number, b: number, hintB: number): number {
-    if (prefixA !== hintB && this.frames.prefixOf(b) === hintB) {
-      this.batchCostNs += this.costModel.compareNs;
-      return prefixA < hintB ? -1 : 1;
-    }
+  private memcmpPagesHinted(a: number, prefixA: number, b: number, hintB: number, stepNs: number): number {
+    this.batchCostNs += stepNs;
+    if (prefixA !== hintB && this.frames.prefixOf(b) === hintB) return prefixA < hintB ? -1 : 1;
     return this.memcmpPages(a, b);
   }
 
@@ -1092,7 +1089,7 @@ export class Ksm implements KsmHooks {
         if (treeFrame === NO_PAGE) continue again;
         const stableNode = this.outNode;
         const dup = this.outDup;
-        const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
+        const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint, this.costModel.stableCompareNs);
         if (ret < 0) node = nodes.tree[stableNode * RB_STRIDE]!;
         else if (ret > 0) node = nodes.tree[stableNode * RB_STRIDE + 1]!;
         else {
@@ -1128,7 +1125,7 @@ export class Ksm implements KsmHooks {
         if (treeFrame === NO_PAGE) continue again;
         // chain() may have collapsed the chain: outNode holds the node now at this position.
         node = this.outNode;
-        const ret = this.memcmpPagesHinted(kframe, prefix, treeFrame, hint);
+        const ret = this.memcmpPagesHinted(kframe, prefix, treeFrame, hint, this.costModel.stableCompareNs);
         parent = node;
         if (ret < 0) {
           goLeft = true;
@@ -1204,7 +1201,7 @@ export class Ksm implements KsmHooks {
         this.decline(item, 'same_page_after_fork');
         return RB_NIL;
       }
-      const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
+      const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint, this.costModel.compareNs);
       parent = node;
       if (ret < 0) {
         goLeft = true;

@@ -107,6 +107,7 @@ groups:
       e.visits * figures.visitPageNs +
       e.checksumsCharged * figures.checksumNs +
       e.compares * figures.compareNs +
+      e.stableCompares * figures.stableCompareNs +
       e.merges * figures.mergeNs;
     const last = run.samples.at(-1)!;
     // Merged pages were visited (no checksum) and guests wrote (COW breaks, checksums changing).

@@ -87,6 +87,13 @@ export interface Sample {
   /** The guests' reads of their pages, since the start. */
   readonly guestReads: number;
   readonly extrapolated: boolean;
+  /**
+   * Kernel runs only: how long ksmd was runnable but waiting for a CPU since
+   * the start (/proc/<ksmd>/schedstat run_delay). That is the machine's other
+   * load, which the engine's clock does not have: the wall time less this is
+   * what ksmd's own pacing took.
+   */
+  readonly ksmdRunDelayMs?: number;
 }
 
 export interface EngineRunOptions {
@@ -123,7 +130,9 @@ export interface EngineRun {
   readonly stats: {
     readonly batches: number;
     readonly visits: number;
+    /** Unstable tree steps. */
     readonly compares: number;
+    readonly stableCompares: number;
     readonly merges: number;
     readonly checksumsCharged: number;
     readonly hashes: number;
@@ -199,6 +208,7 @@ class EngineRunner {
   private batches = 0;
   private visits = 0;
   private compares = 0;
+  private stableCompares = 0;
   private merges = 0;
   private hashesByEngine = 0;
   private lastSampleCpuNs = 0;
@@ -383,6 +393,7 @@ class EngineRunner {
         batches: this.batches,
         visits: this.visits,
         compares: this.compares,
+        stableCompares: this.stableCompares,
         merges: this.merges,
         checksumsCharged: this.checksumsCharged,
         hashes: this.content.hashes + this.hashesByEngine,
@@ -554,6 +565,7 @@ class EngineRunner {
     this.batches += cost.batches;
     this.visits += cost.visits;
     this.compares += cost.compares;
+    this.stableCompares += cost.stableCompares;
     this.merges += cost.merges;
     this.checksumsCharged += cost.checksums;
   }

@@ -45,7 +45,27 @@ export function ksmdPid(): number {
 
 /** ksmd's CPU time so far in ns (/proc/PID/schedstat: time on CPU). */
 export function ksmdCpuNs(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
+  return ksmdSchedstat(pid).cpuNs;
+}
+
+/** /proc/PID/schedstat: ns on a CPU, ns runnable but waiting for one (run_delay). */
+export function ksmdSchedstat(pid: number): { readonly cpuNs: number; readonly runDelayNs: number } {
+  const [cpu, delay] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ');
+  const cpuNs = Number(cpu);
+  const runDelayNs = Number(delay);
+  if (!Number.isFinite(cpuNs) || !Number.isFinite(runDelayNs))
+    throw new Error(`/proc/${pid}/schedstat: cannot read "${cpu} ${delay}"`);
+  return { cpuNs, runDelayNs };
+}
+
+/**
+ * The samples on ksmd's own clock: each sample's time less the run delay
+ * (time waiting for a CPU) ksmd had until then. On a machine others load, a
+ * timer-woken ksmd waits its turn on every wake-up; the engine models a host
+ * where it does not.
+ */
+export function withoutRunDelay(samples: readonly Sample[]): Sample[] {
+  return samples.map((s) => ({ ...s, tMs: s.tMs - (s.ksmdRunDelayMs ?? 0) }));
 }
 
 export interface KernelRunOptions {
@@ -87,9 +107,16 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       ['pages_to_scan', '100'],
       ['sleep_millisecs', '20'],
     ]);
+    // advisor_mode last, once the guests are built: its pages_to_scan cannot be held at 0, and its
+    // context (start time, CPU, EWMA) must start with the run's first pass, as the engine's does.
+    let advisorMode: string | undefined;
     for (const s of all) {
       if (s.name === 'pages_to_scan' || s.name === 'sleep_millisecs') {
         pacing.set(s.name, s.value);
+        continue;
+      }
+      if (s.name === 'advisor_mode') {
+        advisorMode = s.value;
         continue;
       }
       const r = await backend.setSysfs(s.name, s.value);
@@ -98,8 +125,13 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     for (const group of scenario.groups) {
       for (let i = 0; i < group.count; i++) guests.push(await buildGuest(backend, layout, content, group, i));
     }
+    if (advisorMode !== undefined) {
+      const r = writeKsm('advisor_mode', advisorMode);
+      if (!r.ok)
+        throw new Error(`${r.errno}: the kernel refuses advisor_mode=${JSON.stringify(advisorMode)}`);
+    }
     const pid = ksmdPid();
-    const cpuBase = ksmdCpuNs(pid);
+    const { cpuNs: cpuBase, runDelayNs: runDelayBase } = ksmdSchedstat(pid);
     const scannedBase = readKsmNumber('pages_scanned');
     const skippedBase = readKsmNumber('pages_skipped');
     // Go: the scenario's pacing, then run=1 (either write wakes ksmd).
@@ -141,7 +173,8 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     for (;;) {
       const now = performance.now() - startedAt;
       const tMs = Math.min(now, scenario.durationMs);
-      const cpuNs = ksmdCpuNs(pid) - cpuBase;
+      const stat = ksmdSchedstat(pid);
+      const cpuNs = stat.cpuNs - cpuBase;
       const c = readCounters();
       const sample: Sample = {
         tMs,
@@ -168,6 +201,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
         guestWrites: writes,
         guestReads: reads,
         extrapolated: false,
+        ksmdRunDelayMs: (stat.runDelayNs - runDelayBase) / 1e6,
       };
       samples.push(sample);
       options.onSample?.(sample, tMs / scenario.durationMs);
@@ -219,6 +253,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       batches: 0,
       visits: 0,
       compares: 0,
+      stableCompares: 0,
       merges: 0,
       checksumsCharged: 0,
       hashes: content.hashes,
