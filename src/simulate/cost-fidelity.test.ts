@@ -31,6 +31,7 @@ import { runOnEngine, type Sample } from './engine-run.ts';
 import { kernelRunUnavailable, runOnKernel, withoutRunDelay } from './kernel-run.ts';
 import { parseScenario, type Scenario } from './scenario.ts';
 import { summarize } from './summary.ts';
+import { SMALL_SCENARIO } from './test-support.ts';
 
 let figures: CostFigures = SHIPPED_CALIBRATION.figures;
 const CPU_BOUND = 0.1;
@@ -39,20 +40,7 @@ const TIME_BOUND = 0.05;
 const KERNEL_ATTEMPTS = 3;
 
 const SCENARIOS: readonly string[] = [
-  // 4 guests of 8 MiB: half one image, a quarter zero, a quarter their own; the default pacing.
-  `version: 1
-name: small
-host: { memory: 64MiB }
-run: { duration: 8s, sample_every: 100ms }
-groups:
-  - name: guest
-    count: 4
-    memory: 8MiB
-    content:
-      - { share: 0.5, image: base }
-      - { share: 0.25, zero: true }
-      - { share: 0.25, unique: true }
-`,
+  SMALL_SCENARIO,
   // Six guests of 48-64 MiB from two images, 500 pages a batch: merging passes, then smart scan's skipping.
   `version: 1
 name: two-images

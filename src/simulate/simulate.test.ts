@@ -19,28 +19,14 @@ import { renderReport } from './report.ts';
 import { parseScenario, type Scenario, ScenarioError, scaleScenario } from './scenario.ts';
 import { summarize } from './summary.ts';
 import { expandRuns, parseSetOption, runSweep } from './sweep.ts';
+import { SMALL_SCENARIO } from './test-support.ts';
 import { parseDurationMs, parseSizeBytes } from './units.ts';
 
 const figures = SHIPPED_CALIBRATION.figures;
 
-/** 4 guests of 8 MiB: half one image, a quarter zero, a quarter their own. */
-const SMALL = `
-version: 1
-name: small
-host: { memory: 64MiB }
-run: { duration: 8s, sample_every: 100ms }
-groups:
-  - name: guest
-    count: 4
-    memory: 8MiB
-    content:
-      - { share: 0.5, image: base }
-      - { share: 0.25, zero: true }
-      - { share: 0.25, unique: true }
-`;
 
 function small(extra = ''): Scenario {
-  return parseScenario(SMALL + extra, 'small.yaml');
+  return parseScenario(SMALL_SCENARIO + extra, 'small.yaml');
 }
 
 function issuesOf(text: string): string[] {
@@ -198,7 +184,7 @@ describe('a small scenario on the engine', () => {
     // quiet pass, which visits every page, and overstated it by two thirds).
     for (const smartScan of [0, 1]) {
       const longer = parseScenario(
-        SMALL.replace('duration: 8s', 'duration: 2min').replace('sample_every: 100ms', 'sample_every: 1s') +
+        SMALL_SCENARIO.replace('duration: 8s', 'duration: 2min').replace('sample_every: 100ms', 'sample_every: 1s') +
           `ksm: { smart_scan: ${smartScan} }\n`,
         'longer.yaml',
       );
@@ -310,7 +296,7 @@ describe('ksmkit simulate', () => {
   const write = async (text: string) => (await import('node:fs/promises')).writeFile(file, text);
 
   it('prints one JSON object per sample, then a summary per run', async () => {
-    await write(SMALL);
+    await write(SMALL_SCENARIO);
     const out: string[] = [];
     const code = await simulateCommand(
       file,
@@ -331,7 +317,7 @@ describe('ksmkit simulate', () => {
   });
 
   it('writes a self-contained HTML report with plots', async () => {
-    await write(SMALL);
+    await write(SMALL_SCENARIO);
     const report = join(dir, 'report.html');
     const out: string[] = [];
     const code = await simulateCommand(
@@ -359,7 +345,7 @@ describe('ksmkit simulate', () => {
       err.some((l) => l.includes('version: expected 1')),
       err.join('\n'),
     );
-    await write(SMALL);
+    await write(SMALL_SCENARIO);
     const err2: string[] = [];
     assert.equal(
       await simulateCommand(
