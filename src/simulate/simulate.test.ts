@@ -24,7 +24,6 @@ import { parseDurationMs, parseSizeBytes } from './units.ts';
 
 const figures = SHIPPED_CALIBRATION.figures;
 
-
 function small(extra = ''): Scenario {
   return parseScenario(SMALL_SCENARIO + extra, 'small.yaml');
 }
@@ -184,8 +183,10 @@ describe('a small scenario on the engine', () => {
     // quiet pass, which visits every page, and overstated it by two thirds).
     for (const smartScan of [0, 1]) {
       const longer = parseScenario(
-        SMALL_SCENARIO.replace('duration: 8s', 'duration: 2min').replace('sample_every: 100ms', 'sample_every: 1s') +
-          `ksm: { smart_scan: ${smartScan} }\n`,
+        SMALL_SCENARIO.replace('duration: 8s', 'duration: 2min').replace(
+          'sample_every: 100ms',
+          'sample_every: 1s',
+        ) + `ksm: { smart_scan: ${smartScan} }\n`,
         'longer.yaml',
       );
       const fast = runOnEngine(longer, { figures });
