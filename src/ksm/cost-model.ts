@@ -23,8 +23,9 @@ export interface CostModel {
    * One step of a stable tree walk (stable_tree_search, stable_tree_insert):
    * ksm_get_folio() from the node's kpfn and memcmp_pages(). No mm, no page
    * table: on 6.18.44 it measured a small fraction of an unstable step, and
-   * charging both alike put the simulated ksmd's CPU 40-80% above the real
-   * one's in merging passes, where most steps are stable ones.
+   * charging both alike put the simulated ksmd's CPU 80% above the real one's
+   * over 90 s of six guests from two images (120% in the merging pass, where
+   * most steps are stable ones).
    */
   readonly stableCompareNs: number;
   /** One successful merge (write-protect, replace_page, rmap work). */

@@ -13,7 +13,6 @@
  * migrate_nodes list stays empty), memory hot-remove, rmap item allocation
  * failure, and swap.
  */
-
 import { assert, fail } from '../host/assert.ts';
 import { HPAGE_PMD_NR, HZ, msecsToJiffies } from '../host/constants.ts';
 import { ErrnoError } from '../host/errno.ts';
