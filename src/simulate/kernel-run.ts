@@ -175,7 +175,8 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     }
     if (advisorMode !== undefined) {
       const r = writeKsm('advisor_mode', advisorMode);
-      if (!r.ok) throw new Error(`${r.errno}: the kernel refuses advisor_mode=${JSON.stringify(advisorMode)}`);
+      if (!r.ok)
+        throw new Error(`${r.errno}: the kernel refuses advisor_mode=${JSON.stringify(advisorMode)}`);
     }
     const pid = ksmdPid();
     const { cpuNs: cpuBase, runDelayNs: runDelayBase } = ksmdSchedstat(pid);
