@@ -11,13 +11,15 @@
  * - Wake-up. The sleep ends one tick later than `Ksm.advance()` has it, on a
  *   tick boundary, as the kernel's timer wheel does (`ksmdWakeAfterSleepNs`).
  *
- * - Checksum cost. The kernel runs calc_checksum() on every visit of a page
- *   that is not a KSM page; the engine charges `checksumNs` only when its
- *   checksum cache misses (after a write). Each batch is charged here for the
- *   visits the engine did not charge: processed pages, less the visits to KSM
- *   pages (estimated as the batch's pages times the share of rmap items that
- *   are stable), less the checksums the engine charged. Once the engine charges
- *   every calc_checksum() this correction is 0 by construction.
+ * - Checksum cost. The kernel runs calc_checksum() on every processed visit
+ *   of a page that is not a KSM page, and so does the engine's cost model
+ *   (Ksm.calcChecksum charges it even when its cache answers): nothing is
+ *   added here (src/simulate/checksum-cost.test.ts holds that count).
+ *
+ * - A busy host (a twin's measured figures, twin.ts): ksmd waits
+ *   `ksmdWakeDelayNs` for a CPU after each sleep, and as long again every
+ *   `ksmdCpuPerPreemptionNs` of its CPU time in a batch (preempted); neither
+ *   is CPU it uses.
  *
  * - Reads. A guest's read is Host.read() of one byte of the page: a read
  *   fault, which leaves a merged page merged, except under vusion, whose trap
@@ -52,6 +54,7 @@ import type { Vma } from '../host/mm.ts';
 import { type KsmCounters, SMART_SCAN_CYCLE_PASSES, wakeAfterSleepNs } from '../ksm/ksm.ts';
 import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
 import { trustDomainOf } from '../policy/trust-domains.ts';
+import { ksmStatOf } from '../surface/procfs.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { CowGuardConfig } from '../tuner/cow-guard.ts';
 import type { Tuner } from '../tuner/inputs.ts';
@@ -89,7 +92,7 @@ export interface Sample {
   /** What the started guests would use without KSM. */
   readonly guestMemoryBytes: number;
   /** What the host itself uses now besides the guests (reserved, or the scenario's load). */
-  readonly hostLoadBytes: number;
+  readonly hostLoadBytes?: number;
   readonly guestsStarted: number;
   /** Writes that broke a merged page (COW), since the start. */
   readonly cowBreaks: number;
@@ -97,6 +100,13 @@ export interface Sample {
   /** The guests' reads of their pages, since the start. */
   readonly guestReads: number;
   readonly extrapolated: boolean;
+  /**
+   * Kernel runs only: how long ksmd was runnable but waiting for a CPU since
+   * the start (/proc/<ksmd>/schedstat run_delay). That is the machine's other
+   * load, which the engine's clock does not have: the wall time less this is
+   * what ksmd's own pacing took.
+   */
+  readonly ksmdRunDelayMs?: number;
   /** With a scenario's `compression:`: zram alone and KSM then zram, on the host's pages at this time. */
   readonly compression?: CompressionSample;
 }
@@ -130,10 +140,32 @@ export interface EngineRunOptions {
    * steady-state fast-forward (the tuner may change the pacing at any time).
    */
   readonly tuner?: { readonly tuner: Tuner; readonly cowGuard: CowGuardConfig };
+  /** Called once at the end with the engine as the run left it (doctor's `simulate --explain` reads its pages). */
+  readonly onEnd?: (end: EngineEnd) => void;
+}
+
+/** The engine at the end of a run, and which process is which group's guest. */
+export interface EngineEnd {
+  readonly sim: SimulatedHost;
+  readonly guests: ReadonlyArray<{ readonly pid: number; readonly group: string }>;
+}
+
+/** A guest's /proc/PID/ksm_stat at the end of a run. */
+export interface ProcessOutcome {
+  /** The guest's name (group name and number). */
+  readonly name: string;
+  /** The host process the guest is the twin of (twin.ts), if it is one. */
+  readonly hostPid?: number;
+  readonly ksm_rmap_items: number;
+  readonly ksm_merging_pages: number;
+  readonly ksm_zero_pages: number;
+  readonly ksm_process_profit: number;
 }
 
 export interface EngineRun {
   readonly samples: readonly Sample[];
+  /** Each guest at the end, in start order (absent where a run could not read them). */
+  readonly processes?: readonly ProcessOutcome[];
   /** Settings in force at the start (after the scenario's and the run's). */
   readonly settings: Readonly<Record<string, string>>;
   /** When the steady-state fast-forward took over, if it did. */
@@ -146,10 +178,11 @@ export interface EngineRun {
   readonly stats: {
     readonly batches: number;
     readonly visits: number;
+    /** Unstable tree steps. */
     readonly compares: number;
+    readonly stableCompares: number;
     readonly merges: number;
     readonly checksumsCharged: number;
-    readonly checksumsAdded: number;
     readonly hashes: number;
   };
 }
@@ -185,6 +218,8 @@ interface AccessStream {
    * volatile and cost checksums). Reads: see the file comment.
    */
   readonly neutral: boolean;
+  /** A twin's volatile region (twin.ts). */
+  readonly twin: boolean;
   /** The fraction of an access carried over to the next interval. */
   carry: number;
 }
@@ -198,7 +233,7 @@ const NS_PER_MS = 1e6;
 /** Samples of a run whose compression figures are measured (the rest repeat the last). */
 const COMPRESSION_MEASUREMENTS = 60;
 /** "READ": what makes the reads' random stream another than the writes'. */
-const READ_SEED_SALT = 0x52454144;
+export const READ_SEED_SALT = 0x52454144;
 
 /** Runs one scenario once on the engine. Deterministic: the same inputs give the same samples. */
 export function runOnEngine(scenario: Scenario, options: EngineRunOptions): EngineRun {
@@ -224,10 +259,10 @@ class EngineRunner {
   /** Writes of streams that are not neutral: they may merge or unmerge pages. */
   private mergingWrites = 0;
   private checksumsCharged = 0;
-  private checksumsAdded = 0;
   private batches = 0;
   private visits = 0;
   private compares = 0;
+  private stableCompares = 0;
   private merges = 0;
   private hashesByEngine = 0;
   private lastSampleCpuNs = 0;
@@ -265,7 +300,7 @@ class EngineRunner {
             new SimTunerHost({
               sim,
               memoryBytes: scenario.host.memoryBytes,
-              pageCacheBytes: scenario.host.pageCacheBytes,
+              pageCacheBytes: scenario.host.pageCacheBytes ?? 0,
               hostLoadBytes: () => hostLoadBytesAt(scenario, sim.host.clock.nowNs / NS_PER_MS),
               guestUseBytes: () => this.guestUseBytes(),
               qemuGuestPages: () => this.guests.reduce((n, g) => n + (g.qemu ? g.group.pageCount : 0), 0),
@@ -284,6 +319,7 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.writesPerSecond,
                 neutral: run.source.kind === 'unique',
+                twin: run.source.kind === 'fingerprints',
                 carry: 0,
               },
             ]
@@ -301,6 +337,7 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.readsPerSecond,
                 neutral: !readsCopy || run.source.kind === 'unique',
+                twin: run.source.kind === 'fingerprints',
                 carry: 0,
               },
             ]
@@ -332,6 +369,7 @@ class EngineRunner {
     let steadyAtMs: number | undefined;
     const fastForward =
       (this.options.fastForward ?? this.scenario.fastForward) && tuneLoop === undefined && stops.length === 0;
+    const wakeDelayNs = this.scenario.host.ksmdWakeDelayNs ?? 0;
     // Pass bookkeeping for the steady state.
     let passSignature = '';
     let lastPass = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, passes: 0 };
@@ -385,7 +423,9 @@ class EngineRunner {
 
       const seqBefore = ksm.seqnr;
       this.batch();
-      wakeAtNs = wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs);
+      wakeAtNs =
+        wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs) +
+        (ksm.settings.sleepMillisecs > 0 ? wakeDelayNs : 0);
       if (ksm.seqnr === seqBefore) continue;
 
       // A pass ended in this batch.
@@ -443,8 +483,13 @@ class EngineRunner {
         break;
       }
     }
+    this.options.onEnd?.({
+      sim: this.sim,
+      guests: this.guests.map((g) => ({ pid: g.pid, group: g.group.name })),
+    });
     return {
       samples: this.samples,
+      processes: this.guests.map((g) => this.outcome(g)),
       settings: this.settingsInForce,
       steadyAtMs,
       ksmd:
@@ -456,11 +501,23 @@ class EngineRunner {
         batches: this.batches,
         visits: this.visits,
         compares: this.compares,
+        stableCompares: this.stableCompares,
         merges: this.merges,
         checksumsCharged: this.checksumsCharged,
-        checksumsAdded: this.checksumsAdded,
         hashes: this.content.hashes + this.hashesByEngine,
       },
+    };
+  }
+
+  private outcome(guest: Guest): ProcessOutcome {
+    const stat = ksmStatOf(this.sim.ksm, this.sim.host.process(guest.pid).mm);
+    return {
+      name: this.sim.host.process(guest.pid).comm,
+      ...(guest.group.hostPid === undefined ? {} : { hostPid: guest.group.hostPid }),
+      ksm_rmap_items: stat.ksm_rmap_items,
+      ksm_merging_pages: stat.ksm_merging_pages,
+      ksm_zero_pages: stat.ksm_zero_pages,
+      ksm_process_profit: stat.ksm_process_profit,
     };
   }
 
@@ -577,7 +634,7 @@ class EngineRunner {
     for (const group of this.scenario.groups) {
       if (group.stopAtMs === undefined) continue;
       for (let i = 0; i < group.count; i++)
-        out.push({ atNs: (group.stopAtMs + i * group.stopEveryMs) * NS_PER_MS, group, index: i });
+        out.push({ atNs: (group.stopAtMs + i * (group.stopEveryMs ?? 0)) * NS_PER_MS, group, index: i });
     }
     return out.sort((a, b) => a.atNs - b.atNs);
   }
@@ -613,8 +670,11 @@ class EngineRunner {
           this.content.hi,
           this.content.lo,
         );
-        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the engine.
-        if (!stream.neutral) primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
+        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the
+        // engine. So is a twin's (its regions are rewritten for as long as the run lasts, so they stop
+        // the fast-forward anyway, and hashing thousands of writes a second would cost more than ksmd's visits).
+        if (!stream.neutral && !stream.twin)
+          primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
       });
       this.writes += n;
       if (!stream.neutral) this.mergingWrites += n;
@@ -660,27 +720,20 @@ class EngineRunner {
   private batch(): void {
     const ksm = this.sim.ksm;
     const cost = this.cost;
-    const stable = ksm.pagesShared + ksm.pagesSharing;
-    const items = ksm.rmapItems;
-    const scanned = ksm.pagesScanned;
-    const skipped = ksm.pagesSkipped;
+    const cpuBeforeNs = ksm.ksmdCpuNs;
     cost.reset();
     ksm.scanPages(ksm.settings.pagesToScan);
-    const processed = ksm.pagesScanned - scanned;
-    const visited = processed + (ksm.pagesSkipped - skipped);
-    const ksmVisits = items > 0 ? Math.min(processed, Math.round((visited * stable) / items)) : 0;
-    const missing = processed - ksmVisits - cost.checksums;
     this.batches += cost.batches;
     this.visits += cost.visits;
     this.compares += cost.compares;
+    this.stableCompares += cost.stableCompares;
     this.merges += cost.merges;
     this.checksumsCharged += cost.checksums;
-    if (missing > 0) {
-      const extraNs = missing * this.options.figures.checksumNs;
-      this.sim.host.clock.advanceNs(extraNs);
-      ksm.ksmdCpuNs += extraNs;
-      this.checksumsAdded += missing;
-    }
+    const host = this.scenario.host;
+    const perPreemptionNs = host.ksmdCpuPerPreemptionNs ?? 0;
+    const waitNs = host.ksmdWakeDelayNs ?? 0;
+    if (perPreemptionNs > 0 && waitNs > 0)
+      this.sim.host.clock.advanceNs(((ksm.ksmdCpuNs - cpuBeforeNs) / perPreemptionNs) * waitNs);
   }
 
   /**

@@ -30,7 +30,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { formatWorkloadIssue, type WorkloadIssue } from '../workload/parse.ts';
+import {
+  documentValue,
+  fileReadProblem,
+  formatWorkloadIssue,
+  type WorkloadIssue,
+} from '../workload/parse.ts';
 import { describeInput, NAME_PATTERN, settingsSchema } from '../workload/schema.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { type Compressibility, DEFAULT_COMPRESSIBILITY } from './compression.ts';
@@ -47,7 +52,12 @@ export type ContentSource =
   /** Page i of the run is page `offsetPages + i` of the image: the same in every guest using the image. */
   | { readonly kind: 'image'; readonly image: string; readonly offsetPages: number }
   /** Contents no other page has. */
-  | { readonly kind: 'unique' };
+  | { readonly kind: 'unique' }
+  /**
+   * A host's pages as read (a twin, twin.ts): page i of the run is the page
+   * whose fingerprint is keys[2(offsetPages + i)] (low), keys[2(offsetPages + i) + 1] (high).
+   */
+  | { readonly kind: 'fingerprints'; readonly keys: Uint32Array; readonly offsetPages: number };
 
 export interface ContentRunModel {
   readonly pageCount: number;
@@ -65,13 +75,15 @@ export interface GroupModel {
   readonly startAtMs: number;
   readonly startEveryMs: number;
   /** When the first guest exits (undefined: they run to the end), and the others one after another. */
-  readonly stopAtMs: number | undefined;
-  readonly stopEveryMs: number;
+  readonly stopAtMs?: number;
+  readonly stopEveryMs?: number;
   /** madvise(MADV_MERGEABLE) on the guest's memory (QEMU), or prctl(PR_SET_MEMORY_MERGE) for the whole process. */
   readonly merge: 'madvise' | 'prctl';
   readonly content: readonly ContentRunModel[];
   /** Whose guests these are; absent: the host's own (uid 0, cgroup /, no label). */
   readonly tenant?: TenantModel;
+  /** The host process this group is the twin of (twin.ts). */
+  readonly hostPid?: number;
 }
 
 /**
@@ -123,12 +135,20 @@ export interface Scenario {
     readonly reservedBytes: number;
     readonly numaNodes: number;
     /** Page cache the host holds while memory allows (reclaimable: counted free by ksmtuned, available by the kernel). */
-    readonly pageCacheBytes: number;
+    readonly pageCacheBytes?: number;
     /**
      * What the host itself uses besides the guests, from each time on (the first at 0 is `reserved`):
      * rising memory pressure that no guest causes.
      */
-    readonly load: readonly { readonly atMs: number; readonly usedBytes: number }[];
+    readonly load?: readonly { readonly atMs: number; readonly usedBytes: number }[];
+    /**
+     * How long ksmd waits for a CPU after its sleep ends (the run queue's
+     * delay on a busy host; 0 on an idle one): a twin measures it
+     * (twin-capture.ts), a scenario file leaves it 0.
+     */
+    readonly ksmdWakeDelayNs?: number;
+    /** ksmd's CPU time between two preemptions on that host (0 or absent: never preempted). */
+    readonly ksmdCpuPerPreemptionNs?: number;
   };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];
@@ -457,7 +477,7 @@ export async function loadScenario(path: string): Promise<Scenario> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseScenario(text, path);
 }
@@ -475,7 +495,9 @@ export function parseScenario(text: string, fileName: string): Scenario {
       doc.errors.map((e) => at(e.pos[0], [], e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ''))),
     );
   }
-  const shape = scenarioFileSchema.safeParse(doc.toJS());
+  const js = documentValue(doc, text);
+  if ('message' in js) throw new ScenarioError([at(js.offset, [], js.message)]);
+  const shape = scenarioFileSchema.safeParse(js.value);
   if (!shape.success) {
     const issues = shape.error.issues.flatMap((issue) => {
       const path = issue.path.map((s) => (typeof s === 'number' ? s : String(s)));
@@ -686,7 +708,7 @@ function group(entry: GroupEntry, path: KeyPath, problems: { path: KeyPath; mess
     pageCount,
     startAtMs: entry.start_at ?? 0,
     startEveryMs: entry.start_every ?? 0,
-    stopAtMs: entry.stop_at,
+    ...(entry.stop_at === undefined ? {} : { stopAtMs: entry.stop_at }),
     stopEveryMs: entry.stop_every ?? 0,
     merge: entry.merge ?? 'madvise',
     content: content.filter((run) => run.pageCount > 0),
@@ -755,6 +777,6 @@ export function scenarioKey(fileName: string): string {
 /** What the host itself uses at `atMs` (reserved, then the load steps). */
 export function hostLoadBytesAt(scenario: Scenario, atMs: number): number {
   let used = scenario.host.reservedBytes;
-  for (const step of scenario.host.load) if (step.atMs <= atMs) used = step.usedBytes;
+  for (const step of scenario.host.load ?? []) if (step.atMs <= atMs) used = step.usedBytes;
   return used;
 }

@@ -27,6 +27,7 @@ import { accessSync, existsSync, constants as fsConstants, readFileSync } from '
 import { constants as osConstants, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { assertNever } from '../../host/assert.ts';
+import { sysfsValue } from '../../surface/sysfs.ts';
 import type {
   Backend,
   BackendInfo,
@@ -42,6 +43,7 @@ import type {
 import { PAGE_SIZE_BYTES } from '../backend.ts';
 import {
   AGENT_MAX_PAYLOAD_BYTES,
+  AGENT_MMAP_HUGETLB,
   AGENT_MMAP_SHARED,
   AGENT_MMAP_THP,
   type AgentConnection,
@@ -69,7 +71,7 @@ export const DEFAULT_AGENT_PATH = fileURLToPath(
 );
 
 /** Linux 6.18's settings, in an order the kernel accepts (see writeSettingsInOrder). */
-const LINUX_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
+export const LINUX_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
   ['advisor_mode', 'none'],
   ['advisor_max_cpu', '70'],
   ['advisor_min_pages_to_scan', '500'],
@@ -280,7 +282,10 @@ export class KernelBackend implements Backend {
     const r = await this.call(p, 'mmap', {
       address: region.address,
       lengthBytes: region.pageCount * PAGE_SIZE_BYTES,
-      arg: (region.shared ? AGENT_MMAP_SHARED : 0) | (region.thp ? AGENT_MMAP_THP : 0),
+      arg:
+        (region.shared ? AGENT_MMAP_SHARED : 0) |
+        (region.thp ? AGENT_MMAP_THP : 0) |
+        (region.hugetlb === true ? AGENT_MMAP_HUGETLB : 0),
     });
     if (r.ok) p.regions.set(region.name, { address: region.address, pageCount: region.pageCount });
     return r;
@@ -449,8 +454,7 @@ export class KernelBackend implements Backend {
     this.started();
     const ksm: Record<string, number | string> = {};
     for (const { name } of this.ksmFiles) {
-      const text = readKsm(name);
-      ksm[name] = name === 'advisor_mode' ? selectedWord(text) : Number(text);
+      ksm[name] = sysfsValue(name, readKsm(name));
     }
     ksm.pages_scanned = (ksm.pages_scanned as number) - this.scannedBase;
     ksm.pages_skipped = (ksm.pages_skipped as number) - this.skippedBase;

@@ -36,3 +36,25 @@ export function parseSchedstatNs(text: string): number {
 export function readKsmdCpuNs(ksmdPid: number, procDir = PROC_DIR): number {
   return parseSchedstatNs(readFileSync(join(procDir, String(ksmdPid), 'schedstat'), 'latin1'));
 }
+
+/** What the scheduler says of ksmd: CPU time, run-queue wait, time slices and preemptions. */
+export interface KsmdSchedstat {
+  readonly cpuNs: number;
+  readonly runDelayNs: number;
+  readonly slices: number;
+  readonly preemptions: number;
+}
+
+/**
+ * /proc/PID/schedstat: time on CPU, time waiting on a run queue (ns), and
+ * time slices run (a wake-up, or a return after cond_resched() yielded);
+ * /proc/PID/status: the involuntary context switches (preemptions).
+ */
+export function readKsmdSchedstat(ksmdPid: number, procDir = PROC_DIR): KsmdSchedstat {
+  const [cpu, delay, slices] = readFileSync(join(procDir, String(ksmdPid), 'schedstat'), 'latin1')
+    .trim()
+    .split(/\s+/);
+  const status = readFileSync(join(procDir, String(ksmdPid), 'status'), 'latin1');
+  const preemptions = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  return { cpuNs: Number(cpu), runDelayNs: Number(delay), slices: Number(slices), preemptions };
+}

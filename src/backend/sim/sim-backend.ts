@@ -7,7 +7,7 @@ import { PR_SET_MEMORY_MERGE } from '../../host/host.ts';
 import { KSM_RUN_MERGE } from '../../ksm/ksm.ts';
 import { ksmStatOf } from '../../surface/procfs.ts';
 import { SimulatedHost, type SimulatedHostConfig } from '../../surface/simulated-host.ts';
-import { KSM_SYSFS } from '../../surface/sysfs.ts';
+import { KSM_SYSFS, sysfsValue } from '../../surface/sysfs.ts';
 import type {
   Backend,
   BackendInfo,
@@ -107,13 +107,17 @@ export class SimBackend implements Backend {
         address: region.address,
         lengthBytes: region.pageCount * PAGE_SIZE_BYTES,
         shared: region.shared,
+        hugetlb: region.hugetlb === true,
       });
-      this.sim.host.madvise(
-        p.pid,
-        region.address,
-        region.pageCount * PAGE_SIZE_BYTES,
-        region.thp ? 'hugepage' : 'nohugepage',
-      );
+      // The agent gives a hugetlb region no THP advice (madvise would refuse it).
+      if (region.hugetlb !== true) {
+        this.sim.host.madvise(
+          p.pid,
+          region.address,
+          region.pageCount * PAGE_SIZE_BYTES,
+          region.thp ? 'hugepage' : 'nohugepage',
+        );
+      }
       p.regions.set(region.name, { address: region.address, pageCount: region.pageCount });
     });
   }
@@ -194,9 +198,7 @@ export class SimBackend implements Backend {
   async counters(): Promise<CountersSnapshot> {
     const ksm: Record<string, number | string> = {};
     for (const attr of KSM_SYSFS) {
-      const text = attr.show(this.sim.ksm).trim();
-      if (attr.name === 'advisor_mode') ksm[attr.name] = /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
-      else ksm[attr.name] = Number(text);
+      ksm[attr.name] = sysfsValue(attr.name, attr.show(this.sim.ksm));
     }
     ksm.pages_scanned = (ksm.pages_scanned as number) - this.scannedBase;
     ksm.pages_skipped = (ksm.pages_skipped as number) - this.skippedBase;
