@@ -41,8 +41,8 @@ export interface ServeOptions {
   /** Open pages served at once. */
   readonly maxClients?: number;
   /**
-   * The doctor panel's runs (cadence, processes); false for none. Default: on
-   * when the sources are this host's (the doctor reads the host, never a fixture).
+   * The doctor panel's runs (cadence, processes); false for none. Only when
+   * the sources are this host's (the doctor reads the host, never a fixture).
    */
   readonly doctor?: LiveDoctorOptions | false;
   /** The sampler, when a test wants its own (fake ksmd CPU, short history). */
@@ -244,7 +244,8 @@ function handle(req: IncomingMessage, res: ServerResponse, host: string, options
 function doctorOf(options: ServeOptions): LiveDoctorRunner | undefined {
   const sources = options.sources ?? HOST_SOURCES;
   const readsHost = sources.ksmDir === HOST_SOURCES.ksmDir && sources.procDir === HOST_SOURCES.procDir;
-  if (options.doctor === false || (options.doctor === undefined && !readsHost)) return undefined;
+  // The doctor reads this host's /proc and sysfs whatever the sources: beside fixture directories it would mislead.
+  if (options.doctor === false || !readsHost) return undefined;
   return new LiveDoctorRunner(options.doctor ?? {});
 }
 
