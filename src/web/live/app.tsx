@@ -8,6 +8,7 @@ import { formatBytes, formatCount, formatDuration } from '../../simulate/units.t
 import type {
   LiveDoctor,
   LiveDoctorGroup,
+  LiveDoctorRow,
   LiveHello,
   LiveProcess,
   LiveTick,
@@ -364,41 +365,52 @@ function Marks(props: { store: LiveStore }) {
   );
 }
 
-const LEVEL_WORD: Readonly<Record<LiveDoctorGroup['level'], string>> = {
-  finding: 'finding',
-  info: 'info',
-  ok: 'ok',
-};
+/** Rows shown before the rest fold away: one process's VMAs must not push the other verdicts off the screen. */
+const ROWS_OPEN = 3;
+
+function FindingRows(props: { rows: readonly LiveDoctorRow[] }) {
+  return (
+    <ul class="findings">
+      {props.rows.map((r, i) => (
+        <li key={`${r.subject}${i}`}>
+          <span class="finding-bytes">{r.bytes > 0 ? formatBytes(r.bytes) : ''}</span>
+          <span class="finding-subject">{r.subject}</span>: {r.evidence}
+          {r.fix === '' ? null : (
+            <div class="fix">
+              fix: <code>{r.fix}</code>
+            </div>
+          )}
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 function DoctorGroup(props: { group: LiveDoctorGroup }) {
   const g = props.group;
   return (
     <li class={`verdict level-${g.level}`} data-verdict={g.verdict}>
       <p class="verdict-head">
-        <span class="level">{LEVEL_WORD[g.level]}</span> <strong>{g.title}</strong>{' '}
-        <code class="muted">{g.verdict}</code>
+        <span class="level">{g.level}</span> <strong>{g.title}</strong> <code class="muted">{g.verdict}</code>
         {g.bytes > 0 ? <span class="verdict-bytes"> {formatBytes(g.bytes)}</span> : null}
       </p>
       <p class="muted verdict-meaning">{g.meaning}</p>
-      <ul class="findings">
-        {g.rows.map((r, i) => (
-          <li key={`${r.subject}${i}`}>
-            <span class="finding-bytes">{r.bytes > 0 ? formatBytes(r.bytes) : ''}</span>
-            <span class="finding-subject">{r.subject}</span>: {r.evidence}
-            {r.fix === '' ? null : (
-              <div class="fix">
-                fix: <code>{r.fix}</code>
-              </div>
-            )}
-          </li>
-        ))}
-        {g.moreRows === 0 ? null : (
-          <li class="muted">
-            … and {plural(g.moreRows, 'more', 'more')} ({formatBytes(g.moreBytes)}): ksmkit doctor lists them
-            all
-          </li>
-        )}
-      </ul>
+      <FindingRows rows={g.rows.slice(0, ROWS_OPEN)} />
+      {g.rows.length <= ROWS_OPEN ? null : (
+        <details>
+          <summary class="muted">
+            {plural(g.rows.length - ROWS_OPEN, 'more row', 'more rows')} (
+            {formatBytes(g.rows.slice(ROWS_OPEN).reduce((sum, r) => sum + r.bytes, 0))})
+          </summary>
+          <FindingRows rows={g.rows.slice(ROWS_OPEN)} />
+        </details>
+      )}
+      {g.moreRows === 0 ? null : (
+        <p class="muted">
+          … and {plural(g.moreRows, 'row', 'rows')} more ({formatBytes(g.moreBytes)}): ksmkit doctor lists
+          them all
+        </p>
+      )}
     </li>
   );
 }
