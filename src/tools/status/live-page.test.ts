@@ -7,7 +7,8 @@
  * host's verdict (ksmd stopped) and then one about the merging process, no
  * request may leave the server's origin, and nothing may be logged as an
  * error (a policy violation would be).
- * Then the same page served by user nobody: it says what is hidden and why.
+ * Then the same page served by user nobody: it says what is hidden and why,
+ * in the process table and in the doctor panel.
  *
  * And the page in Firefox (Debian's firefox-esr, over WebDriver BiDi), on
  * fixture directories: it connects, draws, and follows a counter that changes.

@@ -367,6 +367,8 @@ function Marks(props: { store: LiveStore }) {
 
 /** Rows shown before the rest fold away: one process's VMAs must not push the other verdicts off the screen. */
 const ROWS_OPEN = 3;
+/** ` (1.2 MiB)`, or nothing for rows about settings (no memory of their own). */
+const memoryOf = (b: number): string => (b > 0 ? ` (${formatBytes(b)})` : '');
 
 function FindingRows(props: { rows: readonly LiveDoctorRow[] }) {
   return (
@@ -399,16 +401,15 @@ function DoctorGroup(props: { group: LiveDoctorGroup }) {
       {g.rows.length <= ROWS_OPEN ? null : (
         <details>
           <summary class="muted">
-            {plural(g.rows.length - ROWS_OPEN, 'more row', 'more rows')} (
-            {formatBytes(g.rows.slice(ROWS_OPEN).reduce((sum, r) => sum + r.bytes, 0))})
+            {plural(g.rows.length - ROWS_OPEN, 'more row', 'more rows')}
+            {memoryOf(g.rows.slice(ROWS_OPEN).reduce((sum, r) => sum + r.bytes, 0))}
           </summary>
           <FindingRows rows={g.rows.slice(ROWS_OPEN)} />
         </details>
       )}
       {g.moreRows === 0 ? null : (
         <p class="muted">
-          … and {plural(g.moreRows, 'row', 'rows')} more ({formatBytes(g.moreBytes)}): ksmkit doctor lists
-          them all
+          … and {plural(g.moreRows, 'row', 'rows')} more{memoryOf(g.moreBytes)}: ksmkit doctor lists them all
         </p>
       )}
     </li>
