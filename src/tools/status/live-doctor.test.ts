@@ -8,46 +8,27 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DoctorOptions, DoctorReport } from '../doctor/doctor.ts';
 import { doctorReportSchema } from '../doctor/json.ts';
-import { PAGE_VERDICTS } from '../doctor/pages.ts';
+import { doctorWorkload } from '../doctor/engine.ts';
 import { LiveSampler } from './live.ts';
 import { biggestProcesses, LiveDoctorRunner } from './live-doctor.ts';
 import type { LiveTick } from './live-protocol.ts';
 import { host618 } from './test-fixtures.ts';
 
-/** A report as runDoctor makes it on a host where ksmd is stopped and pid 100 has unadvised memory. */
-function report(pids: readonly number[]): DoctorReport {
+const WORKLOAD = new URL('../doctor/fixtures/why-not-merging.yaml', import.meta.url).pathname;
+
+/**
+ * A report as runDoctor makes it on a host where ksmd is stopped and pid 100
+ * has unadvised memory: the engine's report of the doctor's own fixture, with
+ * these findings.
+ */
+async function report(pids: readonly number[]): Promise<DoctorReport> {
+  const base = await doctorWorkload(WORKLOAD);
   return {
-    schema: 'ksmkit-doctor/1',
+    ...base,
     source: 'host',
-    time: '2026-12-06T02:00:00.000Z',
-    kernel: '6.18.44',
     root: false,
     target: { description: `pid ${pids.join(', ')}`, pids },
-    host: {
-      settings: {
-        run: 0,
-        pagesToScan: 100,
-        sleepMillisecs: 20,
-        advisorMode: 'none',
-        advisorTargetScanTime: 200,
-        useZeroPages: 0,
-        smartScan: 1,
-        mergeAcrossNodes: 1,
-        maxPageSharing: 256,
-      },
-      numaNodes: 1,
-      pagesToVisit: 670,
-      fullScanSeconds: null,
-      fullScanBasis: null,
-      suggestedPagesToScan: null,
-      targetScanSeconds: 180,
-      ksmdCpuPercent: 0,
-      windowSeconds: 0.05,
-      thpSplitsInWindow: 0,
-      tuners: [],
-    },
     pageAnalysis: false,
-    pageTotals: Object.fromEntries(PAGE_VERDICTS.map((v) => [v, 0])) as DoctorReport['pageTotals'],
     findings: [
       {
         verdict: 'ksmd-stopped',
@@ -142,7 +123,7 @@ describe('LiveDoctorRunner in the sampler', () => {
       assert.equal(first.view.doctor?.timeMs, null);
       assert.deepEqual(first.view.doctor?.groups, []);
 
-      h.calls[0]!.resolve(doctorReportSchema.parse(report([100, 200, 400])) as DoctorReport);
+      h.calls[0]!.resolve(doctorReportSchema.parse(await report([100, 200, 400])) as DoctorReport);
       await h.settle();
       const d = h.after(1000).view.doctor!;
       assert.equal(d.running, false);
@@ -187,7 +168,7 @@ describe('LiveDoctorRunner in the sampler', () => {
       h.sampler.onTick((t) => seen.push(t));
       h.sampler.onTick((t) => seen.push(t));
       h.after(0);
-      h.calls[0]!.resolve(report([100]));
+      h.calls[0]!.resolve(await report([100]));
       await h.settle();
       h.after(1000);
       const hellos = Array.from({ length: 10 }, () => h.sampler.hello());
@@ -208,11 +189,11 @@ describe('LiveDoctorRunner in the sampler', () => {
       // A run that takes longer than the interval is not doubled.
       for (let i = 0; i < 40; i++) h.after(1000);
       assert.equal(h.calls.length, 1);
-      h.calls[0]!.resolve(report([100]));
+      h.calls[0]!.resolve(await report([100]));
       await h.settle();
       h.after(1000);
       assert.equal(h.calls.length, 2, 'overdue when the first run ended: the next reading starts one');
-      h.calls[1]!.resolve(report([100]));
+      h.calls[1]!.resolve(await report([100]));
       await h.settle();
       for (let i = 0; i < 29; i++) h.after(1000);
       assert.equal(h.calls.length, 2, 'not before 30 s have passed since the last start');
@@ -228,7 +209,7 @@ describe('LiveDoctorRunner in the sampler', () => {
     const h = harness(5000);
     try {
       h.after(0);
-      h.calls[0]!.resolve(report([100]));
+      h.calls[0]!.resolve(await report([100]));
       await h.settle();
       h.after(5000);
       h.calls[1]!.reject(new Error('EACCES: permission denied, open /proc/100/smaps\n    at readFileSync'));
@@ -242,7 +223,7 @@ describe('LiveDoctorRunner in the sampler', () => {
       assert.equal(d.groups.length, 2, "the last good run's verdicts stay");
       h.after(4000);
       assert.equal(h.calls.length, 3, 'and the next run comes at its time');
-      h.calls[2]!.resolve(report([100]));
+      h.calls[2]!.resolve(await report([100]));
       await h.settle();
       assert.equal(h.after(1000).view.doctor?.error, null);
     } finally {
