@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DoctorOptions, DoctorReport } from '../doctor/doctor.ts';
-import { doctorReportSchema } from '../doctor/json.ts';
 import { doctorWorkload } from '../doctor/engine.ts';
+import { doctorReportSchema } from '../doctor/json.ts';
 import { LiveSampler } from './live.ts';
 import { biggestProcesses, LiveDoctorRunner } from './live-doctor.ts';
 import type { LiveTick } from './live-protocol.ts';
