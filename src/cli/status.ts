@@ -1,10 +1,11 @@
 /** `ksmkit status`: what KSM is doing on this host now. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import pc from 'picocolors';
+import { DEFAULT_LOCK_PATH } from '../backend/kernel/sysfs-guard.ts';
 import { KSM_SYSFS_DIR } from '../surface/sysfs.ts';
 import { statusCommand } from '../tools/status/command.ts';
 import { DEFAULT_SERVE_HOST } from '../tools/status/serve.ts';
 import { DEFAULT_PROC_DIR } from '../tools/status/snapshot.ts';
+import { stdoutColor, stdoutWidth } from './terminal.ts';
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -76,6 +77,11 @@ export function registerStatus(program: Command): void {
       new Option('--proc-dir <dir>', 'read /proc from here (tests)').default(DEFAULT_PROC_DIR).hideHelp(),
     )
     .addOption(
+      new Option('--lock-file <path>', 'the kernel backend’s lock file (tests)')
+        .default(DEFAULT_LOCK_PATH)
+        .hideHelp(),
+    )
+    .addOption(
       new Option('--count <n>', 'stop --watch after n readings (tests)').argParser(positiveInt).hideHelp(),
     )
     .addHelpText(
@@ -110,13 +116,18 @@ export function registerStatus(program: Command): void {
             all: opts.all,
             sources: { ksmDir: opts.sysfsDir, procDir: opts.procDir },
             ...(opts.count === undefined ? {} : { count: opts.count }),
+            // The lock is about this machine's ksmd: read it when the files read are this machine's.
+            ...(opts.sysfsDir === KSM_SYSFS_DIR || cmd.getOptionValueSource('lockFile') === 'cli'
+              ? { lockPath: opts.lockFile }
+              : {}),
           },
           {
             write: (text) => process.stdout.write(text),
             err: (line) => console.error(line),
             isTTY: process.stdout.isTTY === true,
             ...(process.stdout.rows === undefined ? {} : { rows: process.stdout.rows }),
-            color: process.stdout.isTTY === true && pc.isColorSupported,
+            color: stdoutColor(),
+            columns: stdoutWidth(),
             signal: controller.signal,
           },
         );

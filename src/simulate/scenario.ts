@@ -30,7 +30,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { formatWorkloadIssue, type WorkloadIssue } from '../workload/parse.ts';
+import {
+  documentValue,
+  fileReadProblem,
+  formatWorkloadIssue,
+  type WorkloadIssue,
+} from '../workload/parse.ts';
 import { describeInput, NAME_PATTERN, settingsSchema } from '../workload/schema.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { type Compressibility, DEFAULT_COMPRESSIBILITY } from './compression.ts';
@@ -453,7 +458,7 @@ export async function loadScenario(path: string): Promise<Scenario> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseScenario(text, path);
 }
@@ -471,7 +476,9 @@ export function parseScenario(text: string, fileName: string): Scenario {
       doc.errors.map((e) => at(e.pos[0], [], e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ''))),
     );
   }
-  const shape = scenarioFileSchema.safeParse(doc.toJS());
+  const js = documentValue(doc, text);
+  if ('message' in js) throw new ScenarioError([at(js.offset, [], js.message)]);
+  const shape = scenarioFileSchema.safeParse(js.value);
   if (!shape.success) {
     const issues = shape.error.issues.flatMap((issue) => {
       const path = issue.path.map((s) => (typeof s === 'number' ? s : String(s)));

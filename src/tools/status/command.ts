@@ -2,8 +2,10 @@
  * `ksmkit status` without commander: options in, exit status out, output
  * through `io` so tests can run it against fixture directories.
  */
+import { lockState } from '../../backend/kernel/sysfs-guard.ts';
 import { formatHuman } from './human.ts';
 import { toJson } from './json.ts';
+import { lockLines } from './lock.ts';
 import { formatPrometheus } from './prometheus.ts';
 import { DEFAULT_SERVE_HOST, LOOPBACK, type StatusServer, serveStatus } from './serve.ts';
 import { readSnapshot, type StatusSources } from './snapshot.ts';
@@ -23,6 +25,8 @@ export interface StatusCommandOptions {
   readonly sources: StatusSources;
   /** --watch: stop after this many readings. */
   readonly count?: number;
+  /** The kernel backend's lock file: a run driving ksmd, or one killed that left settings behind. */
+  readonly lockPath?: string;
 }
 
 export interface StatusIo {
@@ -31,6 +35,8 @@ export interface StatusIo {
   readonly err: (line: string) => void;
   readonly isTTY: boolean;
   readonly rows?: number;
+  /** The terminal's columns. */
+  readonly columns?: number | undefined;
   readonly color: boolean;
   /** Aborted on SIGINT/SIGTERM: ends --watch and --serve cleanly. */
   readonly signal: AbortSignal;
@@ -127,7 +133,12 @@ export async function statusCommand(options: StatusCommandOptions, io: StatusIo)
   const s = readSnapshot(options.sources, snapshotOptions);
   if (options.prometheus) io.write(formatPrometheus(s));
   else if (options.json) io.write(`${JSON.stringify(toJson(s), null, 2)}\n`);
-  else io.write(`${formatHuman(s, { color: io.color }).join('\n')}\n`);
+  else {
+    const lock = options.lockPath === undefined ? [] : lockLines(lockState(options.lockPath), Date.now());
+    io.write(
+      `${[...lock, ...(lock.length > 0 ? [''] : []), ...formatHuman(s, { color: io.color, width: io.columns })].join('\n')}\n`,
+    );
+  }
   if (!s.available) {
     if (options.json || options.prometheus)
       io.err(`ksmkit status: KSM is not in this kernel: ${s.unavailableReason}`);
