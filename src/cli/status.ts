@@ -16,6 +16,14 @@ function seconds(value: string): number {
   return n;
 }
 
+function doctorSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || (n !== 0 && (n < 2 || n > 86_400))) {
+    throw new InvalidArgumentError('must be 0 (no doctor panel) or a number of seconds from 2 to 86400');
+  }
+  return n;
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 65_535) throw new InvalidArgumentError('must be a port number, 0 to 65535');
@@ -54,6 +62,12 @@ export function registerStatus(program: Command): void {
         .argParser(port)
         .conflicts(['json', 'prometheus', 'watch']),
     )
+    .option(
+      '--doctor-interval <seconds>',
+      "seconds between two runs of the doctor's host and process checks for the --serve page (0: no doctor panel)",
+      doctorSeconds,
+      60,
+    )
     .option('--bind <address>', 'the address --serve listens on (anything but loopback is warned about)')
     .addOption(new Option('--host <address>', 'the former name of --bind').conflicts(['bind']).hideHelp())
     .option('--all', 'list every process, not only those using KSM', false)
@@ -83,6 +97,9 @@ export function registerStatus(program: Command): void {
     )
     .action(async (opts, cmd) => {
       const bind = opts.bind ?? opts.host;
+      if (opts.serve === undefined && cmd.getOptionValueSource('doctorInterval') === 'cli') {
+        cmd.error("error: option '--doctor-interval <seconds>' only goes with '--serve <port>'");
+      }
       if (bind !== undefined && opts.serve === undefined) {
         cmd.error(
           `error: option '--${opts.bind === undefined ? 'host' : 'bind'} <address>' only goes with '--serve <port>'`,
@@ -99,6 +116,7 @@ export function registerStatus(program: Command): void {
             prometheus: opts.prometheus === true,
             watch: opts.watch,
             interval: opts.interval,
+            doctorInterval: opts.doctorInterval,
             ...(opts.serve === undefined ? {} : { serve: opts.serve }),
             host: bind ?? DEFAULT_SERVE_HOST,
             all: opts.all,

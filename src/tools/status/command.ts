@@ -20,6 +20,8 @@ export interface StatusCommandOptions {
   /** Seconds between readings with --watch and, for the live page, --serve. */
   readonly interval: number;
   readonly serve?: number;
+  /** --serve: seconds between two runs of the doctor for the page; 0 for no doctor panel (default 60). */
+  readonly doctorInterval?: number;
   readonly host?: string;
   readonly all: boolean;
   readonly sources: StatusSources;
@@ -59,6 +61,9 @@ async function serve(port: number, options: StatusCommandOptions, io: StatusIo):
       snapshot: { allProcesses: options.all },
       ...(options.tuneMetricsFile === undefined ? {} : { tuneMetricsFile: options.tuneMetricsFile }),
       intervalMs: options.interval * 1000,
+      ...(options.doctorInterval === undefined
+        ? {}
+        : { doctor: options.doctorInterval === 0 ? false : { intervalMs: options.doctorInterval * 1000 } }),
     });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -436,6 +436,15 @@ test('the command line: status on a fixture, --json, --watch --count, and option
     const bind = await runCli(['status', '--bind', '0.0.0.0', ...dirs]);
     assert.notEqual(bind.status, 0);
     assert.match(bind.stderr, /option '--bind <address>' only goes with '--serve <port>'/);
+    const doctorAlone = await runCli(['status', '--doctor-interval', '30', ...dirs]);
+    assert.notEqual(doctorAlone.status, 0);
+    assert.match(doctorAlone.stderr, /option '--doctor-interval <seconds>' only goes with '--serve <port>'/);
+    const doctorTooOften = await runCli(['status', '--serve', '0', '--doctor-interval', '1', ...dirs]);
+    assert.notEqual(doctorTooOften.status, 0);
+    assert.match(
+      doctorTooOften.stderr,
+      /must be 0 \(no doctor panel\) or a number of seconds from 2 to 86400/,
+    );
   } finally {
     f.cleanup();
   }
