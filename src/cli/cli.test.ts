@@ -91,8 +91,13 @@ describe('usage errors: exit 2, one sentence', () => {
     const bad = join(TMP, 'bad.json');
     writeFileSync(bad, '{');
     assertUsage(ksmkit(['policies', '--calibration', bad]), /calibration file .*bad\.json: not JSON/);
-    writeFileSync(bad, '{"version": 1}');
+    writeFileSync(bad, '{"version": 2}');
     assertUsage(ksmkit(['simulate', '--calibration', bad]), /not a ksmkit calibration \(figures: /);
+    writeFileSync(bad, '{"version": 1}');
+    assertUsage(
+      ksmkit(['simulate', '--calibration', bad]),
+      /bad\.json: a version 1 calibration, .*run ksmkit calibrate again/,
+    );
   });
 
   test('estimate: missing, empty and folder dump files on stderr, exit 2, no report, the path once', () => {
