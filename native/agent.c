@@ -71,6 +71,9 @@
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
 #endif
+#ifndef PR_GET_MEMORY_MERGE
+#define PR_GET_MEMORY_MERGE 68
+#endif
 #ifndef MADV_MERGEABLE
 #define MADV_MERGEABLE 12
 #endif
@@ -104,6 +107,8 @@ enum agent_op {
 	OP_EXIT = 9,	/* replies, then _exit(0) */
 	OP_GETPID = 10, /* value: pid */
 	OP_FILL = 11,	/* payload: u32 hi, u32 lo, u32 lo_step; see op_fill */
+	OP_MPROTECT = 12, /* arg: 1 PROT_READ, 3 PROT_READ|PROT_WRITE */
+	OP_EXEC = 13,	/* replies, then execve() of this program: the new image says hello again */
 };
 
 #define MMAP_FLAG_SHARED 1u
@@ -121,6 +126,8 @@ static struct region regions[AGENT_MAX_REGIONS];
 static size_t region_count;
 static struct sockaddr_un server_addr;
 static int conn_fd = -1;
+/* Our workload name, for the hello of the image an exec starts. */
+static char own_name[AGENT_MAX_NAME_BYTES + 1];
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -467,10 +474,52 @@ static void op_fork(uint32_t payload_len)
 	if (pid == 0) {
 		/* The parent's connection is the parent's: talk on a new one. */
 		close(conn_fd);
+		memcpy(own_name, payload_buf, payload_len);
+		own_name[payload_len] = '\0';
 		connect_and_hello((const char *)payload_buf, payload_len);
 		return;
 	}
 	reply(0, (int64_t)pid, NULL, 0);
+}
+
+static void op_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
+{
+	if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) {
+		reply(EINVAL, 0, NULL, 0);
+		return;
+	}
+	int r = mprotect((void *)(uintptr_t)addr, (size_t)len, (int)prot);
+	reply(r == 0 ? 0 : errno, 0, NULL, 0);
+}
+
+/*
+ * execve() of our own program under the same name. The connection is
+ * SOCK_CLOEXEC, so the TypeScript side sees it close during the exec, and the
+ * new image connects and says hello. The reply comes first: after a
+ * successful execve nothing of this image is left to send it.
+ */
+static void op_exec(const char *socket_path, const char *name)
+{
+	static char parent_env[64];
+	static char *const envp_template[] = { parent_env, NULL };
+	char *const argv[] = { "ksmkit-agent", (char *)socket_path, (char *)name, NULL };
+	/* The new image checks its parent as a first agent does (see main). */
+	long ppid = (long)getppid();
+	char digits[24];
+	int n = 0;
+	do {
+		digits[n++] = (char)('0' + ppid % 10);
+		ppid /= 10;
+	} while (ppid > 0 && n < (int)sizeof digits);
+	const char *prefix = "KSMKIT_PARENT_PID=";
+	size_t at = strlen(prefix);
+	memcpy(parent_env, prefix, at);
+	while (n > 0)
+		parent_env[at++] = digits[--n];
+	parent_env[at] = '\0';
+	reply(0, 0, NULL, 0);
+	execve("/proc/self/exe", argv, envp_template);
+	die("execve(/proc/self/exe) failed");
 }
 
 static void serve(void)
@@ -534,6 +583,12 @@ static void serve(void)
 		case OP_FILL:
 			op_fill(addr, len, payload_len);
 			break;
+		case OP_MPROTECT:
+			op_mprotect(addr, len, arg);
+			break;
+		case OP_EXEC:
+			op_exec(server_addr.sun_path, own_name);
+			break;
 		default:
 			reply(EINVAL, 0, NULL, 0);
 			break;
@@ -561,6 +616,14 @@ int main(int argc, char **argv)
 		die("bad process name");
 	server_addr.sun_family = AF_UNIX;
 	memcpy(server_addr.sun_path, argv[1], path_len + 1);
+	memcpy(own_name, argv[2], name_len + 1);
+	/*
+	 * After an exec with PR_SET_MEMORY_MERGE on (it survives execve in 6.18),
+	 * every mapping this image was loaded with is VM_MERGEABLE: keep them out
+	 * of KSM's view as op_prctl does, before anything else runs.
+	 */
+	if (prctl(PR_GET_MEMORY_MERGE, 0UL, 0UL, 0UL, 0UL) == 1 && unmerge_own_mappings() != 0)
+		die("cannot advise the agent's own mappings unmergeable");
 	connect_and_hello(argv[2], name_len);
 	serve();
 	return 0;

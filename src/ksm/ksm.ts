@@ -409,6 +409,14 @@ export class Ksm implements KsmHooks {
   }
 
   /**
+   * One wake-up of ksm_scan_thread(): a batch of pages_to_scan pages if
+   * ksmd_should_run(), nothing otherwise. Returns the pages processed.
+   */
+  ksmdBatch(): number {
+    return this.shouldRun() ? this.scanPages(this.settings.pagesToScan) : 0;
+  }
+
+  /**
    * Lets ksmd complete `passes` full scans back to back, one unbounded batch
    * each (the kernel backend does the same with a huge pages_to_scan). Does
    * nothing when ksmd would not run (run without the MERGE bit, or no mm

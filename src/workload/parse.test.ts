@@ -313,9 +313,9 @@ steps: []
   - { scna: 1 }
 `);
     assert.deepEqual(errorsOf(text), [
-      'w.yaml:10:5: steps.0: no operation; expected exactly one of scan, write, read, madvise, prctl, mmap, munmap, fork, exit, set, expect',
-      'w.yaml:11:5: steps.1: more than one operation (scan, exit); expected exactly one of scan, write, read, madvise, prctl, mmap, munmap, fork, exit, set, expect',
-      'w.yaml:12:13: steps.2.scna: unknown key; allowed: scan, write, read, madvise, prctl, mmap, munmap, fork, exit, set, expect, as',
+      'w.yaml:10:5: steps.0: no operation; expected exactly one of scan, batch, wait, write, read, madvise, prctl, mmap, munmap, fork, exit, mprotect, exec, set, expect',
+      'w.yaml:11:5: steps.1: more than one operation (scan, exit); expected exactly one of scan, batch, wait, write, read, madvise, prctl, mmap, munmap, fork, exit, mprotect, exec, set, expect',
+      'w.yaml:12:13: steps.2.scna: unknown key; allowed: scan, batch, wait, write, read, madvise, prctl, mmap, munmap, fork, exit, mprotect, exec, set, expect, as',
     ]);
   });
 

@@ -25,6 +25,7 @@
 import { type ChildProcess, spawn as spawnProcess } from 'node:child_process';
 import { accessSync, existsSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { constants as osConstants, release } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { assertNever } from '../../host/assert.ts';
 import type {
@@ -37,6 +38,7 @@ import type {
   ProcessCounters,
   ProcessIdentitySpec,
   RegionMapping,
+  RegionProtection,
   SysfsWriteResult,
 } from '../backend.ts';
 import { PAGE_SIZE_BYTES } from '../backend.ts';
@@ -379,6 +381,40 @@ export class KernelBackend implements Backend {
     return this.call(this.proc(process), 'prctl', { arg: memoryMerge ? 1 : 0 });
   }
 
+  async mprotect(process: string, region: string, prot: RegionProtection): Promise<OpResult> {
+    const p = this.proc(process);
+    const reg = this.region(p, region);
+    return this.call(p, 'mprotect', {
+      address: reg.address,
+      lengthBytes: reg.pageCount * PAGE_SIZE_BYTES,
+      arg: PROT_BITS[prot],
+    });
+  }
+
+  /**
+   * The agent replies and execs itself; its connection (SOCK_CLOEXEC) closes
+   * during execve, after exec_mmap() has dropped the old mm (ksm_exit() has
+   * run), and the new image connects under the same name with the same pid.
+   */
+  async exec(process: string): Promise<OpResult> {
+    const p = this.proc(process);
+    const server = this.started().server;
+    const hello = server.expect(process, this.options.connectTimeoutMs ?? 10_000);
+    const r = await this.call(p, 'exec', {});
+    if (!r.ok) {
+      server.cancel(process, new Error('exec failed'));
+      await hello.catch(() => undefined);
+      return r;
+    }
+    await p.connection.closed;
+    const connection = await hello;
+    if (connection.pid !== p.connection.pid) {
+      throw new Error(`exec: "${process}" came back as pid ${connection.pid}, not ${p.connection.pid}`);
+    }
+    this.processes.set(process, { name: process, connection, regions: new Map() });
+    return OK;
+  }
+
   async fork(process: string, child: string): Promise<OpResult> {
     const p = this.proc(process);
     const server = this.started().server;
@@ -443,6 +479,19 @@ export class KernelBackend implements Backend {
 
   async scan(passes: number): Promise<void> {
     await this.started().stepper.scan(passes);
+  }
+
+  async batch(pageCount: number): Promise<OpResult> {
+    const written = await this.setSysfs('pages_to_scan', String(pageCount));
+    if (!written.ok) return written;
+    await this.started().stepper.batch(pageCount);
+    return OK;
+  }
+
+  /** ksmd stays held (an hour's sleep, the brake) while the real time passes. */
+  async wait(ms: number): Promise<void> {
+    this.started();
+    await sleep(ms);
   }
 
   async counters(): Promise<CountersSnapshot> {
@@ -592,6 +641,9 @@ function waitUntilGone(pids: readonly number[], timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   while (pids.some((pid) => !hasExited(pid)) && Date.now() < deadline) sleepSync(5);
 }
+
+/** PROT_READ = 1, PROT_WRITE = 2 (include/uapi/asm-generic/mman-common.h). */
+const PROT_BITS: Record<RegionProtection, number> = { read: 1, 'read-write': 3 };
 
 function adviceNumber(advice: MadviseAdvice): number {
   switch (advice) {
