@@ -59,6 +59,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -109,6 +110,7 @@ enum agent_op {
 	OP_FILL = 11,	/* payload: u32 hi, u32 lo, u32 lo_step; see op_fill */
 	OP_MPROTECT = 12, /* arg: 1 PROT_READ, 3 PROT_READ|PROT_WRITE */
 	OP_EXEC = 13,	/* replies, then execve() of this program: the new image says hello again */
+	OP_DRAIN = 14,	/* every CPU's LRU and mlock folio batches drained (see op_drain) */
 };
 
 #define MMAP_FLAG_SHARED 1u
@@ -128,6 +130,16 @@ static struct sockaddr_un server_addr;
 static int conn_fd = -1;
 /* Our workload name, for the hello of the image an exec starts. */
 static char own_name[AGENT_MAX_NAME_BYTES + 1];
+
+/*
+ * lru_add_drain_all() from user space: migrate_pages(2) of ourselves from
+ * node 0 to node 0 moves nothing, but do_migrate_pages() starts with
+ * lru_cache_disable(), which drains every CPU's folio batches (LRU add and
+ * mlock). A page faulted or COW-copied since ksmd's last pass start holds a
+ * reference from such a batch until then, and write_protect_page() refuses
+ * it; whether another process on the machine filled that CPU's batch first
+ * is chance, so the kernel backend drains before every ksmd wake-up.
+ */
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -522,6 +534,18 @@ static void op_exec(const char *socket_path, const char *name)
 	die("execve(/proc/self/exe) failed");
 }
 
+static void op_drain(void)
+{
+	unsigned long node0 = 1;
+	long r = syscall(SYS_migrate_pages, 0L, (unsigned long)(8 * sizeof node0), &node0, &node0);
+	/* A kernel without CONFIG_NUMA has no migrate_pages: value 1 says nothing was drained. */
+	if (r < 0 && errno == ENOSYS) {
+		reply(0, 1, NULL, 0);
+		return;
+	}
+	reply(r < 0 ? errno : 0, 0, NULL, 0);
+}
+
 static void serve(void)
 {
 	unsigned char header[AGENT_REQUEST_HEADER_BYTES];
@@ -588,6 +612,9 @@ static void serve(void)
 			break;
 		case OP_EXEC:
 			op_exec(server_addr.sun_path, own_name);
+			break;
+		case OP_DRAIN:
+			op_drain();
 			break;
 		default:
 			reply(EINVAL, 0, NULL, 0);

@@ -237,20 +237,27 @@ export class Host {
    * exec(): a fresh mm with only the initial stack. MMF_VM_MERGE_ANY survives
    * (MMF_INIT_MASK), and ksm_execve() registers the new mm; the stack VMA is
    * not marked mergeable (create_init_stack_vma does not call ksm_vma_flags).
+   * `initialStack: false` leaves the new mm empty: a workload process stands
+   * for a program whose own memory KSM never sees (the kernel backend's agent
+   * advises its own mappings unmergeable), so it has no stack to mark.
    */
-  exec(pid: number, comm?: string): void {
+  exec(pid: number, options: { readonly comm?: string; readonly initialStack?: boolean } = {}): void {
     const process = this.process(pid);
     const oldMm = process.mm;
     const mm = new Mm(this.nextMmId++, oldMm.homeNid, process.identity);
     mm.flags = oldMm.flags & MMF_VM_MERGE_ANY;
     if (mm.flags & MMF_VM_MERGE_ANY) this.ksm?.enter(mm);
+    process.mm = mm;
+    if (options.comm !== undefined) process.comm = options.comm;
+    if (options.initialStack === false) {
+      this.teardownMm(oldMm);
+      return;
+    }
     const stackPages = 33;
     const stack = new Vma(mm.mmapBaseVpn + 0x1000, mm.mmapBaseVpn + 0x1000 + stackPages, VM_READ | VM_WRITE, {
       kind: 'anon',
     });
     mm.insertVma(stack);
-    process.mm = mm;
-    if (comm !== undefined) process.comm = comm;
     // The argument and environment strings land on the top stack page.
     this.faultIn(mm, stack, stack.endVpn - 1, 'write');
     this.teardownMm(oldMm);

@@ -50,6 +50,8 @@ export const AGENT_OP = {
   mprotect: 12,
   /** The agent replies, then execs itself; the new image connects with a hello under the same name. */
   exec: 13,
+  /** migrate_pages() of itself from node 0 to node 0: lru_cache_disable() drains every CPU's folio batches. */
+  drain: 14,
 } as const;
 export type AgentOp = keyof typeof AGENT_OP;
 

@@ -478,14 +478,33 @@ export class KernelBackend implements Backend {
   }
 
   async scan(passes: number): Promise<void> {
-    await this.started().stepper.scan(passes);
+    const stepper = this.started().stepper;
+    await this.drainFolioBatches();
+    await stepper.scan(passes);
   }
 
   async batch(pageCount: number): Promise<OpResult> {
     const written = await this.setSysfs('pages_to_scan', String(pageCount));
     if (!written.ok) return written;
-    await this.started().stepper.batch(pageCount);
+    const stepper = this.started().stepper;
+    await this.drainFolioBatches();
+    await stepper.batch(pageCount);
     return OK;
+  }
+
+  /**
+   * Every CPU's folio batches drained before ksmd is woken (the agent's
+   * `drain`, native/agent.c op_drain). ksmd drains them itself at the start of
+   * a pass, but a batch or scan that resumes a pass in its middle would find
+   * pages written since then still holding a batch's reference, or not,
+   * depending on what other processes of the machine did meanwhile. With no
+   * workload process alive there is nothing of ours to drain.
+   */
+  private async drainFolioBatches(): Promise<void> {
+    const any = this.processes.values().next();
+    if (any.done === true) return;
+    const r = await this.call(any.value, 'drain', {});
+    if (!r.ok) throw new Error(`cannot drain the folio batches (migrate_pages): ${r.errno}`);
   }
 
   /** ksmd stays held (an hour's sleep, the brake) while the real time passes. */

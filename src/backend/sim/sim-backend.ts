@@ -171,7 +171,7 @@ export class SimBackend implements Backend {
   async exec(process: string): Promise<OpResult> {
     const p = this.proc(process);
     return attempt(() => {
-      this.sim.host.exec(p.pid);
+      this.sim.host.exec(p.pid, { initialStack: false });
       p.regions.clear();
     });
   }
@@ -207,6 +207,8 @@ export class SimBackend implements Backend {
    * at all, so full_scans does not move (the kernel backend mirrors that).
    */
   async scan(passes: number): Promise<void> {
+    // The kernel backend drains every CPU's folio batches before it wakes ksmd (KernelBackend.drainFolioBatches).
+    this.sim.host.drainLruBatches();
     if (!(this.sim.ksm.settings.run & KSM_RUN_MERGE)) this.sim.sysfs.write('run', '1');
     this.sim.ksm.fullScans(passes);
   }
@@ -215,6 +217,7 @@ export class SimBackend implements Backend {
   async batch(pageCount: number): Promise<OpResult> {
     const written = attempt(() => this.sim.sysfs.write('pages_to_scan', String(pageCount)));
     if (!written.ok) return written;
+    this.sim.host.drainLruBatches();
     if (!(this.sim.ksm.settings.run & KSM_RUN_MERGE)) this.sim.sysfs.write('run', '1');
     this.sim.ksm.ksmdBatch();
     return OK;
