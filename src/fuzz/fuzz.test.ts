@@ -211,6 +211,37 @@ describe('shrinkWorkload', () => {
       pageCount: 1,
     });
   });
+
+  test('repairWorkload drops a write to a region left read-only (fork children too) and every step on a region exec dropped', () => {
+    const workload = parseWorkload(
+      [
+        'version: 1',
+        'name: r',
+        'processes:',
+        '  - name: a',
+        '    regions: [{ name: ram, pages: 4, content: [{ pages: 4, zero: true }] }]',
+        'steps:',
+        '  - mprotect: { process: a, region: ram, prot: read }',
+        '  - fork: { process: a, child: b }',
+        '  - mprotect: { process: a, region: ram, prot: read-write }',
+        '  - write: { process: a, region: ram, page: 0, content: { byte: 1 } }',
+        '  - exec: { process: b }',
+        '  - mmap: { process: b, region: { name: ram, pages: 1, content: [{ pages: 1, zero: true }] } }',
+        '  - write: { process: b, region: ram, page: 0, content: { byte: 1 } }',
+      ].join('\n'),
+      'r.yaml',
+    );
+    // Without the step that made `a` read-write again, its write would fault: it goes.
+    assert.deepEqual(
+      repairWorkload({ ...workload, steps: workload.steps.filter((_, i) => i !== 2) }).steps.map((s) => s.op),
+      ['mprotect', 'fork', 'exec', 'mmap', 'write'],
+    );
+    // Without the exec, b's region is the read-only copy: the mmap of that name and the write go.
+    assert.deepEqual(
+      repairWorkload({ ...workload, steps: workload.steps.filter((_, i) => i !== 4) }).steps.map((s) => s.op),
+      ['mprotect', 'fork', 'mprotect', 'write'],
+    );
+  });
 });
 
 describe('workloadToYaml', () => {
