@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SimBackend } from '../backend/sim/sim-backend.ts';
-import { EXIT_OK, parseWorkload, runReplay, type Step, type Workload } from '../workload/index.ts';
+import { EXIT_OK, parseWorkload, runReplay, STEP_OPS, type Step, type Workload } from '../workload/index.ts';
 import {
   DEFAULT_MAX_PAGES,
   DEFAULT_MAX_PROCESSES,
@@ -122,22 +122,7 @@ describe('generateWorkload', () => {
       largestLive = Math.max(largestLive, peakLivePages(workload));
     }
     const wanted = [
-      ...[
-        'scan',
-        'batch',
-        'wait',
-        'write',
-        'read',
-        'madvise',
-        'prctl',
-        'mmap',
-        'munmap',
-        'fork',
-        'exit',
-        'mprotect',
-        'exec',
-        'set',
-      ].map((op) => `op:${op}`),
+      ...STEP_OPS.filter((op) => op !== 'expect').map((op) => `op:${op}`),
       ...['mergeable', 'unmergeable', 'hugepage', 'nohugepage', 'dontneed'].map((a) => `advice:${a}`),
       ...['zero', 'byte', 'tag', 'image', 'unique'].map((k) => `content:${k}`),
       ...['zero', 'byte', 'tag', 'image', 'unique'].map((k) => `write:${k}`),

@@ -362,19 +362,11 @@ export class KernelBackend implements Backend {
   }
 
   async madvise(process: string, region: string, advice: MadviseAdvice): Promise<OpResult> {
-    const p = this.proc(process);
-    const reg = this.region(p, region);
-    return this.call(p, 'madvise', {
-      address: reg.address,
-      lengthBytes: reg.pageCount * PAGE_SIZE_BYTES,
-      arg: adviceNumber(advice),
-    });
+    return this.callOnRegion(process, region, 'madvise', adviceNumber(advice));
   }
 
   async mlock(process: string, region: string): Promise<OpResult> {
-    const p = this.proc(process);
-    const reg = this.region(p, region);
-    return this.call(p, 'mlock', { address: reg.address, lengthBytes: reg.pageCount * PAGE_SIZE_BYTES });
+    return this.callOnRegion(process, region, 'mlock');
   }
 
   async prctl(process: string, memoryMerge: boolean): Promise<OpResult> {
@@ -382,13 +374,7 @@ export class KernelBackend implements Backend {
   }
 
   async mprotect(process: string, region: string, prot: RegionProtection): Promise<OpResult> {
-    const p = this.proc(process);
-    const reg = this.region(p, region);
-    return this.call(p, 'mprotect', {
-      address: reg.address,
-      lengthBytes: reg.pageCount * PAGE_SIZE_BYTES,
-      arg: PROT_BITS[prot],
-    });
+    return this.callOnRegion(process, region, 'mprotect', PROT_BITS[prot]);
   }
 
   /**
@@ -589,6 +575,13 @@ export class KernelBackend implements Backend {
     );
     this.processes.clear();
     this.children.clear();
+  }
+
+  /** An agent call on a whole region (its address and length) with an op-specific argument. */
+  private callOnRegion(process: string, region: string, op: AgentOp, arg = 0): Promise<OpResult> {
+    const p = this.proc(process);
+    const reg = this.region(p, region);
+    return this.call(p, op, { address: reg.address, lengthBytes: reg.pageCount * PAGE_SIZE_BYTES, arg });
   }
 
   private async call(p: KernelProcess, op: AgentOp, request: AgentRequest): Promise<OpResult> {
