@@ -13,6 +13,7 @@
 import { appendFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import type { Backend } from '../backend/backend.ts';
 import { type BackendPair, describeCheck, type FuzzEvent, fuzz, type SideLabels } from '../fuzz/index.ts';
@@ -64,6 +65,10 @@ export const FUZZ_DEFAULTS = {
 } as const satisfies Partial<FuzzCommandOptions>;
 
 const EXIT_DIFFERENCE = 1;
+
+/** The kernel backend refused to start because of the machine, not the workload: another run holds the lock, or other processes are mergeable. */
+const TRANSIENT_KERNEL_ERROR =
+  /another ksmkit run holds|refusing to drive ksmd: other processes are already mergeable/;
 /** Differences printed per report (a difference early in a workload usually shows at every later step). */
 const MAX_LINES_SHOWN = 12;
 
@@ -127,6 +132,9 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
         break;
       case 'saved':
         break;
+      case 'retry':
+        io.out(`fuzz: seed ${event.seed}: retry ${event.attempt} in 10 s: ${event.message.slice(0, 160)}`);
+        break;
     }
   };
 
@@ -158,6 +166,12 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
       },
       labels,
       outFile: (seed) => join(options.out, `seed-${seed}.yaml`),
+      transient: {
+        isTransient: (error) => error.side !== 'sim' && TRANSIENT_KERNEL_ERROR.test(error.message),
+        retryDelayMs: 10_000,
+        maxRetries: 60,
+        sleep: (ms) => sleep(ms),
+      },
     });
   } catch (error) {
     io.err(`ksmkit fuzz: ${(error as Error).message}`);
@@ -173,7 +187,7 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
   await writeLog({
     ran: summary.ran,
     consecutiveEqual: summary.ran - 1,
-    result: 'difference',
+    result: finding.check.error === undefined ? 'difference' : 'error',
     differingSeed: finding.seed,
     detail: describeCheck(finding.check, labels).slice(0, MAX_LINES_SHOWN),
     ...(finding.file === undefined ? {} : { savedFile: finding.file }),

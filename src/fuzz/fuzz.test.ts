@@ -39,6 +39,21 @@ class ForkLiarBackend extends SimBackend {
   }
 }
 
+/** A backend that refuses to start `failures` times, as a kernel backend does while the machine is busy. */
+class BusyBackend extends SimBackend {
+  constructor(private failures: number) {
+    super(TEST_SIM_CONFIG);
+  }
+
+  override async start(settings: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('another ksmkit run holds /tmp/ksmkit-kernel.lock');
+    }
+    await super.start(settings);
+  }
+}
+
 /** Sim backends are reusable (`start` builds a new host): one pair serves every replay. */
 function simPair(kernel: SimBackend = new SimBackend(TEST_SIM_CONFIG)): () => BackendPair {
   const pair = { sim: new SimBackend(TEST_SIM_CONFIG), kernel };
@@ -60,6 +75,35 @@ function parsedFile(text: string, file: string, workload: Workload): Workload {
 }
 
 describe('fuzz', () => {
+  test('a transient error is retried, not a finding; past the retries it is one', async () => {
+    const events: FuzzEvent[] = [];
+    const transient = {
+      isTransient: (error: { readonly message: string }) => error.message.includes('holds'),
+      retryDelayMs: 5,
+      maxRetries: 2,
+      sleep: async () => undefined,
+    };
+    const ok = await fuzz({
+      seeds: [7],
+      makeBackends: simPair(new BusyBackend(2)),
+      onProgress: (event) => events.push(event),
+      shrink: false,
+      transient,
+    });
+    assert.equal(ok.finding, undefined);
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'retry').map((e) => (e.kind === 'retry' ? e.attempt : 0)),
+      [1, 2],
+    );
+    const busy = await fuzz({
+      seeds: [7],
+      makeBackends: simPair(new BusyBackend(3)),
+      shrink: false,
+      transient,
+    });
+    assert.match(busy.finding?.check.error?.message ?? '', /holds/);
+  });
+
   test('sim vs sim: 100 seeds, no difference', async () => {
     const events: FuzzEvent[] = [];
     const summary = await fuzz({
