@@ -9,7 +9,8 @@
  * Usage: ksmkit-agent SOCKET_PATH NAME
  *   env KSMKIT_PARENT_PID: pid of the node process; the agent exits at once if
  *   its parent is already someone else (the node process died before the
- *   PR_SET_PDEATHSIG below was in place).
+ *   PR_SET_PDEATHSIG below was in place). Absent in the image a fork child
+ *   execs (OP_EXEC), which, like the fork child, has no parent-death signal.
  *
  * Wire format (every integer little-endian, fixed-size headers, no padding
  * left to the compiler):
@@ -130,6 +131,8 @@ static struct sockaddr_un server_addr;
 static int conn_fd = -1;
 /* Our workload name, for the hello of the image an exec starts. */
 static char own_name[AGENT_MAX_NAME_BYTES + 1];
+/* A fork child (or an image it exec'd): its parent is an agent the workload may end first. */
+static int fork_child;
 
 /*
  * lru_add_drain_all() from user space: migrate_pages(2) of ourselves from
@@ -486,6 +489,7 @@ static void op_fork(uint32_t payload_len)
 	if (pid == 0) {
 		/* The parent's connection is the parent's: talk on a new one. */
 		close(conn_fd);
+		fork_child = 1;
 		memcpy(own_name, payload_buf, payload_len);
 		own_name[payload_len] = '\0';
 		connect_and_hello((const char *)payload_buf, payload_len);
@@ -513,9 +517,14 @@ static void op_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
 static void op_exec(const char *socket_path, const char *name)
 {
 	static char parent_env[64];
-	static char *const envp_template[] = { parent_env, NULL };
+	static char *const envp_first[] = { parent_env, NULL };
+	static char *const envp_fork_child[] = { NULL };
 	char *const argv[] = { "ksmkit-agent", (char *)socket_path, (char *)name, NULL };
-	/* The new image checks its parent as a first agent does (see main). */
+	/*
+	 * A first agent's new image checks its parent (the node process) and asks
+	 * for SIGKILL at its death, as before the exec; a fork child's does neither
+	 * (see main): without KSMKIT_PARENT_PID it knows it is one.
+	 */
 	long ppid = (long)getppid();
 	char digits[24];
 	int n = 0;
@@ -530,7 +539,7 @@ static void op_exec(const char *socket_path, const char *name)
 		parent_env[at++] = digits[--n];
 	parent_env[at] = '\0';
 	reply(0, 0, NULL, 0);
-	execve("/proc/self/exe", argv, envp_template);
+	execve("/proc/self/exe", argv, fork_child ? envp_fork_child : envp_first);
 	die("execve(/proc/self/exe) failed");
 }
 
@@ -628,9 +637,11 @@ int main(int argc, char **argv)
 	if (argc != 3)
 		die("usage: ksmkit-agent SOCKET_PATH NAME");
 	const char *parent = getenv("KSMKIT_PARENT_PID");
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL) != 0)
+	/* Without it we are the exec'd image of a fork child: no parent-death signal (see op_exec). */
+	fork_child = parent == NULL;
+	if (!fork_child && prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL) != 0)
 		die("prctl(PR_SET_PDEATHSIG) failed");
-	if (parent != NULL && (pid_t)strtol(parent, NULL, 10) != getppid())
+	if (!fork_child && (pid_t)strtol(parent, NULL, 10) != getppid())
 		_exit(0); /* the node process died before the line above took effect */
 	/* Fork children exit without being waited for; a dead peer is an EPIPE, not a signal. */
 	signal(SIGCHLD, SIG_IGN);
