@@ -796,6 +796,14 @@ export class Host {
     vma.anonVma = true;
     this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
     if (vma.pte[i]! > 0) {
+      // wp_page_copy() in a locked VMA: mlock_new_folio() of the copy and munlock_folio() of the
+      // old page each leave a reference in an mlock batch until it drains, so an old page unmapped
+      // here is not freed yet (run=2's unmerge keeps a stable node alive that way; found by
+      // `ksmkit fuzz` against 6.18.44, seed 2000145).
+      if ((vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) {
+        this.mlockBatchAdd(frame);
+        this.mlockBatchAdd(oldFrame);
+      }
       this.munlockOnUnmap(vma, oldFrame);
       this.putMapping(oldFrame);
     }
