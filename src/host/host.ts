@@ -795,11 +795,16 @@ export class Host {
     if (oldFlags & FRAME_KSM) this.vmstat.cow_ksm++;
     vma.anonVma = true;
     this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
-    if (vma.pte[i]! > 0) {
-      // wp_page_copy() in a locked VMA: mlock_new_folio() of the copy and munlock_folio() of the
-      // old page each leave a reference in an mlock batch until it drains, so an old page unmapped
-      // here is not freed yet (run=2's unmerge keeps a stable node alive that way; found by
-      // `ksmkit fuzz` against 6.18.44, seed 2000145).
+    const oldMapped = vma.pte[i]! > 0;
+    // An unshare fault keeps the old PTE's protection: the copy is not made writable.
+    vma.pte[i] = frame + 1;
+    vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : 0;
+    this.frames.mapcount[frame]!++;
+    if (oldMapped) {
+      // wp_page_copy() in a locked VMA: mlock_new_folio() of the copy, then munlock_folio() of
+      // the old page, each leave a reference in an mlock batch until it drains, so an old page
+      // unmapped here is not freed yet (run=2's unmerge keeps a stable node alive that way;
+      // found by `ksmkit fuzz` against 6.18.44, seed 2000145).
       if ((vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) {
         this.mlockBatchAdd(frame);
         this.mlockBatchAdd(oldFrame);
@@ -807,10 +812,6 @@ export class Host {
       this.munlockOnUnmap(vma, oldFrame);
       this.putMapping(oldFrame);
     }
-    // An unshare fault keeps the old PTE's protection: the copy is not made writable.
-    vma.pte[i] = frame + 1;
-    vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : 0;
-    this.frames.mapcount[frame]!++;
     return frame;
   }
 
