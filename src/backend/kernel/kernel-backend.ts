@@ -17,7 +17,14 @@
  *   value goes back. `counters()` reports, for those two files, the value the
  *   workload last set (Linux's defaults 100 and 20 after `start`), except
  *   pages_to_scan while the scan-time advisor owns it (then the kernel's).
- *   Every other file, run included, is reported as the kernel shows it.
+ *   Every other file, run included, is reported as the kernel shows it. A
+ *   `batch` writes pages_to_scan through the kernel like a workload's write
+ *   (so it is what the kernel stored, or the kernel's errno), then steps one
+ *   batch; a `wait` sleeps for real with ksmd held.
+ * - Before every `scan` and `batch`, every CPU's folio batches are drained
+ *   (`drainFolioBatches`), so that a page's merge never depends on whether
+ *   another process of the machine happened to flush a per-CPU batch that
+ *   still held a reference to it. The simulator drains its own alike.
  *
  * The host's settings are held by a `SysfsGuard` (one run per machine at a
  * time, settings restored on every exit path). Use `withKernelBackend`.
