@@ -10,6 +10,7 @@
  * Exit status: 0 no difference; 1 a difference (or a backend threw); 2 a
  * backend is unavailable or the run could not go on.
  */
+import { appendFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +49,8 @@ export interface FuzzLogRecord {
   /** Workloads run; those before `differingSeed` were all equal. */
   readonly ran: number;
   readonly consecutiveEqual: number;
-  readonly result: 'equal' | 'difference' | 'error';
+  /** `interrupted`: stopped by a signal; `ran` workloads were equal. */
+  readonly result: 'equal' | 'difference' | 'error' | 'interrupted';
   readonly differingSeed?: number;
   /** The first lines of what differed, or the error. */
   readonly detail?: readonly string[];
@@ -143,6 +145,7 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
     record: Omit<FuzzLogRecord, 'date' | 'firstSeed' | 'count' | 'backends' | 'kernel' | 'durationS'>,
   ): Promise<void> => {
     if (options.log === undefined) return;
+    logged = true;
     const full: FuzzLogRecord = {
       date: new Date().toISOString(),
       firstSeed: options.seed,
@@ -155,6 +158,31 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
     await appendFile(options.log, `${JSON.stringify(full)}\n`);
   };
   let ran = 0;
+  let logged = false;
+  // An interrupted run is logged too (synchronously: the exit path runs no more promises).
+  const logInterrupted = (): void => {
+    if (logged || options.log === undefined) return;
+    logged = true;
+    const record: FuzzLogRecord = {
+      date: new Date().toISOString(),
+      firstSeed: options.seed,
+      count: options.count,
+      backends: [options.backendA, options.backendB],
+      kernel: release(),
+      ran,
+      consecutiveEqual: ran,
+      result: 'interrupted',
+      durationS: Math.round((Date.now() - startedMs) / 100) / 10,
+    };
+    appendFileSync(options.log, `${JSON.stringify(record)}\n`);
+  };
+  const onSignal = (): void => {
+    logInterrupted();
+    process.exit(130);
+  };
+  process.on('exit', logInterrupted);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let summary: Awaited<ReturnType<typeof fuzz>>;
   try {
     summary = await fuzz({
@@ -177,6 +205,9 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
     io.err(`ksmkit fuzz: ${(error as Error).message}`);
     await writeLog({ ran, consecutiveEqual: ran, result: 'error', detail: [(error as Error).message] });
     return EXIT_INVALID;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   const finding = summary.finding;
   if (finding === undefined) {

@@ -150,11 +150,6 @@ export class Host {
   private nextMmId = 1;
   /** ksmd's per-CPU mlock folio batch (frames holding a batched reference). */
   private readonly mlockBatch: number[] = [];
-  /**
-   * folio->mlock_count of the mlocked large folios, by head frame, counted
-   * per locked page mapping (see mlockLargeFolioPage); small pages keep only FRAME_MLOCKED.
-   */
-  private readonly mlockCounts = new Map<number, number>();
   readonly policy: PolicyConfig;
   /** What the last write, writePageValue or read cost (the slowest kind over its pages). */
   lastAccessFault: AccessFault = 'none';
@@ -408,59 +403,12 @@ export class Host {
     const [start, end] = this.checkRange(address, lengthBytes, 'mlock');
     if (this.coveredPages(mm, start, end) < end - start) throw new ErrnoError('ENOMEM', 'mlock');
     for (const vma of this.splitRange(mm, start, end)) {
-      // mlock_fixup() leaves a VMA that is locked already alone; __mm_populate() still faults it in.
-      const newlyLocked = !vma.has(VM_LOCKED);
       vma.flags |= VM_LOCKED;
       const kind: FaultKind = (vma.flags & (VM_WRITE | VM_SHARED)) === VM_WRITE ? 'write' : 'read';
       for (let vpn = vma.startVpn; vpn < vma.endVpn; vpn++) {
         const frame = this.faultIn(mm, vma, vpn, kind);
-        if (frame <= ZERO_FRAME || !newlyLocked) continue;
-        const head = this.frames.folioHead[frame]!;
-        if (head < 0) this.frames.flags[frame]! |= FRAME_MLOCKED;
-        else this.mlockLargeFolioPage(head);
+        if (frame > ZERO_FRAME) this.frames.flags[frame]! |= FRAME_MLOCKED;
       }
-    }
-  }
-
-  /**
-   * mlock_folio() of a THP, counted per locked page mapping. The kernel counts
-   * one per locked PMD, but a PMD split in a locked VMA (the COW of one
-   * subpage after a fork) leaves the folio mlocked while the other subpages
-   * stay mapped there; counting pages gives that outcome too (held against
-   * 6.18.44: conformance/069), and a zap of the whole range still ends at 0.
-   */
-  private mlockLargeFolioPage(head: number): void {
-    this.mlockCounts.set(head, (this.mlockCounts.get(head) ?? 0) + 1);
-    const frames = this.frames;
-    for (let f = head; f < head + HPAGE_PMD_NR; f++) {
-      if (frames.folioHead[f] === head) frames.flags[f]! |= FRAME_MLOCKED;
-    }
-  }
-
-  /**
-   * munlock_vma_folio(): a mapping of `frame` leaves a VM_LOCKED VMA (zap,
-   * COW, KSM's replace). __munlock_folio() drops one from the folio's
-   * mlock_count and clears PG_mlocked when none is left, so a THP whose last
-   * locked mapper exits or unmaps after a fork is an ordinary folio again in
-   * the child: KSM's split then remaps its zero subpages to the zero page
-   * (try_to_map_unused_to_zeropage tests folio_test_mlocked).
-   */
-  private munlockOnUnmap(vma: Vma, frame: number): void {
-    const frames = this.frames;
-    if (!(vma.flags & VM_LOCKED) || !(frames.flags[frame]! & FRAME_MLOCKED)) return;
-    const head = frames.folioHead[frame]!;
-    if (head < 0) {
-      frames.flags[frame]! &= ~FRAME_MLOCKED;
-      return;
-    }
-    const left = (this.mlockCounts.get(head) ?? 1) - 1;
-    if (left > 0) {
-      this.mlockCounts.set(head, left);
-      return;
-    }
-    this.mlockCounts.delete(head);
-    for (let f = head; f < head + HPAGE_PMD_NR; f++) {
-      if (frames.folioHead[f] === head) frames.flags[f]! &= ~FRAME_MLOCKED;
     }
   }
 
@@ -716,7 +664,6 @@ export class Host {
     if (pte > 0) {
       this.copyFrame(pte - 1, frame);
       if (this.frames.flags[pte - 1]! & FRAME_KSM) this.vmstat.cow_ksm++;
-      this.munlockOnUnmap(vma, pte - 1);
       this.putMapping(pte - 1);
     } else if (pte === PTE_KSM_ZERO) this.removeKsmZeroPte(mm);
     vma.pte[i] = frame + 1;
@@ -809,7 +756,6 @@ export class Host {
         this.mlockBatchAdd(frame);
         this.mlockBatchAdd(oldFrame);
       }
-      this.munlockOnUnmap(vma, oldFrame);
       this.putMapping(oldFrame);
     }
     return frame;
@@ -906,10 +852,8 @@ export class Host {
   private releaseVma(mm: Mm, vma: Vma, from: number, to: number): void {
     for (let i = from; i < to; i++) {
       const pte = vma.pte[i]!;
-      if (pte > 0) {
-        this.munlockOnUnmap(vma, pte - 1);
-        this.putMapping(pte - 1);
-      } else if (pte === PTE_KSM_ZERO) this.removeKsmZeroPte(mm);
+      if (pte > 0) this.putMapping(pte - 1);
+      else if (pte === PTE_KSM_ZERO) this.removeKsmZeroPte(mm);
       vma.pte[i] = PTE_NONE;
       vma.pteFlags[i] = 0;
     }
@@ -1071,7 +1015,6 @@ export class Host {
     const locked = (vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED;
     if (locked) this.mlockBatchAdd(kframe);
     if (locked) this.mlockBatchAdd(frame);
-    this.munlockOnUnmap(vma, frame);
     this.putMapping(frame);
     return true;
   }
@@ -1084,7 +1027,6 @@ export class Host {
     vma.pteFlags[i] = PTE_DIRTY | this.ksmTrapBit;
     mm.ksmZeroPages++;
     if ((vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) this.mlockBatchAdd(frame);
-    this.munlockOnUnmap(vma, frame);
     this.putMapping(frame);
     return true;
   }
@@ -1102,20 +1044,33 @@ export class Host {
     if (!frames.isLarge(frame)) return;
     const head = frames.folioHead[frame]!;
     const hugeStart = vpn - (frame - head);
-    // __split_folio_to_order() copies PG_mlocked to every subpage; each is a small page from here on.
-    this.mlockCounts.delete(head);
     frames.splitFolio(frame);
     this.vmstat.thp_split_page++;
+    // remove_migration_pte() restores the locked mappings first (the mlocked parent's VMA
+    // comes before its fork children's in the anon_vma walk) and folio_add_anon_rmap_pte()
+    // mlocks each new small folio there, so try_to_map_unused_to_zeropage() leaves alone
+    // exactly the subpages still mapped in a VM_LOCKED VMA: one a locked parent has COWed
+    // away goes to the zero page in its children (found by `ksmkit fuzz`, seed 2000342).
+    const lockedSubpages = new Uint8Array(HPAGE_PMD_NR);
     let lockedMapping = false;
-    for (const mm of this.liveMms()) {
+    const mms = this.liveMms();
+    for (const mm of mms) {
       for (let k = 0; k < HPAGE_PMD_NR; k++) {
+        const vma = mm.findVma(hugeStart + k);
+        if (vma === undefined || !(vma.flags & VM_LOCKED)) continue;
+        if (vma.pte[hugeStart + k - vma.startVpn] !== head + k + 1) continue;
+        lockedSubpages[k] = 1;
+        lockedMapping = true;
+      }
+    }
+    for (const mm of mms) {
+      for (let k = 0; k < HPAGE_PMD_NR; k++) {
+        if (lockedSubpages[k] === 1) continue;
         const vma = mm.findVma(hugeStart + k);
         if (vma === undefined) continue;
         const i = hugeStart + k - vma.startVpn;
         const f = head + k;
         if (vma.pte[i] !== f + 1) continue;
-        if (vma.flags & VM_LOCKED) lockedMapping = true;
-        if (vma.flags & VM_LOCKED || frames.flags[f]! & FRAME_MLOCKED) continue;
         if (!frames.isZero(f)) continue;
         vma.pte[i] = PTE_ZERO;
         vma.pteFlags[i] = 0;
