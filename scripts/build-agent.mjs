@@ -2,14 +2,16 @@
 // Builds native/agent.c into native/build/ksmkit-agent, the process that stands
 // for one workload process on the kernel backend, and native/ksm-exec.c into
 // native/build/ksmkit-exec, the helper of `ksmkit exec`, and native/probe.c into
-// native/build/ksmkit-probe, the attacker and victim of `ksmkit probe`. Run from package.json's
+// native/build/ksmkit-probe, the attacker and victim of `ksmkit probe`, and native/compress.c into
+// native/build/ksmkit-compress.node, the page compressors of `ksmkit estimate --compare` (a Node-API
+// addon linked with the reference LZ4 library: Debian's liblz4-dev). Run from package.json's
 // install step. Never fails an install: on a machine that cannot run the kernel
 // backend (not Linux, no C compiler, no source) it prints one line saying why
 // and exits 0; the kernel backend then reports itself unavailable. A compile
 // error on Linux with a compiler is a real failure of this repository: exit 1.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, renameSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const source = join(root, 'native', 'agent.c');
@@ -49,7 +51,7 @@ const cc = findCompiler();
 if (cc === undefined) skip('no C compiler found (tried $CC, cc, gcc, clang)');
 
 /** Compiles one C file (unless up to date); exits 1 on a compile error. */
-function build(source, output) {
+function build(source, output, { flags = [], libs = [] } = {}) {
   if (mtimeMs(output) >= Math.max(mtimeMs(source), mtimeMs(self))) {
     console.log(`build-agent: ${output} is up to date`);
     return;
@@ -58,7 +60,7 @@ function build(source, output) {
   // Built beside the target and renamed into place, so that a test running at
   // the same time never executes a half-written binary.
   const temp = `${output}.${process.pid}.tmp`;
-  const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-o', temp, source];
+  const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', ...flags, '-o', temp, source, ...libs];
   const r = spawnSync(cc, args, { stdio: 'inherit' });
   if (r.status !== 0) {
     console.error(`build-agent: ${cc} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
@@ -75,3 +77,22 @@ else build(execSource, execOutput);
 if (mtimeMs(probeSource) < 0)
   console.log(`build-agent: ${probeSource} is missing; ksmkit probe is unavailable`);
 else build(probeSource, probeOutput);
+
+// The compressors: Node's own headers (the install's include/node, or npm's nodedir) and liblz4's.
+const compressSource = join(root, 'native', 'compress.c');
+const nodeIncludes = [
+  process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
+  join(dirname(process.execPath), '..', 'include', 'node'),
+].filter((d) => d && existsSync(join(d, 'node_api.h')));
+if (mtimeMs(compressSource) < 0) console.log(`build-agent: ${compressSource} is missing`);
+else if (nodeIncludes.length === 0)
+  console.log("build-agent: Node's headers (node_api.h) not found; ksmkit estimate --compare is unavailable");
+else if (!existsSync('/usr/include/lz4.h'))
+  console.log(
+    'build-agent: lz4.h not found (apt-get install liblz4-dev); ksmkit estimate --compare is unavailable',
+  );
+else
+  build(compressSource, join(outDir, 'ksmkit-compress.node'), {
+    flags: ['-shared', '-fPIC', `-I${nodeIncludes[0]}`],
+    libs: ['-llz4'],
+  });

@@ -1,9 +1,14 @@
 /** `ksmkit estimate`: what KSM would save on these processes and dump files, without enabling it. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { loadCalibration } from '../simulate/cost.ts';
+import { type Scenario, ScenarioError } from '../simulate/scenario.ts';
+import { compressorUnavailable } from '../tools/compress/native.ts';
 import { runEstimate } from '../tools/estimate/estimate.ts';
 import type { VmaMode } from '../tools/estimate/proc-source.ts';
 import { renderHuman, renderJson } from '../tools/estimate/report.ts';
 import type { SettingOverrides } from '../tools/estimate/settings.ts';
+import { formatWorkloadIssue } from '../workload/parse.ts';
+import { resolveScenario } from './simulate.ts';
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -12,13 +17,13 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
-function positiveInt(value: string): number {
+export function positiveInt(value: string): number {
   const n = nonNegativeInt(value);
   if (n === 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
 }
 
-function pidList(value: string, previous: number[] = []): number[] {
+export function pidList(value: string, previous: number[] = []): number[] {
   const pids = value.split(',').map((v) => {
     const n = Number(v.trim());
     if (!/^\d+$/.test(v.trim()) || n <= 0)
@@ -28,7 +33,7 @@ function pidList(value: string, previous: number[] = []): number[] {
   return [...previous, ...pids];
 }
 
-function regex(value: string): RegExp {
+export function regex(value: string): RegExp {
   try {
     return new RegExp(value);
   } catch (e) {
@@ -70,6 +75,10 @@ export function registerEstimate(program: Command): void {
     .option('-p, --pid <pids>', 'a process (repeat, or comma-separated)', pidList)
     .option('-a, --all', 'every process (but this one)', false)
     .option('-m, --match <regex>', 'processes whose command line matches', regex)
+    .option(
+      '--scenario <name|file>',
+      'an engine scenario (a built-in name, see ksmkit simulate --list, or a file): its guests as they start',
+    )
     .addOption(
       new Option(
         '--vmas <mode>',
@@ -100,6 +109,16 @@ export function registerEstimate(program: Command): void {
     .option('--pages-to-scan <n>', 'instead of /sys/kernel/mm/ksm/pages_to_scan', positiveInt)
     .option('--sleep-millisecs <n>', 'instead of /sys/kernel/mm/ksm/sleep_millisecs', nonNegativeInt)
     .option('--hz <n>', 'the kernel tick rate (default: CONFIG_HZ of the running kernel)', positiveInt)
+    .option(
+      '--compare',
+      'also compress the same pages as zram and zswap would (each algorithm of /sys/block/zram0/comp_algorithm), ' +
+        'and KSM then zram, with the CPU each costs',
+      false,
+    )
+    .option(
+      '--calibration <file>',
+      'with --compare: ksmd and COW break costs (default: ksmkit calibrate’s file)',
+    )
     .option('--json', 'one JSON object with every figure', false)
     .option('--progress', 'a progress bar on stderr', false)
     .option('--matrix <n>', 'sources shown in the sharing matrices', positiveInt, 8)
@@ -119,12 +138,47 @@ Settings come from /sys/kernel/mm/ksm unless given (Linux's defaults on a kernel
 Examples:
   ksmkit estimate --match 'qemu|python'
   ksmkit estimate --pid 1234,5678 --json
-  ksmkit estimate guest1.elf guest2.elf --dump-zero-pages absent`,
+  ksmkit estimate guest1.elf guest2.elf --dump-zero-pages absent
+  ksmkit estimate --compare --pid 1234          KSM against zram and zswap on the same pages
+  ksmkit estimate --compare --scenario kvm-clones`,
     )
     .action(async (files, opts, cmd) => {
       const pids = opts.pid ?? [];
-      if (files.length === 0 && pids.length === 0 && !opts.all && opts.match === undefined) {
-        cmd.error('error: nothing to estimate: give --pid, --all, --match or dump files');
+      if (
+        files.length === 0 &&
+        pids.length === 0 &&
+        !opts.all &&
+        opts.match === undefined &&
+        opts.scenario === undefined
+      ) {
+        cmd.error('error: nothing to estimate: give --pid, --all, --match, --scenario or dump files');
+      }
+      if (opts.calibration !== undefined && !opts.compare)
+        cmd.error('error: --calibration goes with --compare', { exitCode: 2 });
+      if (opts.compare) {
+        const why = compressorUnavailable();
+        const fail = (message: string): void => {
+          console.error(`ksmkit estimate --compare: ${message}`);
+          process.exitCode = 2;
+        };
+        if (why !== undefined) return fail(why);
+        try {
+          loadCalibration(opts.calibration);
+        } catch (e) {
+          return fail((e as Error).message);
+        }
+      }
+      let scenario: Scenario | undefined;
+      if (opts.scenario !== undefined) {
+        try {
+          scenario = await resolveScenario(opts.scenario);
+        } catch (e) {
+          if (e instanceof ScenarioError)
+            for (const issue of e.issues) console.error(formatWorkloadIssue(issue));
+          else console.error(`ksmkit estimate: --scenario ${opts.scenario}: ${(e as Error).message}`);
+          process.exitCode = 2;
+          return;
+        }
       }
       const settings: SettingOverrides = {};
       if (opts.maxPageSharing !== undefined) settings.maxPageSharing = opts.maxPageSharing;
@@ -145,6 +199,9 @@ Examples:
         settings,
         progress: opts.progress,
         ...(opts.readSize !== undefined ? { readBytes: opts.readSize } : {}),
+        compare: opts.compare,
+        ...(scenario !== undefined ? { scenario } : {}),
+        ...(opts.calibration !== undefined ? { calibrationPath: opts.calibration } : {}),
       });
       if (opts.json) console.log(renderJson(report));
       else

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import { registerAudit } from './audit.ts';
 import { registerCalibrate } from './calibrate.ts';
 import { runDemo } from './demo.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerEstimate } from './estimate.ts';
 import { registerExec } from './exec.ts';
 import { registerFuzz } from './fuzz.ts';
@@ -72,5 +73,6 @@ registerSimulate(program);
 registerPolicies(program);
 registerCalibrate(program);
 registerProbe(program);
+registerDoctor(program);
 
 await program.parseAsync(process.argv);

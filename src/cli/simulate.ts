@@ -8,8 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
+import { ContentCompression, compressionLines, DEFAULT_COMPRESSIBILITY } from '../simulate/compression.ts';
 import { loadCalibration } from '../simulate/cost.ts';
-import type { EngineRun } from '../simulate/engine-run.ts';
+import type { EngineEnd, EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
 import {
   describeSummaryLine,
@@ -42,8 +43,24 @@ import {
   runSweep,
   type SweepAxis,
 } from '../simulate/sweep.ts';
+import type { Twin } from '../simulate/twin.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { compressorUnavailable } from '../tools/compress/native.ts';
+import type { DoctorReport } from '../tools/doctor/doctor.ts';
+import { explainEngineRun } from '../tools/doctor/engine.ts';
+import { formatReport } from '../tools/doctor/format.ts';
+import { toJson } from '../tools/doctor/json.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
+import { pidList, positiveInt, regex } from './estimate.ts';
+import {
+  DEFAULT_TWIN_INTERVAL,
+  DEFAULT_TWIN_SAMPLES,
+  obtainTwin,
+  type TwinOptions,
+  twinProcessLines,
+  twinScenarioFor,
+  wantsTwin,
+} from './simulate-twin.ts';
 
 export interface SimulateOptions {
   readonly set?: readonly string[];
@@ -62,7 +79,14 @@ export interface SimulateOptions {
   readonly color?: boolean;
   /** A merging policy (parsePolicy's names), or "all" for the policy table. */
   readonly policy?: string;
+  /** After each run, doctor's verdicts on the guests' pages (engine only). */
+  readonly explain?: boolean;
+  /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
+  readonly compression?: boolean;
 }
+
+/** The command's options with the twin's (--from-host, --from-dumps, --twin, --save-twin, …). */
+export type SimulateCommandOptions = SimulateOptions & TwinOptions;
 
 export interface SimulateIo {
   readonly out: (line: string) => void;
@@ -100,13 +124,15 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
     s = scaleScenario(s, factor);
   }
   if (options.seed !== undefined) s = { ...s, seed: options.seed };
+  if (options.compression === true && s.compression === undefined)
+    s = { ...s, compression: DEFAULT_COMPRESSIBILITY };
   return s;
 }
 
 /** The whole command; returns the exit status. */
 export async function simulateCommand(
   scenarioArg: string | undefined,
-  options: SimulateOptions,
+  options: SimulateCommandOptions,
   io: SimulateIo,
 ): Promise<number> {
   if (options.list === true) {
@@ -115,6 +141,13 @@ export async function simulateCommand(
       io.out(`${name.padEnd(16)} ${s.title}${name === DEFAULT_SCENARIO ? ' (default)' : ''}`);
     }
     return EXIT_OK;
+  }
+  let twinWanted: boolean;
+  try {
+    twinWanted = wantsTwin(scenarioArg, options);
+  } catch (e) {
+    io.err(`ksmkit simulate: ${(e as Error).message}`);
+    return EXIT_INVALID;
   }
   if (options.policy?.trim() === 'all') {
     const { policiesCommand } = await import('./policies.ts');
@@ -133,15 +166,25 @@ export async function simulateCommand(
   let scenario: Scenario;
   let specs: RunSpec[];
   let policy: PolicyConfig | undefined;
+  let calibration: ReturnType<typeof loadCalibration>;
+  let twin: Twin | undefined;
   try {
+    calibration = loadCalibration(options.calibration);
     if (options.policy !== undefined) {
       policy = parsePolicy(options.policy);
       if (options.backend === 'kernel')
         throw new Error(`--policy ${options.policy}: policies exist only in the engine; use --backend sim`);
     }
-    scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+    if (options.explain === true && options.backend === 'kernel')
+      throw new Error("--explain reads the engine's pages: use --backend sim (or ksmkit doctor on the host)");
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
     specs = expandRuns(axes, options.advisor ?? false);
+    if (twinWanted) {
+      twin = await obtainTwin(options, options.json === true ? () => {} : io.out);
+      scenario = applyOverrides(twinScenarioFor(twin, calibration, options, specs), options);
+    } else {
+      scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+    }
   } catch (e) {
     if (e instanceof ScenarioError) {
       for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
@@ -150,12 +193,18 @@ export async function simulateCommand(
     io.err(`ksmkit simulate: ${(e as Error).message}`);
     return EXIT_INVALID;
   }
-  let calibration: ReturnType<typeof loadCalibration>;
-  try {
-    calibration = loadCalibration(options.calibration);
-  } catch (e) {
-    io.err(`ksmkit simulate: ${(e as Error).message}`);
-    return EXIT_INVALID;
+  let compression: ContentCompression | undefined;
+  if (scenario.compression !== undefined) {
+    if (options.backend === 'kernel') {
+      io.err('ksmkit simulate: compression figures come from the engine only; use --backend sim');
+      return EXIT_INVALID;
+    }
+    const why = compressorUnavailable();
+    if (why !== undefined) {
+      io.err(`ksmkit simulate: compression figures: ${why}`);
+      return EXIT_INVALID;
+    }
+    compression = new ContentCompression(scenario.compression);
   }
   const json = options.json === true;
   const sweep = specs.length > 1;
@@ -176,6 +225,7 @@ export async function simulateCommand(
     out: io.out,
   });
   let results: RunResult[];
+  const explained: Array<{ label: string; report: DoctorReport }> = [];
   try {
     if (options.backend === 'kernel') {
       results = await runKernelSpecs(scenario, specs, calibration.figures, options, live, json, io);
@@ -183,11 +233,21 @@ export async function simulateCommand(
       results = runSweep(scenario, specs, calibration.figures, {
         ...(options.fastForward === false ? { fastForward: false } : {}),
         ...(policy === undefined ? {} : { policy }),
+        ...(compression === undefined ? {} : { compression }),
         onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
         onSample: (index, sample, fraction) => {
           if (json) io.out(sampleJson(specs[index]!.label, sample));
           live.sample(sample, fraction, scenario.durationMs);
         },
+        ...(options.explain === true
+          ? {
+              onEngineEnd: (index: number, end: EngineEnd) =>
+                explained.push({
+                  label: specs[index]!.label,
+                  report: explainEngineRun(end, `scenario ${scenario.name}`),
+                }),
+            }
+          : {}),
         onRunEnd: (_index, result) => {
           if (json) io.out(summaryJson(result.spec.label, result));
           else if (sweep) live.line(describeSummaryLine(result.spec.label, result.summary));
@@ -217,6 +277,11 @@ export async function simulateCommand(
         );
     io.out('');
     io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
+    if (compression !== undefined) for (const line of compressionLines(results)) io.out(line);
+    if (twin !== undefined && !sweep) {
+      io.out('');
+      for (const line of twinProcessLines(twin, results[0]!)) io.out(line);
+    }
     const published = publishedLines(scenario, results);
     if (published.length > 0) {
       io.out('');
@@ -228,6 +293,14 @@ export async function simulateCommand(
           'Steady state reached: nothing left that could merge, so later samples repeat the last pass (--no-fast-forward simulates them).',
         ),
       );
+    }
+  }
+  for (const { label, report } of explained) {
+    if (json) io.out(JSON.stringify({ type: 'explain', run: label, report: toJson(report) }));
+    else {
+      io.out('');
+      if (explained.length > 1) io.out(pc.bold(`Why (${label}):`));
+      for (const line of formatReport(report, { color, rowsPerVerdict: 10 }).slice(1)) io.out(line);
     }
   }
   if (options.report !== undefined) {
@@ -315,6 +388,11 @@ export function registerSimulate(program: Command): void {
     )
     .option('--no-fast-forward', 'simulate every pass even once nothing is left to merge')
     .option('--json', 'one JSON object per sample (and a summary object per run)', false)
+    .option(
+      '--explain',
+      "after each run, doctor's verdicts: why the guests' pages are or are not merged",
+      false,
+    )
     .option('--report <file.html>', 'write a self-contained HTML report with plots')
     .addOption(
       new Option(
@@ -329,7 +407,46 @@ export function registerSimulate(program: Command): void {
       '--policy <name>',
       `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
     )
+    .option(
+      '--compression',
+      'zram’s figures (each algorithm, and KSM then zram) beside KSM’s over time, also in --report; ' +
+        'the scenario’s compression: block says how well its pages compress',
+      false,
+    )
     .option('--no-progress', 'no progress bar')
+    .option(
+      '--from-host',
+      'simulate this host’s twin: the processes given by --pid, --all or --match, read as ksmd would see them (KSM may stay off)',
+    )
+    .option('-p, --pid <pids>', '--from-host: a process (repeat, or comma-separated)', pidList)
+    .option('-a, --all', '--from-host: every process (but this one)')
+    .option('-m, --match <regex>', '--from-host: processes whose command line matches', regex)
+    .addOption(
+      new Option(
+        '--vmas <mode>',
+        '--from-host: mergeable = the VM_MERGEABLE VMAs (what ksmd scans), compatible = every KSM-compatible VMA (as if PR_SET_MEMORY_MERGE)',
+      )
+        .choices(['mergeable', 'compatible'] as const)
+        .default('mergeable' as const),
+    )
+    .option(
+      '--twin-samples <n>',
+      `--from-host: how many times the processes are read; 2 or more show which pages are rewritten, and how fast (default ${DEFAULT_TWIN_SAMPLES})`,
+      positiveInt,
+    )
+    .option(
+      '--twin-interval <time>',
+      `--from-host: time between those reads (default ${DEFAULT_TWIN_INTERVAL})`,
+    )
+    .option(
+      '--from-dumps <files...>',
+      'simulate the twin of memory dumps (raw images or ELF cores, e.g. QEMU dump-guest-memory), one guest each, in this order',
+    )
+    .option('--twin <file>', 'simulate a twin saved with --save-twin')
+    .option(
+      '--save-twin <file>',
+      'keep the twin in a file (fingerprints salted, layout, rates: no page contents) for --twin',
+    )
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
       process.exitCode = await simulateCommand(scenario, opts, io);

@@ -309,6 +309,24 @@ export class FramePool {
     this.contentsChanged(frame);
   }
 
+  /**
+   * The frame's first 8 bytes as two big-endian words into out[0] (hi) and
+   * out[1] (lo): the whole page's value in fingerprint mode, without
+   * expanding it (simulate's compression figures walk every frame).
+   */
+  firstValue(frame: number, out: Uint32Array): void {
+    if (this.contentMode === 'fingerprint') {
+      out[0] = this.fpHi[frame]!;
+      out[1] = this.fpLo[frame]!;
+      return;
+    }
+    const chunk = this.chunkOf(frame);
+    const off = this.offsetOf(frame);
+    out[0] = ((chunk[off]! << 24) | (chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!) >>> 0;
+    out[1] =
+      ((chunk[off + 4]! << 24) | (chunk[off + 5]! << 16) | (chunk[off + 6]! << 8) | chunk[off + 7]!) >>> 0;
+  }
+
   /** Copies `n` bytes of the frame from `inPage` into dst at dstOff. */
   readBytes(frame: number, inPage: number, dst: Uint8Array, dstOff: number, n: number): void {
     if (this.contentMode === 'bytes') {

@@ -63,6 +63,16 @@ function fillPage(hi: number, lo: number): void {
   for (let n = 8; n < PAGE_BYTES; n *= 2) page.copyWithin(n, 0, n);
 }
 
+/** Which kind of content source made the page of value (hi, lo) (the table above). */
+/** A twin's fingerprint values are arbitrary 64-bit keys: they land in whichever kind's range they fall in (compression figures for a twin are modelled, not measured). */
+export function kindOfValue(hi: number, lo: number): Exclude<ContentSource['kind'], 'fingerprints'> {
+  if (hi === 0 && lo === 0) return 'zero';
+  if (hi >= UNIQUE_BASE && hi < 2 * UNIQUE_BASE) return 'unique';
+  if (hi >= TAG_BASE && hi < UNIQUE_BASE && lo === 0) return 'tag';
+  if (hi >= IMAGE_BASE && hi < TAG_BASE) return 'image';
+  return 'byte';
+}
+
 /**
  * Allocates values for content sources and keeps their checksums. One per
  * simulated host: image and tag ids, and the unique counter, are its own.
@@ -103,6 +113,12 @@ export class ContentSpace {
       case 'unique':
         this.unique();
         return false;
+      case 'fingerprints': {
+        const k = 2 * (source.offsetPages + index);
+        this.lo = source.keys[k]!;
+        this.hi = source.keys[k + 1]!;
+        return true;
+      }
     }
   }
 
@@ -121,7 +137,7 @@ export class ContentSpace {
       this.hashes++;
       return valueChecksum(hi, lo);
     }
-    if (hi < UNIQUE_BASE * 2) {
+    if (hi < UNIQUE_BASE * 2 && lo !== hi) {
       const key = hi * 2 ** 32 + lo;
       let sum = this.memo.get(key);
       if (sum === undefined) {
@@ -130,6 +146,12 @@ export class ContentSpace {
         this.memo.set(key, sum);
       }
       return sum;
+    }
+    // A fingerprint (twin.ts) is not memoized: most occur once, and one of
+    // hi === lo is still a byte page's value, which its hi alone decides.
+    if (hi !== lo) {
+      this.hashes++;
+      return valueChecksum(hi, lo);
     }
     let sum = this.byteMemo.get(hi);
     if (sum === undefined) {

@@ -98,6 +98,39 @@ function pagesFigure(result: RunResult, unit: { ms: number; label: string }): st
   });
 }
 
+/** With the scenario's `compression:`: KSM, zram alone and KSM then zram over time, for the first run. */
+function compressionSection(
+  scenario: Scenario,
+  result: RunResult | undefined,
+  unit: { ms: number; label: string },
+): string {
+  const c = scenario.compression;
+  if (c === undefined || result === undefined) return '';
+  const rows: { t: number; what: string; gib: number }[] = [];
+  for (const s of result.run.samples) {
+    if (s.compression === undefined) continue;
+    const t = s.tMs / unit.ms;
+    rows.push({ t, what: 'KSM', gib: s.general_profit / GIB });
+    for (const a of s.compression.algorithms) {
+      rows.push({ t, what: `zram ${a.algorithm}`, gib: a.zramSavedBytes / GIB });
+      rows.push({ t, what: `KSM, then zram ${a.algorithm}`, gib: a.ksmThenZramSavedBytes / GIB });
+    }
+  }
+  const figure = plotSvg({
+    x: { label: unit.label, grid: true },
+    y: { label: 'memory saved, GiB', grid: true },
+    color: { legend: true, type: 'categorical' },
+    marks: [Plot.ruleY([0]), Plot.lineY(rows, { x: 't', y: 'gib', stroke: 'what', strokeWidth: 1.5 })],
+  });
+  return `<h2>KSM beside compression</h2>
+<figure>${figure}</figure>
+<p class="muted">zram: every guest page swapped out to zram (same-filled pages kept as one word, zsmalloc's size
+classes for the memory used); KSM then zram: KSM's general_profit plus zram on the pages KSM leaves. The guests'
+pages are values, not bytes: image pages are taken to compress to ${c.image}, tag pages to ${c.tag} and unique
+pages to ${c.unique} of a page (the scenario's <code>compression:</code>), measured with the kernel's compressors on
+pages made to that ratio; <code>ksmkit estimate --compare</code> measures real memory.</p>`;
+}
+
 function timeUnit(durationMs: number): { ms: number; label: string } {
   if (durationMs >= 3 * 3_600_000) return { ms: 3_600_000, label: 'hours (virtual time)' };
   if (durationMs >= 5 * 60_000) return { ms: 60_000, label: 'minutes (virtual time)' };
@@ -252,6 +285,7 @@ export function renderReport(input: ReportInput): string {
 <figure>${cpu}</figure>
 <h2>Memory in use against the host</h2>
 <figure>${memory}</figure>
+${compressionSection(scenario, results[0], unit)}
 <h2>Summary</h2>
 ${summaryRows(results)}
 ${publishedSection(scenario, results)}

@@ -18,7 +18,10 @@
  *   `tenant` (its processes get the tenant's uid, cgroup and label: what a
  *   trust-domain policy separates);
  * - `assumptions:` and `published:` (the figure the scenario reproduces, the
- *   checks the report makes against it, and what cannot be checked).
+ *   checks the report makes against it, and what cannot be checked);
+ * - `compression:` (optional): zram's figures beside KSM's at every sample,
+ *   `true` or the compressed fraction of `image`, `tag` and `unique` pages
+ *   (simulate/compression.ts).
  *
  * Errors come as `file:line:col: key.path: message`, every one found, like a
  * workload's.
@@ -30,6 +33,7 @@ import { z } from 'zod';
 import { formatWorkloadIssue, type WorkloadIssue } from '../workload/parse.ts';
 import { describeInput, NAME_PATTERN, settingsSchema } from '../workload/schema.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
+import { type Compressibility, DEFAULT_COMPRESSIBILITY } from './compression.ts';
 import { parseDurationMs, parseSizeBytes } from './units.ts';
 
 export const SCENARIO_VERSION = 1;
@@ -43,7 +47,12 @@ export type ContentSource =
   /** Page i of the run is page `offsetPages + i` of the image: the same in every guest using the image. */
   | { readonly kind: 'image'; readonly image: string; readonly offsetPages: number }
   /** Contents no other page has. */
-  | { readonly kind: 'unique' };
+  | { readonly kind: 'unique' }
+  /**
+   * A host's pages as read (a twin, twin.ts): page i of the run is the page
+   * whose fingerprint is keys[2(offsetPages + i)] (low), keys[2(offsetPages + i) + 1] (high).
+   */
+  | { readonly kind: 'fingerprints'; readonly keys: Uint32Array; readonly offsetPages: number };
 
 export interface ContentRunModel {
   readonly pageCount: number;
@@ -65,6 +74,8 @@ export interface GroupModel {
   readonly content: readonly ContentRunModel[];
   /** Whose guests these are; absent: the host's own (uid 0, cgroup /, no label). */
   readonly tenant?: TenantModel;
+  /** The host process this group is the twin of (twin.ts). */
+  readonly hostPid?: number;
 }
 
 /**
@@ -111,7 +122,19 @@ export interface Scenario {
   readonly name: string;
   readonly title: string;
   readonly description: string;
-  readonly host: { readonly memoryBytes: number; readonly reservedBytes: number; readonly numaNodes: number };
+  readonly host: {
+    readonly memoryBytes: number;
+    readonly reservedBytes: number;
+    readonly numaNodes: number;
+    /**
+     * How long ksmd waits for a CPU after its sleep ends (the run queue's
+     * delay on a busy host; 0 on an idle one): a twin measures it
+     * (twin-capture.ts), a scenario file leaves it 0.
+     */
+    readonly ksmdWakeDelayNs?: number;
+    /** ksmd's CPU time between two preemptions on that host (0 or absent: never preempted). */
+    readonly ksmdCpuPerPreemptionNs?: number;
+  };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];
   readonly durationMs: number;
@@ -121,6 +144,8 @@ export interface Scenario {
   readonly groups: readonly GroupModel[];
   readonly assumptions: readonly string[];
   readonly published?: Published;
+  /** With `compression:`: how well each kind of page compresses (the scenario's assumption). */
+  readonly compression?: Compressibility;
   /** As given to the parser, for messages. */
   readonly fileName: string;
 }
@@ -150,6 +175,11 @@ function strictMap<Shape extends z.core.$ZodLooseShape>(shape: Shape, what: stri
       issue.code === 'unrecognized_keys' ? `unknown key; allowed: ${allowedKeys}` : expecting(what)(issue),
   });
 }
+
+const compressedFractionSchema = z
+  .number({ error: expecting('a fraction 0.05..1') })
+  .min(0.05, { error: (i) => `expected a fraction 0.05..1, got ${describeInput(i.input)}` })
+  .max(1, { error: (i) => `expected a fraction 0.05..1, got ${describeInput(i.input)}` });
 
 const nameSchema = z.string({ error: expecting('a name of [A-Za-z0-9._-]+') }).regex(NAME_PATTERN, {
   error: (issue) => `expected a name of [A-Za-z0-9._-]+, got ${describeInput(issue.input)}`,
@@ -382,11 +412,33 @@ const scenarioFileSchema = strictMap(
     groups: z.array(groupSchema, { error: expecting('a list of at least one group') }).min(1),
     assumptions: z.array(z.string({ error: expecting('a string') })).optional(),
     published: publishedSchema.optional(),
+    compression: z
+      .union([
+        z.literal(true),
+        strictMap(
+          {
+            image: compressedFractionSchema.optional(),
+            tag: compressedFractionSchema.optional(),
+            unique: compressedFractionSchema.optional(),
+          },
+          'true, or a map with image, tag and unique (compressed size over page size, 0.05..1)',
+        ),
+      ])
+      .optional(),
   },
   'a scenario (a map with version, name, host, run and groups)',
 );
 
 type ScenarioFile = z.output<typeof scenarioFileSchema>;
+
+function compressibilityOf(entry: NonNullable<ScenarioFile['compression']>): Compressibility {
+  if (entry === true) return DEFAULT_COMPRESSIBILITY;
+  return {
+    image: entry.image ?? DEFAULT_COMPRESSIBILITY.image,
+    tag: entry.tag ?? DEFAULT_COMPRESSIBILITY.tag,
+    unique: entry.unique ?? DEFAULT_COMPRESSIBILITY.unique,
+  };
+}
 type GroupEntry = z.output<typeof groupSchema>;
 type ContentRunEntry = z.output<typeof contentRunSchema>;
 type CheckEntry = z.output<typeof checkSchema>;
@@ -516,6 +568,11 @@ function build(
     fastForward: file.run.fast_forward ?? true,
     groups,
     assumptions: file.assumptions ?? [],
+    ...(file.compression === undefined
+      ? {}
+      : {
+          compression: compressibilityOf(file.compression),
+        }),
     fileName,
   };
   if (file.published === undefined) return scenario;

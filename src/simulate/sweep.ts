@@ -8,8 +8,9 @@
 import type { PolicyConfig } from '../policy/policy.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
+import type { ContentCompression } from './compression.ts';
 import type { CostFigures } from './cost.ts';
-import { type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
+import { type EngineEnd, type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
 import { type RunSummary, summarize } from './summary.ts';
 
@@ -81,6 +82,8 @@ export interface SweepCallbacks {
   readonly onRunStart?: (index: number, spec: RunSpec) => void;
   readonly onSample?: (index: number, sample: Sample, fraction: number) => void;
   readonly onRunEnd?: (index: number, result: RunResult) => void;
+  /** The engine as the run left it, before onRunEnd. */
+  readonly onEngineEnd?: (index: number, end: EngineEnd) => void;
 }
 
 /** Runs every spec on the engine, one after the other. */
@@ -88,7 +91,11 @@ export function runSweep(
   scenario: Scenario,
   specs: readonly RunSpec[],
   figures: CostFigures,
-  options: { readonly fastForward?: boolean; readonly policy?: PolicyConfig } & SweepCallbacks = {},
+  options: {
+    readonly fastForward?: boolean;
+    readonly policy?: PolicyConfig;
+    readonly compression?: ContentCompression;
+  } & SweepCallbacks = {},
 ): RunResult[] {
   const results: RunResult[] = [];
   specs.forEach((spec, index) => {
@@ -99,9 +106,13 @@ export function runSweep(
       settings: spec.settings,
       ...(options.fastForward === undefined ? {} : { fastForward: options.fastForward }),
       ...(options.policy === undefined ? {} : { policy: options.policy }),
+      ...(options.compression === undefined ? {} : { compression: options.compression }),
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),
+      ...(options.onEngineEnd === undefined
+        ? {}
+        : { onEnd: (end: EngineEnd) => options.onEngineEnd?.(index, end) }),
     });
     const result: RunResult = {
       spec,

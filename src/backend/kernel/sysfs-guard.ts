@@ -44,7 +44,8 @@ export interface SysfsGuardOptions {
   readonly force?: boolean;
 }
 
-interface LockContents {
+/** What a machine-wide lock file holds (also /tmp/ksmkit-zram.lock's, see zram-guard.ts). */
+export interface LockContents {
   readonly version: 1;
   readonly pid: number;
   /** The holder's start time (clock ticks since boot): a reused pid is not the holder. */
@@ -175,8 +176,25 @@ export function writeSettingsInOrder(values: ReadonlyMap<string, string>): strin
   return failures;
 }
 
-const active = new Set<SysfsGuard>();
+/** An owner of shared machine state that must give it back however the process ends. */
+export interface ExitRestorer {
+  /** Restores and unlocks; reports to stderr instead of throwing. */
+  releaseQuietly(when: string): void;
+}
+
+const active = new Set<ExitRestorer>();
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Runs `owner.releaseQuietly` on SIGINT, SIGTERM, SIGHUP (then dies of the signal) and at exit, until `forgetOnExit`. */
+export function restoreOnExit(owner: ExitRestorer): void {
+  active.add(owner);
+  installHandlers();
+}
+
+export function forgetOnExit(owner: ExitRestorer): void {
+  active.delete(owner);
+  if (active.size === 0) uninstallHandlers();
+}
 
 function onSignal(signal: NodeJS.Signals): void {
   for (const guard of [...active]) guard.releaseQuietly(`on ${signal}`);
@@ -201,7 +219,7 @@ function uninstallHandlers(): void {
 }
 
 /** Holds the lock and the saved settings; `release()` gives both back. */
-export class SysfsGuard {
+export class SysfsGuard implements ExitRestorer {
   private released = false;
   private readonly beforeRestore: Array<() => void> = [];
 
@@ -229,8 +247,7 @@ export class SysfsGuard {
       adopted?.saved !== undefined && adopted.saved !== null ? adopted.saved : readWritableSettings();
     const guard = new SysfsGuard(lockPath, new Map(Object.entries(saved)));
     writeLock(lockPath, { ...ownLock(), saved });
-    active.add(guard);
-    installHandlers();
+    restoreOnExit(guard);
     return guard;
   }
 
@@ -247,8 +264,7 @@ export class SysfsGuard {
   release(): void {
     if (this.released) return;
     this.released = true;
-    active.delete(this);
-    if (active.size === 0) uninstallHandlers();
+    forgetOnExit(this);
     let failures: string[] = [];
     try {
       for (const fn of this.beforeRestore.splice(0)) {
@@ -299,13 +315,13 @@ function readWritableSettings(): Record<string, string> {
   return saved;
 }
 
-function ownLock(): LockContents {
+export function ownLock(): LockContents {
   const startTicks = processStartTicks(process.pid);
   if (startTicks === undefined) throw new Error('cannot read /proc/self/stat');
   return { version: 1, pid: process.pid, startTicks, command: commandOf(process.pid), saved: null };
 }
 
-function writeLock(path: string, contents: LockContents): void {
+export function writeLock(path: string, contents: LockContents): void {
   writeFileSync(path, `${JSON.stringify(contents)}\n`);
 }
 
@@ -314,7 +330,7 @@ function writeLock(path: string, contents: LockContents): void {
  * takes over a lock whose holder is dead and returns that lock's contents (its
  * saved settings are the machine's real ones). Throws after the timeout.
  */
-async function takeLock(path: string, timeoutMs: number): Promise<LockContents | undefined> {
+export async function takeLock(path: string, timeoutMs: number): Promise<LockContents | undefined> {
   const deadline = Date.now() + timeoutMs;
   let adopted: LockContents | undefined;
   for (;;) {
@@ -331,7 +347,7 @@ async function takeLock(path: string, timeoutMs: number): Promise<LockContents |
     }
     const holder = readLock(path);
     if (holder !== undefined && holder.pid === process.pid && isHolderAlive(holder)) {
-      throw new Error(`${path} is already held by this process: close the other KernelBackend first`);
+      throw new Error(`${path} is already held by this process: release the other holder first`);
     }
     // A dead holder, or one that died between creating the file and writing it.
     if (holder !== undefined ? !isHolderAlive(holder) : lockAgeMs(path) > UNREADABLE_LOCK_STALE_MS) {
@@ -343,8 +359,8 @@ async function takeLock(path: string, timeoutMs: number): Promise<LockContents |
       const who =
         holder === undefined ? 'a process that is still writing it' : `pid ${holder.pid} (${holder.command})`;
       throw new Error(
-        `another ksmkit run holds ${path}: ${who}. Waited ${timeoutMs} ms for it; only one run may drive ` +
-          `/sys/kernel/mm/ksm at a time.`,
+        `another ksmkit run holds ${path}: ${who}. Waited ${timeoutMs} ms for it; only one run at a time ` +
+          `may drive what it guards.`,
       );
     }
     await sleep(50);
@@ -379,7 +395,7 @@ function takeOverStale(path: string, seen: LockContents | undefined): LockConten
 }
 
 /** Undoes takeLock when acquire() refuses: a taken-over stale lock goes back as it was, with its saved settings. */
-function giveBackLock(path: string, adopted: LockContents | undefined): void {
+export function giveBackLock(path: string, adopted: LockContents | undefined): void {
   if (adopted !== undefined) writeLock(path, adopted);
   else unlinkSync(path);
 }

@@ -5,6 +5,12 @@
  * item cost, the two-pass merge and ksmd's batching).
  */
 import { basename } from 'node:path';
+import { offeredAlgorithms } from '../../backend/kernel/zram-guard.ts';
+import { ContentCompression, DEFAULT_COMPRESSIBILITY } from '../../simulate/compression.ts';
+import { loadCalibration } from '../../simulate/cost.ts';
+import type { Scenario } from '../../simulate/scenario.ts';
+import { type CompareReport, compareCompression } from '../compress/compare.ts';
+import { compressorUnavailable } from '../compress/native.ts';
 import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
 import { estimateTime, PAGE_BYTES, type TimeEstimate } from './model.ts';
 import { PageCounter } from './page-counter.ts';
@@ -21,6 +27,7 @@ import {
 } from './proc-source.ts';
 import { NO_PROGRESS, type Progress, ProgressLine } from './progress.ts';
 import { DEFAULT_READ_BYTES, defaultThreads, InlineReader, openReader } from './reader.ts';
+import { type GuestScan, scanScenario, scenarioBytes } from './scenario-source.ts';
 import { type ResolvedSettings, resolveSettings, type SettingOverrides } from './settings.ts';
 import { type PairSummary, type SourceSummary, type Summary, summarize } from './summary.ts';
 
@@ -30,6 +37,8 @@ export interface EstimateRequest {
   /** Processes whose command line (or comm) matches. */
   readonly match?: RegExp;
   readonly files?: readonly string[];
+  /** An engine scenario: its guests' pages as they start, one source per guest. */
+  readonly scenario?: Scenario;
   readonly vmaMode?: VmaMode;
   readonly format?: DumpFormat;
   /** Raw images: bytes to skip at the start. */
@@ -44,6 +53,12 @@ export interface EstimateRequest {
   readonly threads?: number;
   /** Settings directory (tests); default /sys/kernel/mm/ksm. */
   readonly sysfsDir?: string;
+  /** Also compress every page as zram and zswap would (estimate --compare). */
+  readonly compare?: boolean;
+  /** Every page counted, with its page frame (−1 when unknown): the zram test writes exactly these to /dev/zram0. Reads in this thread. */
+  readonly onPage?: (page: Uint8Array, frame: number) => void;
+  /** compare: the calibration giving ksmd's and the COW break's cost (default: ksmkit calibrate's file, else shipped). */
+  readonly calibrationPath?: string;
 }
 
 export type SourceReport =
@@ -57,6 +72,12 @@ export type SourceReport =
       readonly kind: 'dump';
       readonly label: string;
       readonly scan: DumpScan;
+      readonly summary: SourceSummary;
+    }
+  | {
+      readonly kind: 'guest';
+      readonly label: string;
+      readonly scan: GuestScan;
       readonly summary: SourceSummary;
     };
 
@@ -83,6 +104,8 @@ export interface EstimateReport {
   };
   /** Page frame numbers were visible (root): fork-shared pages and the zero page are recognised exactly. */
   readonly framesKnown: boolean;
+  /** estimate --compare: the same pages under zram, zswap, and KSM then zram. */
+  readonly compare?: CompareReport;
   readonly notes: readonly string[];
 }
 
@@ -151,6 +174,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     }
   }
   const expectedBytes =
+    (request.scenario === undefined ? 0 : scenarioBytes(request.scenario)) +
     plans.reduce((sum, p) => sum + p.expectedBytes, 0) +
     layouts.reduce((sum, l) => sum + l.segments.reduce((a, s) => a + s.bytes, 0), 0);
 
@@ -161,7 +185,14 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     progress = request.progress;
   }
 
-  const counter = new PageCounter();
+  const compare = request.compare === true;
+  if (compare) {
+    const why = compressorUnavailable();
+    if (why !== undefined) throw new Error(`estimate --compare: the compressors are unavailable: ${why}`);
+  }
+  // Read before minutes of work: a bad calibration file fails now.
+  const calibration = compare ? loadCalibration(request.calibrationPath) : undefined;
+  const counter = new PageCounter(compare);
   const kpageflags = KPageFlags.open();
   const framesKnown = kpageflags !== undefined;
   if (!framesKnown && plans.length > 0) {
@@ -173,10 +204,14 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   const readBytes = request.readBytes ?? DEFAULT_READ_BYTES;
   if (readBytes % PAGE_BYTES !== 0 || readBytes <= 0)
     throw new Error(`read size ${readBytes} is not a positive multiple of ${PAGE_BYTES}`);
-  const threads = request.threads ?? defaultThreads(expectedBytes);
-  const scans: Array<{ kind: 'process'; scan: ProcessScan } | { kind: 'dump'; scan: DumpScan }> = [];
+  const threads = request.onPage !== undefined ? 0 : (request.threads ?? defaultThreads(expectedBytes));
+  const scans: Array<
+    | { kind: 'process'; scan: ProcessScan }
+    | { kind: 'dump'; scan: DumpScan }
+    | { kind: 'guest'; scan: GuestScan }
+  > = [];
   let bytes = 0;
-  const reader = await openReader(readBytes / PAGE_BYTES, threads);
+  const reader = await openReader(readBytes / PAGE_BYTES, threads, compare);
   // Read and hash time only: starting the reader threads is not reading.
   const started = performance.now();
   const usedThreads = reader instanceof InlineReader ? 0 : threads;
@@ -185,7 +220,13 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
       counter.beginSource(scans.length);
       progress.stage(`pid ${plan.pid}`);
       try {
-        const scan = scanProcess(plan, { counter, reader, kpageflags, progress });
+        const scan = scanProcess(plan, {
+          counter,
+          reader,
+          kpageflags,
+          progress,
+          ...(request.onPage !== undefined ? { onPage: request.onPage } : {}),
+        });
         scans.push({ kind: 'process', scan });
         bytes += scan.bytesRead;
       } catch (e) {
@@ -205,9 +246,24 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
         reader,
         progress,
         zeroPages: request.dumpZeroPages ?? 'present',
+        ...(request.onPage !== undefined ? { onPage: request.onPage } : {}),
       });
       scans.push({ kind: 'dump', scan });
       bytes += scan.bytesRead;
+    }
+    if (request.scenario !== undefined) {
+      const guests = scanScenario(request.scenario, {
+        counter,
+        progress,
+        firstSource: scans.length,
+        ...(compare
+          ? { compression: new ContentCompression(request.scenario.compression ?? DEFAULT_COMPRESSIBILITY) }
+          : {}),
+      });
+      for (const scan of guests) {
+        scans.push({ kind: 'guest', scan });
+        bytes += scan.examinedPages * PAGE_BYTES;
+      }
     }
   } finally {
     reader.close();
@@ -215,7 +271,11 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   }
   const seconds = (performance.now() - started) / 1000;
 
+  const freedMappings = new Float64Array(counter.table.contentCount);
   const summary = summarize({
+    onContent: (id, freed) => {
+      freedMappings[id] = freed;
+    },
     table: counter.table,
     sourceCount: scans.length,
     zeroContent: counter.zeroContent,
@@ -235,12 +295,30 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
         summary: sourceSummary,
       };
     }
+    if (s.kind === 'guest')
+      return {
+        kind: 'guest',
+        label: `${s.scan.group}-${s.scan.index}`,
+        scan: s.scan,
+        summary: sourceSummary,
+      };
     return { kind: 'dump', label: basename(s.scan.path), scan: s.scan, summary: sourceSummary };
   });
 
   for (const s of sources) {
     if (s.kind === 'process' && s.scan.incomplete !== undefined)
       notes.push(`pid ${s.scan.pid}: read stopped early (${s.scan.incomplete}): its figures are partial`);
+  }
+  if (request.scenario !== undefined) {
+    const c = request.scenario.compression ?? DEFAULT_COMPRESSIBILITY;
+    notes.push(
+      `scenario ${request.scenario.name}: its guests' pages as they start, each guest a source; its writes in time ` +
+        'are for ksmkit simulate' +
+        (compare
+          ? `; compression assumed, not measured: image pages to ${c.image}, tag pages to ${c.tag}, ` +
+            `unique pages to ${c.unique} of a page (its compression: block)`
+          : ''),
+    );
   }
   if (sources.some((s) => s.kind === 'dump')) {
     notes.push(
@@ -249,6 +327,20 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     );
   }
   const { sources: _s, pairs, ...total } = summary;
+  const compareReport =
+    counter.compression !== undefined && calibration !== undefined
+      ? compareCompression({
+          tally: counter.compression,
+          table: counter.table,
+          freedMappings,
+          ksm: summary.total,
+          ksmd: {
+            ...calibration.figures,
+            source: `${calibration.method}, ${calibration.measuredOn}`,
+          },
+          ...zramOffers(),
+        })
+      : undefined;
   const time = estimateTime({
     pagesPerPass: summary.examined,
     zeroPageMerges: summary.total.ksm_zero_pages,
@@ -266,8 +358,18 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     time,
     speed: { bytes, seconds, gbPerSecond: seconds > 0 ? bytes / seconds / 1e9 : 0, threads: usedThreads },
     framesKnown,
+    ...(compareReport !== undefined ? { compare: compareReport } : {}),
     notes: [...settings.notes, ...notes],
   };
+}
+
+/** The algorithms /sys/block/zram0/comp_algorithm lists, when this machine has zram. */
+function zramOffers(): { offered?: string[] } {
+  try {
+    return { offered: offeredAlgorithms() };
+  } catch {
+    return {};
+  }
 }
 
 /** The program name and its first arguments, short enough for a table. */

@@ -18,6 +18,7 @@ import { extname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { ANALYSIS_STRIDE, analyzePages, TIMING_ENTRIES } from '../compress/native.ts';
 import { PAGE_BYTES } from './model.ts';
 import { hashPage, PAGE_UNREADABLE } from './page-counter.ts';
 
@@ -39,7 +40,31 @@ export interface Job<T> {
 export interface JobResult {
   readonly keys: Uint32Array;
   readonly flags: Uint8Array;
+  /** Each page's first two bytes, big-endian (the start of its memcmp order: a twin keeps it). */
+  readonly prefixes: Uint16Array;
   readonly pages: number;
+  /** With compression analysis (estimate --compare): per page, analyzePages()'s entries, and the job's CPU timing. */
+  readonly analysis?: PageAnalysis;
+  /** Reading in this thread: the pages themselves, page i at i × 4096 (valid until the next job). */
+  readonly data?: Uint8Array;
+}
+
+/** Page i of a result read in this thread. */
+export function pageOf(result: JobResult, i: number): Uint8Array {
+  if (result.data === undefined) throw new Error('pageOf: the pages were read in another thread');
+  return result.data.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES);
+}
+
+/** Where a reader puts the compression analysis of a job's pages (compress/native.ts). */
+export interface PageAnalysis {
+  /** ANALYSIS_STRIDE entries a page, in the order of the job's pages. */
+  readonly pages: Int32Array;
+  /** TIMING_ENTRIES: what analysing this job's pages cost. */
+  readonly timing: Float64Array;
+}
+
+function newAnalysis(maxPages: number): PageAnalysis {
+  return { pages: new Int32Array(maxPages * ANALYSIS_STRIDE), timing: new Float64Array(TIMING_ENTRIES) };
 }
 
 export interface PageReader {
@@ -54,7 +79,8 @@ export interface PageReader {
 export class JobExecutor {
   private path = '';
   private fd = -1;
-  private readonly buf: Buffer;
+  /** Page i of the last job at i × 4096. */
+  readonly buf: Buffer;
 
   constructor(readonly maxPages: number) {
     this.buf = Buffer.from(new ArrayBuffer(maxPages * PAGE_BYTES));
@@ -66,7 +92,10 @@ export class JobExecutor {
     segmentCount: number,
     keys: Uint32Array,
     flags: Uint8Array,
+    prefixes: Uint16Array,
+    analysis?: PageAnalysis,
   ): number {
+    analysis?.timing.fill(0);
     if (path !== this.path) {
       this.closeFile();
       this.fd = openSync(path, 'r');
@@ -81,8 +110,13 @@ export class JobExecutor {
         let got = 0;
         try {
           got = Math.floor(
-            readSync(this.fd, this.buf, 0, (pages - done) * PAGE_BYTES, position + done * PAGE_BYTES) /
-              PAGE_BYTES,
+            readSync(
+              this.fd,
+              this.buf,
+              index * PAGE_BYTES,
+              (pages - done) * PAGE_BYTES,
+              position + done * PAGE_BYTES,
+            ) / PAGE_BYTES,
           );
         } catch {
           got = 0;
@@ -93,8 +127,16 @@ export class JobExecutor {
           done++;
           continue;
         }
+        if (analysis !== undefined) {
+          analyzePages(
+            this.buf.subarray(index * PAGE_BYTES, (index + got) * PAGE_BYTES),
+            analysis.pages.subarray(index * ANALYSIS_STRIDE, (index + got) * ANALYSIS_STRIDE),
+            analysis.timing,
+          );
+        }
         for (let i = 0; i < got; i++) {
-          flags[index] = hashPage(this.buf, i * PAGE_BYTES, keys, index);
+          flags[index] = hashPage(this.buf, index * PAGE_BYTES, keys, index);
+          prefixes[index] = (this.buf[index * PAGE_BYTES]! << 8) | this.buf[index * PAGE_BYTES + 1]!;
           index++;
         }
         done += got;
@@ -115,18 +157,42 @@ export class InlineReader implements PageReader {
   private readonly executor: JobExecutor;
   private readonly keys: Uint32Array;
   private readonly flags: Uint8Array;
+  private readonly prefixes: Uint16Array;
+  private readonly analysis: PageAnalysis | undefined;
 
-  constructor(readonly maxPages: number) {
+  constructor(
+    readonly maxPages: number,
+    analyze = false,
+  ) {
     this.executor = new JobExecutor(maxPages);
     this.keys = new Uint32Array(2 * maxPages);
     this.flags = new Uint8Array(maxPages);
+    this.prefixes = new Uint16Array(maxPages);
+    this.analysis = analyze ? newAnalysis(maxPages) : undefined;
   }
 
   run<T>(jobs: Iterable<Job<T>>, onResult: (job: Job<T>, result: JobResult) => void): void {
     try {
       for (const job of jobs) {
-        const pages = this.executor.execute(job.path, job.segments, job.segmentCount, this.keys, this.flags);
-        onResult(job, { keys: this.keys, flags: this.flags, pages });
+        const { keys, flags, prefixes, analysis } = this;
+        const pages = this.executor.execute(
+          job.path,
+          job.segments,
+          job.segmentCount,
+          keys,
+          flags,
+          prefixes,
+          analysis,
+        );
+        const data = this.executor.buf;
+        onResult(job, {
+          keys,
+          flags,
+          prefixes,
+          pages,
+          data,
+          ...(analysis !== undefined ? { analysis } : {}),
+        });
       }
     } finally {
       this.executor.closeFile();
@@ -155,6 +221,10 @@ export interface WorkerShared {
   readonly path: SharedArrayBuffer;
   readonly keys: SharedArrayBuffer;
   readonly flags: SharedArrayBuffer;
+  readonly prefixes: SharedArrayBuffer;
+  /** With compression analysis: PageAnalysis.pages and .timing. */
+  readonly analysisPages?: SharedArrayBuffer;
+  readonly analysisTiming?: SharedArrayBuffer;
   readonly maxPages: number;
 }
 
@@ -165,7 +235,12 @@ export function workerLoop(shared: WorkerShared): void {
   const pathBytes = new Uint8Array(shared.path);
   const keys = new Uint32Array(shared.keys);
   const flags = new Uint8Array(shared.flags);
+  const prefixes = new Uint16Array(shared.prefixes);
   const executor = new JobExecutor(shared.maxPages);
+  const analysis: PageAnalysis | undefined =
+    shared.analysisPages !== undefined && shared.analysisTiming !== undefined
+      ? { pages: new Int32Array(shared.analysisPages), timing: new Float64Array(shared.analysisTiming) }
+      : undefined;
   let seen = 0;
   Atomics.store(ctl, CTL_READY, 1);
   Atomics.notify(ctl, CTL_READY);
@@ -175,7 +250,7 @@ export function workerLoop(shared: WorkerShared): void {
     if (Atomics.load(ctl, CTL_EXIT) === 1) break;
     try {
       const path = Buffer.from(pathBytes.slice(0, ctl[CTL_PATH_LENGTH]!)).toString('utf8');
-      ctl[CTL_PAGES] = executor.execute(path, segments, ctl[CTL_SEGMENTS]!, keys, flags);
+      ctl[CTL_PAGES] = executor.execute(path, segments, ctl[CTL_SEGMENTS]!, keys, flags, prefixes, analysis);
       ctl[CTL_ERROR] = 0;
     } catch {
       // The file could not be opened: every page of the job is unreadable.
@@ -199,6 +274,8 @@ interface Slot<T> {
   readonly path: Uint8Array;
   readonly keys: Uint32Array;
   readonly flags: Uint8Array;
+  readonly prefixes: Uint16Array;
+  readonly analysis: PageAnalysis | undefined;
   seq: number;
   job: Job<T> | undefined;
 }
@@ -210,6 +287,7 @@ export class WorkerReader implements PageReader {
   constructor(
     readonly maxPages: number,
     threads: number,
+    analyze = false,
   ) {
     const ext = extname(fileURLToPath(import.meta.url));
     const script = new URL(`./hash-worker${ext}`, import.meta.url);
@@ -226,6 +304,13 @@ export class WorkerReader implements PageReader {
         path: new SharedArrayBuffer(PATH_BYTES),
         keys: new SharedArrayBuffer(maxPages * 8),
         flags: new SharedArrayBuffer(maxPages),
+        prefixes: new SharedArrayBuffer(maxPages * 2),
+        ...(analyze
+          ? {
+              analysisPages: new SharedArrayBuffer(maxPages * ANALYSIS_STRIDE * 4),
+              analysisTiming: new SharedArrayBuffer(TIMING_ENTRIES * 8),
+            }
+          : {}),
         maxPages,
       };
       const worker =
@@ -242,6 +327,11 @@ export class WorkerReader implements PageReader {
         path: new Uint8Array(shared.path),
         keys: new Uint32Array(shared.keys),
         flags: new Uint8Array(shared.flags),
+        prefixes: new Uint16Array(shared.prefixes),
+        analysis:
+          shared.analysisPages !== undefined && shared.analysisTiming !== undefined
+            ? { pages: new Int32Array(shared.analysisPages), timing: new Float64Array(shared.analysisTiming) }
+            : undefined,
         seq: 0,
         job: undefined,
       });
@@ -312,11 +402,25 @@ export class WorkerReader implements PageReader {
       const following = next();
       const keys = slot.keys.slice(0, 2 * slot.ctl[CTL_PAGES]!);
       const flags = slot.flags.slice(0, slot.ctl[CTL_PAGES]!);
+      const prefixes = slot.prefixes.slice(0, slot.ctl[CTL_PAGES]!);
+      const analysis =
+        slot.analysis !== undefined
+          ? {
+              pages: slot.analysis.pages.slice(0, flags.length * ANALYSIS_STRIDE),
+              timing: slot.analysis.timing.slice(),
+            }
+          : undefined;
       if (following !== undefined) {
         this.post(slot, following);
         busy++;
       }
-      onResult(job, { keys, flags, pages: flags.length });
+      onResult(job, {
+        keys,
+        flags,
+        prefixes,
+        pages: flags.length,
+        ...(analysis !== undefined ? { analysis } : {}),
+      });
     }
   }
 
@@ -337,14 +441,15 @@ export function defaultThreads(expectedBytes: number): number {
   return Math.min(Math.max(availableParallelism(), 1), 4);
 }
 
-export async function openReader(maxPages: number, threads: number): Promise<PageReader> {
-  if (threads <= 0) return new InlineReader(maxPages);
+/** A reader of `threads` threads (0: this one); with `analyze`, results carry the pages' compression analysis. */
+export async function openReader(maxPages: number, threads: number, analyze = false): Promise<PageReader> {
+  if (threads <= 0) return new InlineReader(maxPages, analyze);
   try {
-    const reader = new WorkerReader(maxPages, threads);
+    const reader = new WorkerReader(maxPages, threads, analyze);
     if (await reader.ready(15_000)) return reader;
     reader.close();
   } catch {
     // No worker threads here: read in this one.
   }
-  return new InlineReader(maxPages);
+  return new InlineReader(maxPages, analyze);
 }

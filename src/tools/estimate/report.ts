@@ -1,5 +1,6 @@
 /** The estimate as tables for people, or as one JSON object. */
 import Table from 'cli-table3';
+import { renderCompare } from '../compress/report.ts';
 import type { EstimateReport, SourceReport } from './estimate.ts';
 import { PAGE_BYTES } from './model.ts';
 import { SKIP_REASON_TEXT, type SkippedVma, type SkipReason } from './proc-source.ts';
@@ -44,6 +45,7 @@ function table(head: string[], color: boolean, align?: Array<'left' | 'right'>):
 }
 
 function sourceKind(s: SourceReport): string {
+  if (s.kind === 'guest') return 'scenario guest';
   return s.kind === 'process' ? 'process' : s.scan.kind === 'raw' ? 'raw image' : 'ELF core';
 }
 
@@ -73,9 +75,11 @@ export function renderHuman(report: EstimateReport, options: RenderOptions = {})
   const out: string[] = [];
   const st = report.settings;
   const processes = report.sources.filter((s) => s.kind === 'process').length;
-  const dumps = report.sources.length - processes;
+  const dumps = report.sources.filter((s) => s.kind === 'dump').length;
+  const guests = report.sources.length - processes - dumps;
   out.push(
-    `ksmkit estimate: ${processes} process${processes === 1 ? '' : 'es'}, ${dumps} dump file${dumps === 1 ? '' : 's'}`,
+    `ksmkit estimate: ${processes} process${processes === 1 ? '' : 'es'}, ${dumps} dump file${dumps === 1 ? '' : 's'}` +
+      (guests > 0 ? `, ${guests} scenario guest${guests === 1 ? '' : 's'}` : ''),
   );
   const src = (k: keyof typeof st.sources): string => (st.sources[k] === 'option' ? ' (given)' : '');
   out.push(
@@ -211,6 +215,7 @@ export function renderHuman(report: EstimateReport, options: RenderOptions = {})
     if (d.zeroPagesLeftOut > 0) out.push(`    ${int(d.zeroPagesLeftOut)} zero pages taken as not present`);
     for (const n of d.notes) out.push(`    ${n}`);
   }
+  if (report.compare !== undefined) out.push(...renderCompare(report.compare, color));
   if (report.unreadable.length > 0) {
     out.push('', `Could not read ${report.unreadable.length}:`);
     for (const u of report.unreadable.slice(0, 20)) out.push(`  ${u.what}: ${u.error}`);
@@ -317,13 +322,16 @@ export function renderJson(report: EstimateReport): string {
                 })),
               },
             }
-          : { kind: s.kind, label: s.label, path: s.scan.path, ...s.summary, scan: s.scan },
+          : s.kind === 'guest'
+            ? { kind: s.kind, label: s.label, ...s.summary, scan: s.scan }
+            : { kind: s.kind, label: s.label, path: s.scan.path, ...s.summary, scan: s.scan },
       ),
       total: report.total,
       pairs: report.pairs.map((p) => ({ ...p, aLabel: labels[p.a], bLabel: labels[p.b] })),
       time: report.time,
       speed: report.speed,
       framesKnown: report.framesKnown,
+      ...(report.compare !== undefined ? { compare: report.compare } : {}),
       unreadable: report.unreadable,
       notes: report.notes,
     },

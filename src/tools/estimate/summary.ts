@@ -14,6 +14,12 @@ export interface SummaryInput {
   readonly useZeroPages: boolean;
   /** Whether the page at this frame is already a KSM page (root only: /proc/kpageflags); false when unknown. */
   readonly isKsmFrame: (frame: number) => boolean;
+  /**
+   * Called once per content with the mappings KSM frees of it: pages_sharing
+   * of its KSM pages, or every mapping of the zero page under use_zero_pages
+   * (what estimate --compare compresses after KSM is what is left).
+   */
+  readonly onContent?: (id: number, freedMappings: number) => void;
 }
 
 /** What KSM would reach for a set of pages (one source, a pair, or everything). */
@@ -131,8 +137,11 @@ export function summarize(input: SummaryInput): Summary {
       if (isKsm(firstFrame)) anyMulti = true;
       else sameFramePages += total;
     }
+    if (zeroMerge) input.onContent?.(id, total);
+    else if (!anyMulti) input.onContent?.(id, 0);
     if (!zeroMerge && anyMulti) {
       const s = sharingOf(total, m);
+      input.onContent?.(id, s.sharing);
       SH += s.shared;
       SG += s.sharing;
       let leftover = total - s.shared - s.sharing;

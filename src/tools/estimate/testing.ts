@@ -1,5 +1,9 @@
 /** Test helpers: real processes with known memory, started and ended by the tests that use them. */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { listKsmFiles, readKsmNumber, writeKsm } from '../../backend/kernel/ksm-sysfs.ts';
+import { writeSettingsInOrder } from '../../backend/kernel/sysfs-guard.ts';
 
 /** python3's path, or undefined when there is none. */
 export function python3(): string | undefined {
@@ -67,6 +71,18 @@ function killGroup(child: ChildProcess): void {
   }
   child.stdout?.destroy();
   child.stderr?.destroy();
+}
+
+/** SIGKILL to every pid, at once and synchronously (a SysfsGuard's onBeforeRestore runs on signal and exit paths). */
+export function killNow(started: readonly Started[]): void {
+  for (const s of started)
+    for (const pid of s.pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
 }
 
 /** Kills every pid and the process groups (SIGKILL) and waits for the direct children to be gone. */
@@ -140,4 +156,77 @@ if ${o.fork === true ? 'True' : 'False'}:
 os.write(1, f'ready {os.getpid()}\\n'.encode())
 time.sleep(3600)
 `;
+}
+
+export const KSMD_PAGES_TO_SCAN = 5000;
+export const KSMD_SLEEP_MS = 20;
+
+/**
+ * ksmd's settings for a test against estimate (the caller holds a SysfsGuard):
+ * run=2 first (a clean slate: nothing merged, full_scans 0), then these,
+ * run=0 last.
+ */
+export function prepareKsmd(c: { readonly maxPageSharing: number; readonly useZeroPages: boolean }): void {
+  const files = new Set(listKsmFiles().map((f) => f.name));
+  const settings = new Map(
+    (
+      [
+        ['advisor_mode', 'none'],
+        ['max_page_sharing', String(c.maxPageSharing)],
+        ['merge_across_nodes', '1'],
+        ['use_zero_pages', c.useZeroPages ? '1' : '0'],
+        ['smart_scan', '1'],
+        ['pages_to_scan', String(KSMD_PAGES_TO_SCAN)],
+        ['sleep_millisecs', String(KSMD_SLEEP_MS)],
+        ['run', '0'],
+      ] as const
+    ).filter(([name]) => files.has(name)),
+  );
+  assert.deepEqual(writeSettingsInOrder(settings), []);
+}
+
+export interface SettledKsmd {
+  readonly kernel: {
+    readonly pages_shared: number;
+    readonly pages_sharing: number;
+    readonly pages_unshared: number;
+    readonly ksm_zero_pages: number;
+    readonly stable_node_chains: number;
+    readonly general_profit: number;
+    readonly full_scans: number;
+  };
+  /** When pages_sharing first reached its final value. */
+  readonly reached: { readonly ms: number; readonly scans: number; readonly sharing: number };
+}
+
+/** Starts ksmd and waits until pages_sharing stays the same (and above 0) for three full scans. */
+export async function runKsmdUntilSettled(timeoutMs = 600_000): Promise<SettledKsmd> {
+  const t0 = performance.now();
+  assert.equal(writeKsm('run', '1').ok, true);
+  const samples: Array<{ ms: number; scans: number; sharing: number }> = [];
+  let lastScans = -1;
+  const perScan: number[] = [];
+  for (;;) {
+    const scans = readKsmNumber('full_scans');
+    const sharing = readKsmNumber('pages_sharing');
+    samples.push({ ms: performance.now() - t0, scans, sharing });
+    if (scans !== lastScans) {
+      lastScans = scans;
+      perScan.push(sharing);
+      const last = perScan.slice(-4);
+      if (scans >= 4 && last.length === 4 && last.every((v) => v === last[0]) && last[0]! > 0) break;
+    }
+    if (performance.now() - t0 > timeoutMs) assert.fail(`ksmd did not converge: ${JSON.stringify(perScan)}`);
+    await sleep(20);
+  }
+  const kernel = {
+    pages_shared: readKsmNumber('pages_shared'),
+    pages_sharing: readKsmNumber('pages_sharing'),
+    pages_unshared: readKsmNumber('pages_unshared'),
+    ksm_zero_pages: readKsmNumber('ksm_zero_pages'),
+    stable_node_chains: readKsmNumber('stable_node_chains'),
+    general_profit: readKsmNumber('general_profit'),
+    full_scans: readKsmNumber('full_scans'),
+  };
+  return { kernel, reached: samples.find((s) => s.sharing === kernel.pages_sharing)! };
 }

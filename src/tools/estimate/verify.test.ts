@@ -10,14 +10,21 @@
 import assert from 'node:assert/strict';
 import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
 import { type TestContext, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { listKsmFiles, readKsm, readKsmNumber, writeKsm } from '../../backend/kernel/ksm-sysfs.ts';
-import { mergeableProcesses, SysfsGuard, writeSettingsInOrder } from '../../backend/kernel/sysfs-guard.ts';
+import { readKsm } from '../../backend/kernel/ksm-sysfs.ts';
+import { mergeableProcesses, SysfsGuard } from '../../backend/kernel/sysfs-guard.ts';
 import { runEstimate } from './estimate.ts';
 import { readKsmStat } from './proc-source.ts';
 import { renderHuman } from './report.ts';
-import { python3, pythonWorkload, type Started, startReady } from './testing.ts';
+import {
+  killNow,
+  prepareKsmd,
+  python3,
+  pythonWorkload,
+  runKsmdUntilSettled,
+  type Started,
+  startReady,
+} from './testing.ts';
 
 const HELPERS = ['../../../native/build/ksmkit-exec', '../../../native/build/ksm-exec'].map((p) =>
   fileURLToPath(new URL(p, import.meta.url)),
@@ -40,8 +47,6 @@ function availability(): string | false {
 }
 
 const COPIES = 4;
-const PAGES_TO_SCAN = 5000;
-const SLEEP_MS = 20;
 
 interface Case {
   readonly maxPageSharing: number;
@@ -51,37 +56,11 @@ interface Case {
 async function compareWithKernel(t: TestContext, c: Case): Promise<void> {
   const guard = await SysfsGuard.acquire({ lockTimeoutMs: 600_000 });
   const started: Started[] = [];
-  const killAll = (): void => {
-    for (const s of started) {
-      for (const pid of s.pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
-    }
-  };
+  const killAll = (): void => killNow(started);
   // Synchronous, so that it also runs on the guard's signal and exit paths.
   guard.onBeforeRestore(killAll);
   try {
-    const files = new Set(listKsmFiles().map((f) => f.name));
-    const settings = new Map(
-      (
-        [
-          ['advisor_mode', 'none'],
-          ['max_page_sharing', String(c.maxPageSharing)],
-          ['merge_across_nodes', '1'],
-          ['use_zero_pages', c.useZeroPages ? '1' : '0'],
-          ['smart_scan', '1'],
-          ['pages_to_scan', String(PAGES_TO_SCAN)],
-          ['sleep_millisecs', String(SLEEP_MS)],
-          ['run', '0'],
-        ] as const
-      ).filter(([name]) => files.has(name)),
-    );
-    // run=2 first (a clean slate: nothing merged, full_scans 0), then these, run=0 last.
-    assert.deepEqual(writeSettingsInOrder(settings), []);
+    prepareKsmd(c);
 
     const script = pythonWorkload({ shared: 48, pattern: 8, zeroes: 8, unique: 8 });
     for (let i = 0; i < COPIES; i++) started.push(await startReady([helper!, python!, '-c', script]));
@@ -96,35 +75,7 @@ async function compareWithKernel(t: TestContext, c: Case): Promise<void> {
     for (const line of renderHuman(estimate).split('\n')) t.diagnostic(line);
     const expected = estimate.total.total;
 
-    // Let ksmd converge: passes until pages_sharing stays the same for three full scans.
-    const t0 = performance.now();
-    assert.equal(writeKsm('run', '1').ok, true);
-    const samples: Array<{ ms: number; scans: number; sharing: number }> = [];
-    let lastScans = -1;
-    const perScan: number[] = [];
-    for (;;) {
-      const scans = readKsmNumber('full_scans');
-      const sharing = readKsmNumber('pages_sharing');
-      samples.push({ ms: performance.now() - t0, scans, sharing });
-      if (scans !== lastScans) {
-        lastScans = scans;
-        perScan.push(sharing);
-        const last = perScan.slice(-4);
-        if (scans >= 4 && last.length === 4 && last.every((v) => v === last[0]) && last[0]! > 0) break;
-      }
-      if (performance.now() - t0 > 600_000) assert.fail(`ksmd did not converge: ${JSON.stringify(perScan)}`);
-      await sleep(20);
-    }
-    const kernel = {
-      pages_shared: readKsmNumber('pages_shared'),
-      pages_sharing: readKsmNumber('pages_sharing'),
-      pages_unshared: readKsmNumber('pages_unshared'),
-      ksm_zero_pages: readKsmNumber('ksm_zero_pages'),
-      stable_node_chains: readKsmNumber('stable_node_chains'),
-      general_profit: readKsmNumber('general_profit'),
-      full_scans: readKsmNumber('full_scans'),
-    };
-    const reached = samples.find((s) => s.sharing === kernel.pages_sharing)!;
+    const { kernel, reached } = await runKsmdUntilSettled();
     const perProcess = pids.map((pid, i) => ({
       pid,
       estimated: estimate.sources[i]!.summary.inSet.ksm_merging_pages,

@@ -90,7 +90,8 @@ export function alignColumns(rows: readonly (readonly string[])[], right: Readon
   );
 }
 
-function truncate(text: string, width: number): string {
+/** At most `width` characters, control characters as `?`. */
+export function truncate(text: string, width: number): string {
   // Control characters (a comm may hold any byte) would break the table.
   const clean = text.replace(/[\p{Cc}]/gu, '?');
   return clean.length <= width ? clean : `${clean.slice(0, width - 1)}…`;

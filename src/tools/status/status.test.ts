@@ -413,6 +413,9 @@ test('the command line: status on a fixture, --json, --watch --count, and option
     const host = await runCli(['status', '--host', '0.0.0.0', ...dirs]);
     assert.notEqual(host.status, 0);
     assert.match(host.stderr, /only goes with '--serve <port>'/);
+    const bind = await runCli(['status', '--bind', '0.0.0.0', ...dirs]);
+    assert.notEqual(bind.status, 0);
+    assert.match(bind.stderr, /option '--bind <address>' only goes with '--serve <port>'/);
   } finally {
     f.cleanup();
   }
