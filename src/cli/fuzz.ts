@@ -11,7 +11,6 @@
  * backend is unavailable or the run could not go on.
  */
 import { appendFileSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -141,10 +140,13 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
   };
 
   const startedMs = Date.now();
-  const writeLog = async (
+  let ran = 0;
+  let logged = false;
+  /** One log line, written synchronously: an interrupted run is logged from the exit path, where no promise runs. */
+  const writeLog = (
     record: Omit<FuzzLogRecord, 'date' | 'firstSeed' | 'count' | 'backends' | 'kernel' | 'durationS'>,
-  ): Promise<void> => {
-    if (options.log === undefined) return;
+  ): void => {
+    if (logged || options.log === undefined) return;
     logged = true;
     const full: FuzzLogRecord = {
       date: new Date().toISOString(),
@@ -155,27 +157,9 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
       ...record,
       durationS: Math.round((Date.now() - startedMs) / 100) / 10,
     };
-    await appendFile(options.log, `${JSON.stringify(full)}\n`);
+    appendFileSync(options.log, `${JSON.stringify(full)}\n`);
   };
-  let ran = 0;
-  let logged = false;
-  // An interrupted run is logged too (synchronously: the exit path runs no more promises).
-  const logInterrupted = (): void => {
-    if (logged || options.log === undefined) return;
-    logged = true;
-    const record: FuzzLogRecord = {
-      date: new Date().toISOString(),
-      firstSeed: options.seed,
-      count: options.count,
-      backends: [options.backendA, options.backendB],
-      kernel: release(),
-      ran,
-      consecutiveEqual: ran,
-      result: 'interrupted',
-      durationS: Math.round((Date.now() - startedMs) / 100) / 10,
-    };
-    appendFileSync(options.log, `${JSON.stringify(record)}\n`);
-  };
+  const logInterrupted = (): void => writeLog({ ran, consecutiveEqual: ran, result: 'interrupted' });
   const onSignal = (): void => {
     logInterrupted();
     process.exit(130);
@@ -203,7 +187,7 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
     });
   } catch (error) {
     io.err(`ksmkit fuzz: ${(error as Error).message}`);
-    await writeLog({ ran, consecutiveEqual: ran, result: 'error', detail: [(error as Error).message] });
+    writeLog({ ran, consecutiveEqual: ran, result: 'error', detail: [(error as Error).message] });
     return EXIT_INVALID;
   } finally {
     process.off('SIGINT', onSignal);
@@ -212,10 +196,10 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
   const finding = summary.finding;
   if (finding === undefined) {
     io.out(`fuzz: ${summary.ran} workloads, no difference`);
-    await writeLog({ ran: summary.ran, consecutiveEqual: summary.ran, result: 'equal' });
+    writeLog({ ran: summary.ran, consecutiveEqual: summary.ran, result: 'equal' });
     return 0;
   }
-  await writeLog({
+  writeLog({
     ran: summary.ran,
     consecutiveEqual: summary.ran - 1,
     result: finding.check.error === undefined ? 'difference' : 'error',

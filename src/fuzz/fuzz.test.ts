@@ -312,6 +312,7 @@ describe('workloadToYaml', () => {
 describe('ksmkit fuzz', () => {
   test('sim vs sim: progress lines, the final line, exit 0', async () => {
     const lines: string[] = [];
+    const log = join(await tempDir(), 'fuzz-log.jsonl');
     const status = await fuzzCommand(
       {
         count: 4,
@@ -321,6 +322,7 @@ describe('ksmkit fuzz', () => {
         backendB: 'sim',
         force: false,
         progressEvery: 2,
+        log,
       },
       { out: (line) => lines.push(line), err: (line) => lines.push(`err: ${line}`) },
     );
@@ -328,5 +330,24 @@ describe('ksmkit fuzz', () => {
     assert.equal(lines.length, 3, lines.join('\n'));
     assert.match(lines[0]!, /^fuzz: 2 workloads \(up to seed 501\)/);
     assert.equal(lines[2], 'fuzz: 4 workloads, no difference');
+    const records = (await readFile(log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.equal(records.length, 1);
+    assert.deepEqual(
+      { ...records[0], date: 'D', kernel: 'K', durationS: 0 },
+      {
+        date: 'D',
+        firstSeed: 500,
+        count: 4,
+        backends: ['sim', 'sim'],
+        kernel: 'K',
+        ran: 4,
+        consecutiveEqual: 4,
+        result: 'equal',
+        durationS: 0,
+      },
+    );
   });
 });
