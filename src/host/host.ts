@@ -531,9 +531,16 @@ export class Host {
     const [start, end] = this.checkRange(address, lengthBytes, 'mprotect');
     if (this.coveredPages(mm, start, end) < end - start) throw new ErrnoError('ENOMEM', 'mprotect');
     for (const vma of this.splitRange(mm, start, end)) {
+      const becomesWritable = prot.write && !vma.has(VM_WRITE);
       vma.flags =
         (vma.flags & ~(VM_READ | VM_WRITE)) | (prot.read ? VM_READ : 0) | (prot.write ? VM_WRITE : 0);
       if (!prot.write) for (let i = 0; i < vma.pageCount; i++) vma.pteFlags[i]! &= ~PTE_WRITE;
+      // mprotect_fixup(): a locked private mapping that becomes writable is populated for
+      // writing at once (populate_vma_page_range), which breaks COW of every shared or KSM
+      // page in it, as mlock() does (found by `ksmkit fuzz` against 6.18.44, seed 3100717).
+      if (becomesWritable && (vma.flags & (VM_LOCKED | VM_SHARED)) === VM_LOCKED) {
+        for (let vpn = vma.startVpn; vpn < vma.endVpn; vpn++) this.faultIn(mm, vma, vpn, 'write');
+      }
     }
   }
 
