@@ -1,6 +1,6 @@
 /**
  * `ksmkit calibrate`: measures ksmd's CPU cost per page visited, checksum,
- * memcmp, merge and batch, and the cost of a COW break, on this machine's
+ * unstable and stable tree step, merge and batch, and the cost of a COW break, on this machine's
  * kernel (root), and writes them where `ksmkit simulate` finds them.
  */
 import { type Command, InvalidArgumentError } from '@commander-js/extra-typings';
@@ -11,6 +11,8 @@ import {
   SHIPPED_CALIBRATION,
   writeCalibration,
 } from '../simulate/cost.ts';
+import { EXIT_USAGE, errorLine, messageOf } from './exit.ts';
+import { checkOutputPath } from './output-path.ts';
 
 export interface CalibrateCommandOptions {
   readonly out?: string;
@@ -26,6 +28,15 @@ export async function calibrateCommand(
   io: { out: (l: string) => void; err: (l: string) => void },
 ): Promise<number> {
   const path = options.out ?? defaultCalibrationPath();
+  // Checked before minutes of driving ksmd, not after.
+  try {
+    checkOutputPath(options.out === undefined ? 'the calibration file' : '--out', path, {
+      createFolders: true,
+    });
+  } catch (e) {
+    io.err(errorLine('calibrate', messageOf(e)));
+    return EXIT_USAGE;
+  }
   let result: Awaited<ReturnType<typeof calibrate>>;
   try {
     result = await calibrate({
@@ -64,7 +75,7 @@ export function registerCalibrate(program: Command): void {
   program
     .command('calibrate')
     .description(
-      'measure ksmd’s CPU cost per page, checksum, memcmp, merge and batch, and a COW break, on this machine’s kernel (root)',
+      'measure ksmd’s CPU cost per page, checksum, unstable and stable tree step, merge and batch, and a COW break, on this machine’s kernel (root)',
     )
     .option('--out <file>', `where to write the figures (default ${defaultCalibrationPath()})`)
     .option('--pages <n>', 'pages per process of the calibration workloads (4 processes)', positiveInt)

@@ -55,7 +55,7 @@ test('no target, two targets, a workload with a target, a missing cgroup: exit 2
     [undefined, { all: true, match: 'x' }, /^ksmkit doctor: give one of/],
     [FIXTURE, { all: true }, /^ksmkit doctor: a WORKLOAD file is run on the engine/],
     [undefined, { cgroup: 'no/such/group' }, /^ksmkit doctor: no cgroup no\/such\/group/],
-    ['/no/such/workload.yaml', {}, /^ksmkit doctor: \/no\/such\/workload.yaml: cannot read: ENOENT/],
+    ['/no/such/workload.yaml', {}, /^ksmkit doctor: \/no\/such\/workload.yaml: cannot read: no such file/],
   ] as const) {
     const r = await run(workload, opts);
     assert.equal(r.status, 2, String(message));

@@ -4,7 +4,7 @@
  * a file), live, then prints the summary (or, with a sweep, one row per
  * setting) and optionally JSON lines and an HTML report.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { describePolicy, POLICY_NAMES, type PolicyConfig, parsePolicy } from '../policy/policy.ts';
@@ -12,6 +12,7 @@ import { ContentCompression, compressionLines, DEFAULT_COMPRESSIBILITY } from '.
 import { loadCalibration } from '../simulate/cost.ts';
 import type { EngineEnd, EngineRun } from '../simulate/engine-run.ts';
 import { SettingError } from '../simulate/engine-run.ts';
+import { fittingScale, machineMemory, memoryRefusal, runMemoryNeed } from '../simulate/footprint.ts';
 import {
   describeSummaryLine,
   publishedLines,
@@ -19,9 +20,16 @@ import {
   summaryJson,
   summaryTable,
   sweepTable,
+  tunerTable,
 } from '../simulate/format.ts';
 import { runOnKernel } from '../simulate/kernel-run.ts';
-import { builtIn, builtInNames, builtInPath, DEFAULT_SCENARIO } from '../simulate/library.ts';
+import {
+  builtIn,
+  builtInNames,
+  builtInNamesClosestTo,
+  builtInPath,
+  DEFAULT_SCENARIO,
+} from '../simulate/library.ts';
 import { LiveView } from '../simulate/live.ts';
 import { renderReport } from '../simulate/report.ts';
 import {
@@ -37,21 +45,28 @@ import {
 import { summarize } from '../simulate/summary.ts';
 import {
   expandRuns,
+  expandTuners,
   parseSetOption,
   type RunResult,
   type RunSpec,
+  rescueSpecs,
   runSweep,
   type SweepAxis,
 } from '../simulate/sweep.ts';
 import type { Twin } from '../simulate/twin.ts';
 import { formatBytes, formatDuration, parseDurationMs } from '../simulate/units.ts';
+import { decide, isOverForMinutes, overText } from '../simulate/verdict.ts';
 import { compressorUnavailable } from '../tools/compress/native.ts';
 import type { DoctorReport } from '../tools/doctor/doctor.ts';
 import { explainEngineRun } from '../tools/doctor/engine.ts';
 import { formatReport } from '../tools/doctor/format.ts';
 import { toJson } from '../tools/doctor/json.ts';
+import { parseKsmtunedConf } from '../tuner/ksmtuned.ts';
+import { DEFAULT_TUNER_OPTIONS, type TunerOptions } from '../tuner/policies.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { pidList, positiveInt, regex } from './estimate.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorLine, messageOf, UsageError } from './exit.ts';
+import { checkOutputPath } from './output-path.ts';
 import {
   DEFAULT_TWIN_INTERVAL,
   DEFAULT_TWIN_SAMPLES,
@@ -61,6 +76,32 @@ import {
   twinScenarioFor,
   wantsTwin,
 } from './simulate-twin.ts';
+import { progressWanted, stdoutColor, stdoutWidth } from './terminal.ts';
+
+/** The tuners' options from the command line; everything else as `ksmkit tune` defaults it. */
+function tunerOptionsOf(options: SimulateOptions): TunerOptions {
+  let targetScanS = DEFAULT_TUNER_OPTIONS.targetScanS;
+  if (options.targetScanTime !== undefined) {
+    const ms = parseDurationMs(options.targetScanTime);
+    if (ms === undefined || ms < 1000)
+      throw new Error(
+        `--target-scan-time ${options.targetScanTime}: expected a duration of at least 1s, such as 2min`,
+      );
+    targetScanS = ms / 1000;
+  }
+  let maxCpuPercent = DEFAULT_TUNER_OPTIONS.maxCpuPercent;
+  if (options.maxCpu !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)%?$/.exec(options.maxCpu.trim());
+    maxCpuPercent = m === null ? Number.NaN : Number(m[1]);
+    if (!(maxCpuPercent > 0 && maxCpuPercent <= 100))
+      throw new Error(`--max-cpu ${options.maxCpu}: expected a percentage of one CPU, such as 10%`);
+  }
+  const ksmtuned =
+    options.ksmtunedConfig === undefined
+      ? DEFAULT_TUNER_OPTIONS.ksmtuned
+      : parseKsmtunedConf(readFileSync(options.ksmtunedConfig, 'latin1'), options.ksmtunedConfig).config;
+  return { ...DEFAULT_TUNER_OPTIONS, targetScanS, maxCpuPercent, ksmtuned };
+}
 
 export interface SimulateOptions {
   readonly set?: readonly string[];
@@ -74,11 +115,21 @@ export interface SimulateOptions {
   readonly report?: string;
   readonly backend?: 'sim' | 'kernel';
   readonly force?: boolean;
+  /** true: progress lines even when stderr is not a terminal; false: none; default: on a terminal. */
   readonly progress?: boolean;
+  /** false: no pages_to_scan runs for the verdict when the guests are over the host's memory. */
+  readonly verdictSweep?: boolean;
   readonly list?: boolean;
   readonly color?: boolean;
   /** A merging policy (parsePolicy's names), or "all" for the policy table. */
   readonly policy?: string;
+  /** Tuning daemons to compare, comma-separated (`objective,ksmtuned,kubevirt,advisor`). */
+  readonly tuner?: string;
+  /** The objective and advisor tuners' target full-scan time and CPU budget. */
+  readonly targetScanTime?: string;
+  readonly maxCpu?: string;
+  /** The ksmtuned tuner's configuration file (parsed, never run). */
+  readonly ksmtunedConfig?: string;
   /** After each run, doctor's verdicts on the guests' pages (engine only). */
   readonly explain?: boolean;
   /** zram's figures beside KSM's (the scenario's `compression:`, or its defaults). */
@@ -93,24 +144,28 @@ export interface SimulateIo {
   readonly err: (line: string) => void;
 }
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_INVALID = 2;
-
-/** The scenario named on the command line (a built-in name or a file). Throws ScenarioError. */
+/** The scenario named on the command line (a built-in name or a file). Throws ScenarioError or UsageError. */
 export async function resolveScenario(arg: string | undefined): Promise<Scenario> {
   const name = arg ?? DEFAULT_SCENARIO;
   if (builtInPath(name) !== undefined) return builtIn(name);
+  if (!existsSync(name)) {
+    throw new UsageError(
+      `${JSON.stringify(name)} is neither a built-in scenario nor a file; built in: ` +
+        `${builtInNamesClosestTo(name).join(', ')} (ksmkit simulate --list describes them)`,
+    );
+  }
   return loadScenario(name);
 }
 
-/** The scenario with the command line's changes (duration, scale, seed). Throws a one-line Error. */
+/** The scenario with the command line's changes (duration, scale, seed). Throws a UsageError. */
 export function applyOverrides(scenario: Scenario, options: SimulateOptions): Scenario {
   let s = scenario;
   if (options.duration !== undefined) {
     const ms = parseDurationMs(options.duration);
     if (ms === undefined || ms <= 0)
-      throw new Error(`--duration ${options.duration}: expected a duration such as 30min`);
+      throw new UsageError(
+        `--duration ${JSON.stringify(options.duration)}: expected a duration such as 30min`,
+      );
     s = {
       ...s,
       durationMs: ms,
@@ -119,9 +174,20 @@ export function applyOverrides(scenario: Scenario, options: SimulateOptions): Sc
   }
   if (options.scale !== undefined) {
     const factor = parseScale(options.scale, s);
-    if (factor === undefined)
-      throw new Error(`--scale ${options.scale}: expected a factor (4) or a guest memory size (64GiB)`);
-    s = scaleScenario(s, factor);
+    if (factor === undefined || !Number.isFinite(factor))
+      throw new UsageError(
+        `--scale ${JSON.stringify(options.scale)}: expected a factor (4) or a guest memory size (64GiB)`,
+      );
+    const scaled = scaleScenario(s, factor);
+    // The title and the intro say what was run, not what the file describes.
+    const what =
+      `scaled ×${Number(factor.toPrecision(3))} by --scale ${options.scale}: ${guestCount(scaled)} guests, ` +
+      `${formatBytes(totalGuestPages(scaled) * 4096)} of guest memory on a host of ${formatBytes(scaled.host.memoryBytes)}`;
+    s = {
+      ...scaled,
+      title: `${s.title}, ${what}`,
+      description: `${what[0]!.toUpperCase()}${what.slice(1)}. ${s.description}`,
+    };
   }
   if (options.seed !== undefined) s = { ...s, seed: options.seed };
   if (options.compression === true && s.compression === undefined)
@@ -147,7 +213,7 @@ export async function simulateCommand(
     twinWanted = wantsTwin(scenarioArg, options);
   } catch (e) {
     io.err(`ksmkit simulate: ${(e as Error).message}`);
-    return EXIT_INVALID;
+    return EXIT_USAGE;
   }
   if (options.policy?.trim() === 'all') {
     const { policiesCommand } = await import('./policies.ts');
@@ -162,54 +228,78 @@ export async function simulateCommand(
       io,
     );
   }
-  const color = options.color ?? (process.stdout.isTTY === true && !options.json);
+  const json = options.json === true;
+  const color = options.color ?? (!json && stdoutColor());
+  const c = pc.createColors(color);
   let scenario: Scenario;
   let specs: RunSpec[];
   let policy: PolicyConfig | undefined;
   let calibration: ReturnType<typeof loadCalibration>;
   let twin: Twin | undefined;
+  // Everything is checked before any work: output path, settings, calibration, scenario, memory.
   try {
+    if (options.report !== undefined) checkOutputPath('--report', options.report);
     calibration = loadCalibration(options.calibration);
     if (options.policy !== undefined) {
       policy = parsePolicy(options.policy);
       if (options.backend === 'kernel')
-        throw new Error(`--policy ${options.policy}: policies exist only in the engine; use --backend sim`);
+        throw new UsageError(
+          `--policy ${options.policy}: policies exist only in the engine; use --backend sim`,
+        );
     }
     if (options.explain === true && options.backend === 'kernel')
-      throw new Error("--explain reads the engine's pages: use --backend sim (or ksmkit doctor on the host)");
+      throw new UsageError(
+        "--explain reads the engine's pages: use --backend sim (or ksmkit doctor on the host)",
+      );
     const axes: SweepAxis[] = (options.set ?? []).map(parseSetOption);
-    specs = expandRuns(axes, options.advisor ?? false);
     if (twinWanted) {
+      specs = expandRuns(axes, options.advisor ?? false);
       twin = await obtainTwin(options, options.json === true ? () => {} : io.out);
       scenario = applyOverrides(twinScenarioFor(twin, calibration, options, specs), options);
     } else {
       scenario = applyOverrides(await resolveScenario(scenarioArg), options);
+      specs = expandRuns(axes, options.advisor ?? false, scenario.ksm);
+    }
+    const need = runMemoryNeed(scenario, options.backend ?? 'sim');
+    const machine = machineMemory();
+    const scale = fittingScale(need, machine);
+    const refusal = memoryRefusal(need, machine, scale === undefined ? '' : `; --scale ${scale} would fit`);
+    if (refusal !== undefined) throw new UsageError(refusal);
+    if (options.tuner !== undefined) {
+      if (options.backend === 'kernel')
+        throw new Error(
+          '--tuner: the replay runs the tuners in virtual time on the engine; use ksmkit tune on a real host',
+        );
+      specs = expandTuners(specs, options.tuner, tunerOptionsOf(options), {
+        reserveKb: undefined,
+        stopMerging: false,
+      });
     }
   } catch (e) {
     if (e instanceof ScenarioError) {
       for (const issue of e.issues) io.err(formatWorkloadIssue(issue));
-      return EXIT_INVALID;
+      return EXIT_USAGE;
     }
-    io.err(`ksmkit simulate: ${(e as Error).message}`);
-    return EXIT_INVALID;
+    io.err(errorLine('simulate', messageOf(e)));
+    return EXIT_USAGE;
   }
   let compression: ContentCompression | undefined;
   if (scenario.compression !== undefined) {
     if (options.backend === 'kernel') {
       io.err('ksmkit simulate: compression figures come from the engine only; use --backend sim');
-      return EXIT_INVALID;
+      return EXIT_USAGE;
     }
     const why = compressorUnavailable();
     if (why !== undefined) {
       io.err(`ksmkit simulate: compression figures: ${why}`);
-      return EXIT_INVALID;
+      return EXIT_USAGE;
     }
     compression = new ContentCompression(scenario.compression);
   }
-  const json = options.json === true;
   const sweep = specs.length > 1;
+  const tuners = specs.some((s) => s.tuner !== undefined);
   if (!json) {
-    io.out(pc.bold(`ksmkit simulate: ${scenario.title}`));
+    io.out(c.bold(`ksmkit simulate: ${scenario.title}`));
     io.out(
       `${guestCount(scenario)} guests, ${formatBytes(totalGuestPages(scenario) * 4096)} of guest memory on a host of ` +
         `${formatBytes(scenario.host.memoryBytes)}; ${formatDuration(scenario.durationMs)} of virtual time` +
@@ -219,11 +309,18 @@ export async function simulateCommand(
     if (policy !== undefined) io.out(`Policy: ${describePolicy(policy)}.`);
   }
   const live = new LiveView({
-    progress: options.progress ?? true,
+    progress: progressWanted(options.progress),
     rows: !json && !sweep,
     rowsPerRun: 16,
     out: io.out,
+    width: stdoutWidth(),
   });
+  const engineOptions = {
+    ...(options.fastForward === false ? { fastForward: false } : {}),
+    ...(policy === undefined ? {} : { policy }),
+    ...(compression === undefined ? {} : { compression }),
+  };
+  let rescue: RunResult[] = [];
   let results: RunResult[];
   const explained: Array<{ label: string; report: DoctorReport }> = [];
   try {
@@ -231,9 +328,7 @@ export async function simulateCommand(
       results = await runKernelSpecs(scenario, specs, calibration.figures, options, live, json, io);
     } else {
       results = runSweep(scenario, specs, calibration.figures, {
-        ...(options.fastForward === false ? { fastForward: false } : {}),
-        ...(policy === undefined ? {} : { policy }),
-        ...(compression === undefined ? {} : { compression }),
+        ...engineOptions,
         onRunStart: (index, spec) => live.startRun(index, specs.length, spec.label, scenario.durationMs),
         onSample: (index, sample, fraction) => {
           if (json) io.out(sampleJson(specs[index]!.label, sample));
@@ -253,30 +348,64 @@ export async function simulateCommand(
           else if (sweep) live.line(describeSummaryLine(result.spec.label, result.summary));
         },
       });
+      const base = results[0]!;
+      if (!sweep && options.verdictSweep !== false && isOverForMinutes(base.summary)) {
+        live.stop();
+        if (!json) {
+          io.out('');
+          io.out(
+            `Over the host's memory for ${formatDuration(base.summary.overcommittedMs)} at ${base.spec.label}: ` +
+              'trying higher pages_to_scan for the verdict (--no-verdict-sweep skips this).',
+          );
+        }
+        const quiet = new LiveView({
+          progress: progressWanted(options.progress),
+          rows: false,
+          rowsPerRun: 0,
+          out: io.out,
+        });
+        rescue = rescueRuns(scenario, base, calibration.figures, engineOptions, quiet, json, io);
+      }
     }
   } catch (e) {
     live.stop();
     if (e instanceof SettingError) {
-      io.err(`ksmkit simulate: ${e.message}`);
-      return EXIT_INVALID;
+      io.err(errorLine('simulate', e.message));
+      return EXIT_USAGE;
     }
-    if (options.backend === 'kernel') {
-      io.err(`ksmkit simulate: ${(e as Error).message}`);
-      return EXIT_FAILED;
-    }
-    throw e;
+    io.err(errorLine('simulate', messageOf(e)));
+    return EXIT_FAILED;
   }
   live.stop();
+  const verdict = decide({
+    results,
+    rescue,
+    ...(options.backend === 'kernel' || sweep || twin !== undefined
+      ? {}
+      : {
+          sweepCommand: `ksmkit simulate ${scenarioArg ?? DEFAULT_SCENARIO} --set pages_to_scan=100,1000,4000`,
+        }),
+  });
   if (!json) {
     for (const r of results)
       if (!r.run.ksmd.running)
         io.out(
-          pc.yellow(
+          c.yellow(
             `ksmd did not run${r.run.ksmd.refused === undefined ? '' : `: the policy refused run=1 (${r.run.ksmd.refused})`}.`,
           ),
         );
     io.out('');
-    io.out(sweep ? sweepTable(results, color) : summaryTable(results[0]!, color));
+    io.out(c.bold(verdict.headline));
+    for (const line of verdict.details) io.out(`  ${line}`);
+    io.out('');
+    const width = stdoutWidth();
+    io.out(
+      tuners
+        ? tunerTable(results, color)
+        : sweep
+          ? sweepTable(results, color, width)
+          : summaryTable(results[0]!, color, width),
+    );
     if (compression !== undefined) for (const line of compressionLines(results)) io.out(line);
     if (twin !== undefined && !sweep) {
       io.out('');
@@ -289,7 +418,7 @@ export async function simulateCommand(
     }
     if (results.some((r) => r.summary.steadyAtMs !== undefined)) {
       io.out(
-        pc.dim(
+        c.dim(
           'Steady state reached: nothing left that could merge, so later samples repeat the last pass (--no-fast-forward simulates them).',
         ),
       );
@@ -299,22 +428,69 @@ export async function simulateCommand(
     if (json) io.out(JSON.stringify({ type: 'explain', run: label, report: toJson(report) }));
     else {
       io.out('');
-      if (explained.length > 1) io.out(pc.bold(`Why (${label}):`));
+      if (explained.length > 1) io.out(c.bold(`Why (${label}):`));
       for (const line of formatReport(report, { color, rowsPerVerdict: 10 }).slice(1)) io.out(line);
     }
   }
+  if (json)
+    io.out(
+      JSON.stringify({
+        type: 'verdict',
+        headline: verdict.headline,
+        details: verdict.details,
+        run: verdict.chosen.spec.label,
+      }),
+    );
   if (options.report !== undefined) {
     const html = renderReport({
       scenario,
       results,
+      rescue,
+      verdict,
       calibration,
       command: ['ksmkit simulate', ...process.argv.slice(3)].join(' '),
       generatedAt: new Date().toISOString().slice(0, 19).replace('T', ' '),
     });
-    writeFileSync(options.report, html);
+    try {
+      writeFileSync(options.report, html);
+    } catch (e) {
+      io.err(errorLine('simulate', `--report ${options.report}: ${messageOf(e)}`));
+      return EXIT_FAILED;
+    }
     if (!json) io.out(`Report: ${options.report}`);
   }
   return EXIT_OK;
+}
+
+/** Runs higher pages_to_scan until one keeps the guests within the host (but for less than a minute); returns the runs made. */
+function rescueRuns(
+  scenario: Scenario,
+  base: RunResult,
+  figures: Parameters<typeof summarize>[2],
+  engineOptions: {
+    readonly fastForward?: boolean;
+    readonly policy?: PolicyConfig;
+    readonly compression?: ContentCompression;
+  },
+  live: LiveView,
+  json: boolean,
+  io: SimulateIo,
+): RunResult[] {
+  const made: RunResult[] = [];
+  const candidates = rescueSpecs(base.spec, base.summary.final.pages_to_scan, scenario.ksm);
+  for (const spec of candidates) {
+    const [result] = runSweep(scenario, [spec], figures, {
+      ...engineOptions,
+      onRunStart: () => live.startRun(made.length, candidates.length, spec.label, scenario.durationMs),
+      onSample: (_index, sample, fraction) => live.sample(sample, fraction, scenario.durationMs),
+    });
+    live.stop();
+    made.push(result!);
+    if (json) io.out(summaryJson(spec.label, result!));
+    else io.out(`  ${describeSummaryLine(spec.label, result!.summary)}, ${overText(result!.summary)}`);
+    if (!isOverForMinutes(result!.summary)) break;
+  }
+  return made;
 }
 
 async function runKernelSpecs(
@@ -408,12 +584,24 @@ export function registerSimulate(program: Command): void {
       `a merging policy (${POLICY_NAMES.join(', ')}; trust-domains:user|cgroup|label), or all for the policy table`,
     )
     .option(
+      '--tuner <names>',
+      'compare tuning daemons run in virtual time (objective,ksmtuned,kubevirt,kubevirt-legacy,advisor)',
+    )
+    .option('--target-scan-time <time>', 'objective and advisor tuners: target full-scan time (default 2min)')
+    .option('--max-cpu <percent>', 'objective and advisor tuners: ksmd CPU budget (default 10%)')
+    .option('--ksmtuned-config <file>', 'the ksmtuned tuner: a ksmtuned.conf (parsed, never run)')
+    .option(
       '--compression',
       'zram’s figures (each algorithm, and KSM then zram) beside KSM’s over time, also in --report; ' +
         'the scenario’s compression: block says how well its pages compress',
       false,
     )
-    .option('--no-progress', 'no progress bar')
+    .option('--progress', 'progress lines on stderr even when it is not a terminal')
+    .option('--no-progress', 'no progress lines (default: only on a terminal)')
+    .option(
+      '--no-verdict-sweep',
+      'when the guests are over the host’s memory, do not try higher pages_to_scan for the verdict',
+    )
     .option(
       '--from-host',
       'simulate this host’s twin: the processes given by --pid, --all or --match, read as ksmd would see them (KSM may stay off)',

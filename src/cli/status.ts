@@ -1,15 +1,25 @@
 /** `ksmkit status`: what KSM is doing on this host now. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import pc from 'picocolors';
+import { DEFAULT_LOCK_PATH } from '../backend/kernel/sysfs-guard.ts';
 import { KSM_SYSFS_DIR } from '../surface/sysfs.ts';
 import { statusCommand } from '../tools/status/command.ts';
 import { DEFAULT_SERVE_HOST } from '../tools/status/serve.ts';
 import { DEFAULT_PROC_DIR } from '../tools/status/snapshot.ts';
+import { DEFAULT_TUNE_METRICS_FILE } from '../tools/tune/metrics.ts';
+import { stdoutColor, stdoutWidth } from './terminal.ts';
 
 function seconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0.1 || n > 86_400) {
     throw new InvalidArgumentError('must be a number of seconds from 0.1 to 86400');
+  }
+  return n;
+}
+
+function doctorSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || (n !== 0 && (n < 2 || n > 86_400))) {
+    throw new InvalidArgumentError('must be 0 (no doctor panel) or a number of seconds from 2 to 86400');
   }
   return n;
 }
@@ -52,6 +62,12 @@ export function registerStatus(program: Command): void {
         .argParser(port)
         .conflicts(['json', 'prometheus', 'watch']),
     )
+    .option(
+      '--doctor-interval <seconds>',
+      "seconds between two runs of the doctor's host and process checks for the --serve page (0: no doctor panel)",
+      doctorSeconds,
+      60,
+    )
     .option('--bind <address>', 'the address --serve listens on (anything but loopback is warned about)')
     .addOption(new Option('--host <address>', 'the former name of --bind').conflicts(['bind']).hideHelp())
     .option('--all', 'list every process, not only those using KSM', false)
@@ -62,7 +78,17 @@ export function registerStatus(program: Command): void {
       new Option('--proc-dir <dir>', 'read /proc from here (tests)').default(DEFAULT_PROC_DIR).hideHelp(),
     )
     .addOption(
+      new Option('--lock-file <path>', 'the kernel backend’s lock file (tests)')
+        .default(DEFAULT_LOCK_PATH)
+        .hideHelp(),
+    )
+    .addOption(
       new Option('--count <n>', 'stop --watch after n readings (tests)').argParser(positiveInt).hideHelp(),
+    )
+    .option(
+      '--tune-metrics <file>',
+      "the ksmkit tune daemon's metrics, appended to --prometheus and --serve when the file exists",
+      DEFAULT_TUNE_METRICS_FILE,
     )
     .addHelpText(
       'after',
@@ -71,6 +97,9 @@ export function registerStatus(program: Command): void {
     )
     .action(async (opts, cmd) => {
       const bind = opts.bind ?? opts.host;
+      if (opts.serve === undefined && cmd.getOptionValueSource('doctorInterval') === 'cli') {
+        cmd.error("error: option '--doctor-interval <seconds>' only goes with '--serve <port>'");
+      }
       if (bind !== undefined && opts.serve === undefined) {
         cmd.error(
           `error: option '--${opts.bind === undefined ? 'host' : 'bind'} <address>' only goes with '--serve <port>'`,
@@ -87,18 +116,25 @@ export function registerStatus(program: Command): void {
             prometheus: opts.prometheus === true,
             watch: opts.watch,
             interval: opts.interval,
+            doctorInterval: opts.doctorInterval,
             ...(opts.serve === undefined ? {} : { serve: opts.serve }),
             host: bind ?? DEFAULT_SERVE_HOST,
             all: opts.all,
             sources: { ksmDir: opts.sysfsDir, procDir: opts.procDir },
+            tuneMetricsFile: opts.tuneMetrics,
             ...(opts.count === undefined ? {} : { count: opts.count }),
+            // The lock is about this machine's ksmd: read it when the files read are this machine's.
+            ...(opts.sysfsDir === KSM_SYSFS_DIR || cmd.getOptionValueSource('lockFile') === 'cli'
+              ? { lockPath: opts.lockFile }
+              : {}),
           },
           {
             write: (text) => process.stdout.write(text),
             err: (line) => console.error(line),
             isTTY: process.stdout.isTTY === true,
             ...(process.stdout.rows === undefined ? {} : { rows: process.stdout.rows }),
-            color: process.stdout.isTTY === true && pc.isColorSupported,
+            color: stdoutColor(),
+            columns: stdoutWidth(),
             signal: controller.signal,
           },
         );

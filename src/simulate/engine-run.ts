@@ -11,13 +11,10 @@
  * - Wake-up. The sleep ends one tick later than `Ksm.advance()` has it, on a
  *   tick boundary, as the kernel's timer wheel does (`ksmdWakeAfterSleepNs`).
  *
- * - Checksum cost. The kernel runs calc_checksum() on every visit of a page
- *   that is not a KSM page; the engine charges `checksumNs` only when its
- *   checksum cache misses (after a write). Each batch is charged here for the
- *   visits the engine did not charge: processed pages, less the visits to KSM
- *   pages (estimated as the batch's pages times the share of rmap items that
- *   are stable), less the checksums the engine charged. Once the engine charges
- *   every calc_checksum() this correction is 0 by construction.
+ * - Checksum cost. The kernel runs calc_checksum() on every processed visit
+ *   of a page that is not a KSM page, and so does the engine's cost model
+ *   (Ksm.calcChecksum charges it even when its cache answers): nothing is
+ *   added here (src/simulate/checksum-cost.test.ts holds that count).
  *
  * - A busy host (a twin's measured figures, twin.ts): ksmd waits
  *   `ksmdWakeDelayNs` for a CPU after each sleep, and as long again every
@@ -59,11 +56,15 @@ import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
 import { trustDomainOf } from '../policy/trust-domains.ts';
 import { ksmStatOf } from '../surface/procfs.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
+import type { CowGuardConfig } from '../tuner/cow-guard.ts';
+import type { Tuner } from '../tuner/inputs.ts';
+import { type DecisionRecord, TuneLoop } from '../tuner/loop.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { CompressionSample, ContentCompression } from './compression.ts';
 import { ContentSpace, primeChecksum, valueChecksum } from './content.ts';
 import { type CostFigures, CountingCostModel } from './cost.ts';
-import { type GroupModel, type Scenario, totalGuestPages } from './scenario.ts';
+import { type GroupModel, hostLoadBytesAt, type Scenario, totalGuestPages } from './scenario.ts';
+import { SimTunerHost } from './tuner-host.ts';
 
 /** One look at /sys/kernel/mm/ksm and the host, at virtual time `tMs`. */
 export interface Sample {
@@ -90,6 +91,8 @@ export interface Sample {
   readonly memoryInUseBytes: number;
   /** What the started guests would use without KSM. */
   readonly guestMemoryBytes: number;
+  /** What the host itself uses now besides the guests (reserved, or the scenario's load). */
+  readonly hostLoadBytes?: number;
   readonly guestsStarted: number;
   /** Writes that broke a merged page (COW), since the start. */
   readonly cowBreaks: number;
@@ -97,6 +100,13 @@ export interface Sample {
   /** The guests' reads of their pages, since the start. */
   readonly guestReads: number;
   readonly extrapolated: boolean;
+  /**
+   * Kernel runs only: how long ksmd was runnable but waiting for a CPU since
+   * the start (/proc/<ksmd>/schedstat run_delay). That is the machine's other
+   * load, which the engine's clock does not have: the wall time less this is
+   * what ksmd's own pacing took.
+   */
+  readonly ksmdRunDelayMs?: number;
   /** With a scenario's `compression:`: zram alone and KSM then zram, on the host's pages at this time. */
   readonly compression?: CompressionSample;
 }
@@ -123,6 +133,13 @@ export interface EngineRunOptions {
    * (root, CAP_SYS_ADMIN), which the policy may refuse.
    */
   readonly operatorEnablesKsmd?: boolean;
+  /**
+   * A tuning daemon (src/tuner) run every interval of virtual time against
+   * the simulated host, as `ksmkit tune` runs on a real one. It owns run and
+   * the pacing: the operator does not turn ksmd on, and there is no
+   * steady-state fast-forward (the tuner may change the pacing at any time).
+   */
+  readonly tuner?: { readonly tuner: Tuner; readonly cowGuard: CowGuardConfig };
   /** Called once at the end with the engine as the run left it (doctor's `simulate --explain` reads its pages). */
   readonly onEnd?: (end: EngineEnd) => void;
 }
@@ -155,14 +172,17 @@ export interface EngineRun {
   readonly steadyAtMs: number | undefined;
   /** Whether ksmd ran, and the errno when the policy refused to start it. */
   readonly ksmd: { readonly running: boolean; readonly refused?: string };
+  /** The tuner's decisions, in order (empty without a tuner). */
+  readonly decisions?: readonly DecisionRecord[];
   /** Events the engine counted, for the summary and the statistics. */
   readonly stats: {
     readonly batches: number;
     readonly visits: number;
+    /** Unstable tree steps. */
     readonly compares: number;
+    readonly stableCompares: number;
     readonly merges: number;
     readonly checksumsCharged: number;
-    readonly checksumsAdded: number;
     readonly hashes: number;
   };
 }
@@ -181,6 +201,8 @@ interface Guest {
   readonly runStarts: readonly number[];
   /** Its trust domain (trustDomainOf) under trust-domains; '' under any other policy, where all pages meet. */
   readonly domain: string;
+  /** The guest is a QEMU process (madvise group): ksmtuned counts its RSS as committed memory. */
+  readonly qemu: boolean;
 }
 
 /** Accesses to one run of a group's pages, at a rate per started guest. */
@@ -237,16 +259,18 @@ class EngineRunner {
   /** Writes of streams that are not neutral: they may merge or unmerge pages. */
   private mergingWrites = 0;
   private checksumsCharged = 0;
-  private checksumsAdded = 0;
   private batches = 0;
   private visits = 0;
   private compares = 0;
+  private stableCompares = 0;
   private merges = 0;
   private hashesByEngine = 0;
   private lastSampleCpuNs = 0;
   private lastSampleNs = 0;
   private ksmdRunning = false;
   private ksmdRefused: string | undefined;
+  private readonly tuneLoop: TuneLoop | undefined;
+  private readonly decisions: DecisionRecord[] = [];
 
   constructor(
     private readonly scenario: Scenario,
@@ -268,6 +292,22 @@ class EngineRunner {
       costModel: this.cost,
       ...(options.policy === undefined ? {} : { policy: options.policy }),
     });
+    const sim = this.sim;
+    this.tuneLoop =
+      options.tuner === undefined
+        ? undefined
+        : new TuneLoop(
+            new SimTunerHost({
+              sim,
+              memoryBytes: scenario.host.memoryBytes,
+              pageCacheBytes: scenario.host.pageCacheBytes ?? 0,
+              hostLoadBytes: () => hostLoadBytesAt(scenario, sim.host.clock.nowNs / NS_PER_MS),
+              guestUseBytes: () => this.guestUseBytes(),
+              qemuGuestPages: () => this.guests.reduce((n, g) => n + (g.qemu ? g.group.pageCount : 0), 0),
+            }),
+            options.tuner.tuner,
+            { dryRun: false, cowGuard: options.tuner.cowGuard },
+          );
     this.rng = new Rng(scenario.seed);
     this.readRng = new Rng(new Rng(scenario.seed).nextU32() ^ READ_SEED_SALT);
     this.streams = scenario.groups.flatMap((group) =>
@@ -314,11 +354,21 @@ class EngineRunner {
     const sampleNs = this.scenario.sampleEveryMs * NS_PER_MS;
     const starts = this.startSchedule();
     let startIndex = 0;
+    const stops = this.stopSchedule();
+    let stopIndex = 0;
+    const tuneLoop = this.tuneLoop;
+    let nextTuneNs =
+      tuneLoop === undefined
+        ? Number.POSITIVE_INFINITY
+        : tuneLoop.policy.firstDecisionAfterInterval
+          ? tuneLoop.policy.intervalMs * NS_PER_MS
+          : 0;
     let nextSampleNs = 0;
     let wakeAtNs = Number.POSITIVE_INFINITY;
     let lastWriteNs = 0;
     let steadyAtMs: number | undefined;
-    const fastForward = this.options.fastForward ?? this.scenario.fastForward;
+    const fastForward =
+      (this.options.fastForward ?? this.scenario.fastForward) && tuneLoop === undefined && stops.length === 0;
     const wakeDelayNs = this.scenario.host.ksmdWakeDelayNs ?? 0;
     // Pass bookkeeping for the steady state.
     let passSignature = '';
@@ -333,7 +383,8 @@ class EngineRunner {
 
     for (;;) {
       const nextStartNs = startIndex < starts.length ? starts[startIndex]!.atNs : Number.POSITIVE_INFINITY;
-      const nextNs = Math.min(wakeAtNs, nextStartNs, nextSampleNs, endNs);
+      const nextStopNs = stopIndex < stops.length ? stops[stopIndex]!.atNs : Number.POSITIVE_INFINITY;
+      const nextNs = Math.min(wakeAtNs, nextStartNs, nextStopNs, nextTuneNs, nextSampleNs, endNs);
       clock.advanceTo(nextNs);
       const now = clock.nowNs;
       if ((this.streams.length > 0 || this.readStreams.length > 0) && now > lastWriteNs) {
@@ -347,6 +398,20 @@ class EngineRunner {
         lastStartNs = now;
         // An mm registering into an empty list wakes ksmd (__ksm_enter).
         if (wakeAtNs === Number.POSITIVE_INFINITY && ksm.settings.run & 1) wakeAtNs = now;
+      }
+      while (stopIndex < stops.length && stops[stopIndex]!.atNs <= now) {
+        const s = stops[stopIndex++]!;
+        this.stopGuest(s.group, s.index);
+        lastStartNs = now;
+      }
+      if (tuneLoop !== undefined && nextTuneNs <= now && now < endNs) {
+        const before = { run: ksm.settings.run, sleepMs: ksm.settings.sleepMillisecs };
+        this.decisions.push(tuneLoop.step());
+        nextTuneNs = now + tuneLoop.policy.intervalMs * NS_PER_MS;
+        // run=0 puts ksmd to sleep until run is set again; run=1, or a new sleep_millisecs, wakes it now
+        // (run_store and sleep_millisecs_store wake ksmd's waits).
+        if (!(ksm.settings.run & 1)) wakeAtNs = Number.POSITIVE_INFINITY;
+        else if (!(before.run & 1) || before.sleepMs !== ksm.settings.sleepMillisecs) wakeAtNs = now;
       }
       while (nextSampleNs <= now && nextSampleNs <= endNs) {
         this.record(nextSampleNs, false);
@@ -429,15 +494,16 @@ class EngineRunner {
       steadyAtMs,
       ksmd:
         this.ksmdRefused === undefined
-          ? { running: this.ksmdRunning }
+          ? { running: this.ksmdRunning || this.decisions.some((d) => d.written.run === 1) }
           : { running: false, refused: this.ksmdRefused },
+      decisions: this.decisions,
       stats: {
         batches: this.batches,
         visits: this.visits,
         compares: this.compares,
+        stableCompares: this.stableCompares,
         merges: this.merges,
         checksumsCharged: this.checksumsCharged,
-        checksumsAdded: this.checksumsAdded,
         hashes: this.content.hashes + this.hashesByEngine,
       },
     };
@@ -494,7 +560,7 @@ class EngineRunner {
       const text = this.sim.sysfs.read(name).trim();
       this.settingsInForce[name] = name === 'advisor_mode' ? (/\[([^\]]+)\]/.exec(text)?.[1] ?? text) : text;
     }
-    if (this.options.operatorEnablesKsmd === false) return;
+    if (this.options.operatorEnablesKsmd === false || this.options.tuner !== undefined) return;
     try {
       write('run', '1');
       this.ksmdRunning = true;
@@ -546,12 +612,49 @@ class EngineRunner {
     const policy = this.options.policy;
     const domain =
       policy?.name === 'trust-domains' ? trustDomainOf(p.mm.owner, trustDomainKeyOf(policy)) : '';
-    const guest: Guest = { group, pid: p.pid, vma, baseAddress: base, runStarts, domain };
+    const guest: Guest = {
+      group,
+      pid: p.pid,
+      vma,
+      baseAddress: base,
+      runStarts,
+      domain,
+      qemu: group.merge === 'madvise',
+    };
     this.guests.push(guest);
     const list = this.guestsByGroup.get(group) ?? [];
     list.push(guest);
     this.guestsByGroup.set(group, list);
     this.guestPages += group.pageCount;
+  }
+
+  /** When guests exit: group.stopAtMs for the first, then one every stopEveryMs, in start order. */
+  private stopSchedule(): { atNs: number; group: GroupModel; index: number }[] {
+    const out: { atNs: number; group: GroupModel; index: number }[] = [];
+    for (const group of this.scenario.groups) {
+      if (group.stopAtMs === undefined) continue;
+      for (let i = 0; i < group.count; i++)
+        out.push({ atNs: (group.stopAtMs + i * (group.stopEveryMs ?? 0)) * NS_PER_MS, group, index: i });
+    }
+    return out.sort((a, b) => a.atNs - b.atNs);
+  }
+
+  /** The guest exits: ksm_exit() drops its mm slot, exit_mmap() frees its pages (a KSM page keeps its other mappers). */
+  private stopGuest(group: GroupModel, index: number): void {
+    const comm = `${group.name}-${index + 1}`;
+    const at = this.guests.findIndex((g) => g.group === group && this.sim.host.process(g.pid).comm === comm);
+    if (at < 0) return; // Not started yet: it never runs.
+    const guest = this.guests[at]!;
+    this.sim.host.exit(guest.pid);
+    this.guests.splice(at, 1);
+    const list = this.guestsByGroup.get(group)!;
+    list.splice(list.indexOf(guest), 1);
+    this.guestPages -= group.pageCount;
+  }
+
+  /** Guest frames in use plus KSM's rmap items (what `memoryInUseBytes` samples). */
+  private guestUseBytes(): number {
+    return this.sim.host.frames.usedFrames * PAGE_SIZE + this.sim.ksm.rmapItems * 64;
   }
 
   /** The writes due over `seconds` of guest time: each one gives a page of the run contents of its own. */
@@ -617,28 +720,15 @@ class EngineRunner {
   private batch(): void {
     const ksm = this.sim.ksm;
     const cost = this.cost;
-    const stable = ksm.pagesShared + ksm.pagesSharing;
-    const items = ksm.rmapItems;
-    const scanned = ksm.pagesScanned;
-    const skipped = ksm.pagesSkipped;
     const cpuBeforeNs = ksm.ksmdCpuNs;
     cost.reset();
     ksm.scanPages(ksm.settings.pagesToScan);
-    const processed = ksm.pagesScanned - scanned;
-    const visited = processed + (ksm.pagesSkipped - skipped);
-    const ksmVisits = items > 0 ? Math.min(processed, Math.round((visited * stable) / items)) : 0;
-    const missing = processed - ksmVisits - cost.checksums;
     this.batches += cost.batches;
     this.visits += cost.visits;
     this.compares += cost.compares;
+    this.stableCompares += cost.stableCompares;
     this.merges += cost.merges;
     this.checksumsCharged += cost.checksums;
-    if (missing > 0) {
-      const extraNs = missing * this.options.figures.checksumNs;
-      this.sim.host.clock.advanceNs(extraNs);
-      ksm.ksmdCpuNs += extraNs;
-      this.checksumsAdded += missing;
-    }
     const host = this.scenario.host;
     const perPreemptionNs = host.ksmdCpuPerPreemptionNs ?? 0;
     const waitNs = host.ksmdWakeDelayNs ?? 0;
@@ -815,6 +905,7 @@ class EngineRunner {
       ksmdCpuPercent: dtNs > 0 ? ((moving.cpuNs - this.lastSampleCpuNs) / dtNs) * 100 : 0,
       memoryInUseBytes: this.sim.host.frames.usedFrames * PAGE_SIZE + c.rmap_items * 64,
       guestMemoryBytes: this.guestPages * PAGE_SIZE,
+      hostLoadBytes: hostLoadBytesAt(this.scenario, atNs / NS_PER_MS),
       guestsStarted: this.guests.length,
       cowBreaks: this.sim.host.vmstat.cow_ksm,
       guestWrites: moving.guestWrites,

@@ -30,7 +30,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { formatWorkloadIssue, type WorkloadIssue } from '../workload/parse.ts';
+import {
+  documentValue,
+  fileReadProblem,
+  formatWorkloadIssue,
+  type WorkloadIssue,
+} from '../workload/parse.ts';
 import { describeInput, NAME_PATTERN, settingsSchema } from '../workload/schema.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { type Compressibility, DEFAULT_COMPRESSIBILITY } from './compression.ts';
@@ -69,6 +74,9 @@ export interface GroupModel {
   readonly pageCount: number;
   readonly startAtMs: number;
   readonly startEveryMs: number;
+  /** When the first guest exits (undefined: they run to the end), and the others one after another. */
+  readonly stopAtMs?: number;
+  readonly stopEveryMs?: number;
   /** madvise(MADV_MERGEABLE) on the guest's memory (QEMU), or prctl(PR_SET_MEMORY_MERGE) for the whole process. */
   readonly merge: 'madvise' | 'prctl';
   readonly content: readonly ContentRunModel[];
@@ -126,6 +134,13 @@ export interface Scenario {
     readonly memoryBytes: number;
     readonly reservedBytes: number;
     readonly numaNodes: number;
+    /** Page cache the host holds while memory allows (reclaimable: counted free by ksmtuned, available by the kernel). */
+    readonly pageCacheBytes?: number;
+    /**
+     * What the host itself uses besides the guests, from each time on (the first at 0 is `reserved`):
+     * rising memory pressure that no guest causes.
+     */
+    readonly load?: readonly { readonly atMs: number; readonly usedBytes: number }[];
     /**
      * How long ksmd waits for a CPU after its sleep ends (the run queue's
      * delay on a busy host; 0 on an idle one): a twin measures it
@@ -316,6 +331,8 @@ const groupSchema = strictMap(
     memory: sizeSchema,
     start_at: durationSchema.optional(),
     start_every: durationSchema.optional(),
+    stop_at: durationSchema.optional(),
+    stop_every: durationSchema.optional(),
     merge: z.enum(['madvise', 'prctl'], { error: expecting('madvise or prctl') }).optional(),
     tenant: z
       .string({ error: expecting('a tenant name of [A-Za-z0-9._-]+') })
@@ -396,8 +413,15 @@ const scenarioFileSchema = strictMap(
           .min(1)
           .max(64)
           .optional(),
+        page_cache: sizeSchema.optional(),
+        load: z
+          .array(
+            strictMap({ at: durationSchema, used: sizeSchema }, 'a map with at (a time) and used (a size)'),
+            { error: expecting('a list of { at, used }') },
+          )
+          .optional(),
       },
-      'a map with memory, reserved and numa_nodes',
+      'a map with memory, reserved, numa_nodes, page_cache and load',
     ),
     ksm: settingsSchema.optional(),
     run: strictMap(
@@ -453,7 +477,7 @@ export async function loadScenario(path: string): Promise<Scenario> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseScenario(text, path);
 }
@@ -471,7 +495,9 @@ export function parseScenario(text: string, fileName: string): Scenario {
       doc.errors.map((e) => at(e.pos[0], [], e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ''))),
     );
   }
-  const shape = scenarioFileSchema.safeParse(doc.toJS());
+  const js = documentValue(doc, text);
+  if ('message' in js) throw new ScenarioError([at(js.offset, [], js.message)]);
+  const shape = scenarioFileSchema.safeParse(js.value);
   if (!shape.success) {
     const issues = shape.error.issues.flatMap((issue) => {
       const path = issue.path.map((s) => (typeof s === 'number' ? s : String(s)));
@@ -548,6 +574,10 @@ function build(
   const reservedBytes = file.host.reserved ?? 0;
   if (reservedBytes >= file.host.memory)
     problems.push({ path: ['host', 'reserved'], message: 'must be less than host.memory' });
+  (file.host.load ?? []).forEach((l, i) => {
+    if (l.used >= file.host.memory)
+      problems.push({ path: ['host', 'load', i, 'used'], message: 'must be less than host.memory' });
+  });
   const settings: SysfsSetting[] = Object.entries(file.ksm ?? {}).flatMap(([name, value]) =>
     value === undefined ? [] : [{ name, value: String(value) }],
   );
@@ -560,6 +590,10 @@ function build(
       memoryBytes: file.host.memory,
       reservedBytes,
       numaNodes: file.host.numa_nodes ?? 1,
+      pageCacheBytes: file.host.page_cache ?? 0,
+      load: [...(file.host.load ?? [])]
+        .map((l) => ({ atMs: l.at, usedBytes: l.used }))
+        .sort((a, b) => a.atMs - b.atMs),
     },
     ksm: settings,
     durationMs,
@@ -606,6 +640,22 @@ function claimCheck(entry: CheckEntry): ClaimCheck {
 }
 
 function group(entry: GroupEntry, path: KeyPath, problems: { path: KeyPath; message: string }[]): GroupModel {
+  if (entry.stop_every !== undefined && entry.stop_at === undefined)
+    problems.push({ path: [...path, 'stop_every'], message: 'stop_every is allowed only with stop_at' });
+  if (entry.stop_at !== undefined) {
+    const count = entry.count ?? 1;
+    for (let i = 0; i < count; i++) {
+      const startMs = (entry.start_at ?? 0) + i * (entry.start_every ?? 0);
+      const stopMs = entry.stop_at + i * (entry.stop_every ?? 0);
+      if (stopMs <= startMs) {
+        problems.push({
+          path: [...path, 'stop_at'],
+          message: `guest ${i + 1} would stop (at ${stopMs / 1000} s) before it starts (at ${startMs / 1000} s)`,
+        });
+        break;
+      }
+    }
+  }
   const pageCount = Math.floor(entry.memory / PAGE_BYTES);
   if (pageCount < 1)
     problems.push({ path: [...path, 'memory'], message: 'expected at least one page (4 KiB)' });
@@ -658,6 +708,8 @@ function group(entry: GroupEntry, path: KeyPath, problems: { path: KeyPath; mess
     pageCount,
     startAtMs: entry.start_at ?? 0,
     startEveryMs: entry.start_every ?? 0,
+    ...(entry.stop_at === undefined ? {} : { stopAtMs: entry.stop_at }),
+    stopEveryMs: entry.stop_every ?? 0,
     merge: entry.merge ?? 'madvise',
     content: content.filter((run) => run.pageCount > 0),
   };
@@ -720,4 +772,11 @@ export function parseScale(text: string, scenario: Scenario): number | undefined
 /** The scenario's name for the built-in library's index: file name less its extension. */
 export function scenarioKey(fileName: string): string {
   return basename(fileName).replace(/\.(ya?ml|json)$/, '');
+}
+
+/** What the host itself uses at `atMs` (reserved, then the load steps). */
+export function hostLoadBytesAt(scenario: Scenario, atMs: number): number {
+  let used = scenario.host.reservedBytes;
+  for (const step of scenario.host.load ?? []) if (step.atMs <= atMs) used = step.usedBytes;
+  return used;
 }

@@ -6,6 +6,14 @@
  * leaves any swept pages_to_scan out).
  */
 import type { PolicyConfig } from '../policy/policy.ts';
+import type { CowGuardConfig } from '../tuner/cow-guard.ts';
+import {
+  isTunerPolicy,
+  makeTuner,
+  TUNER_POLICIES,
+  type TunerOptions,
+  type TunerPolicyName,
+} from '../tuner/policies.ts';
 import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { ContentCompression } from './compression.ts';
@@ -20,9 +28,15 @@ export interface SweepAxis {
 }
 
 export interface RunSpec {
-  /** How the run is named in tables and plots: the swept values, or "scenario settings". */
+  /** How the run is named in tables and plots: the swept values, or the run's pacing (pages_to_scan, sleep_millisecs). */
   readonly label: string;
   readonly settings: readonly SysfsSetting[];
+  /** A tuning daemon that runs beside ksmd (`--tuner`), with its options. */
+  readonly tuner?: {
+    readonly policy: TunerPolicyName;
+    readonly options: TunerOptions;
+    readonly cowGuard: CowGuardConfig;
+  };
 }
 
 export interface RunResult {
@@ -38,10 +52,15 @@ export function parseSetOption(text: string): SweepAxis {
   const m = /^([a-z_]+)=(.+)$/.exec(text.trim());
   if (m === null) throw new Error(`--set ${JSON.stringify(text)}: expected NAME=VALUE[,VALUE...]`);
   const name = m[1]!;
-  if (name === 'run' || !WRITABLE_SYSFS_NAMES.includes(name)) {
+  const allowed = WRITABLE_SYSFS_NAMES.filter((n) => n !== 'run').join(', ');
+  if (name === 'run') {
     throw new Error(
-      `--set ${name}: not a setting of /sys/kernel/mm/ksm; allowed: ${WRITABLE_SYSFS_NAMES.filter((n) => n !== 'run').join(', ')}`,
+      `--set ${text.trim()}: run is not a setting simulate takes: every run turns ksmd on (run=1) when it starts, ` +
+        `and the summary's "without KSM" figure is what run=0 would give. Settings to sweep: ${allowed}`,
     );
+  }
+  if (!WRITABLE_SYSFS_NAMES.includes(name)) {
+    throw new Error(`--set ${name}: not a setting of /sys/kernel/mm/ksm; allowed: ${allowed}`);
   }
   const values = m[2]!.split(',').map((v) => v.trim());
   if (values.some((v) => v === ''))
@@ -49,8 +68,21 @@ export function parseSetOption(text: string): SweepAxis {
   return { name, values };
 }
 
-/** Every run the options ask for, in order. */
-export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpec[] {
+/** Linux's defaults for the two settings that name a run. */
+const PACING_DEFAULTS: readonly SysfsSetting[] = [
+  { name: 'pages_to_scan', value: '100' },
+  { name: 'sleep_millisecs', value: '20' },
+];
+
+/**
+ * Every run the options ask for, in order. `base` is the scenario's own `ksm:`
+ * settings: a run that changes nothing is named by its pacing under them.
+ */
+export function expandRuns(
+  axes: readonly SweepAxis[],
+  advisor: boolean,
+  base: readonly SysfsSetting[] = [],
+): RunSpec[] {
   const fixed: SysfsSetting[] = [];
   const swept: SweepAxis[] = [];
   for (const axis of axes) {
@@ -61,7 +93,7 @@ export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpe
   for (const axis of swept)
     combos = combos.flatMap((combo) => axis.values.map((value) => [...combo, { name: axis.name, value }]));
   const runs: RunSpec[] = combos.map((combo) => ({
-    label: combo.length === 0 ? labelOf(fixed) : labelOf(combo),
+    label: combo.length === 0 ? labelOf(fixed, base) : labelOf(combo, base),
     settings: [...fixed, ...combo],
   }));
   if (advisor) {
@@ -74,8 +106,60 @@ export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpe
   return runs;
 }
 
-function labelOf(settings: readonly SysfsSetting[]): string {
-  return settings.length === 0 ? 'scenario settings' : settings.map((s) => `${s.name}=${s.value}`).join(' ');
+/**
+ * `--tuner objective,ksmtuned,...`: each run of `base` once per tuner, labelled
+ * `tuner=NAME` (and the run's own label when there are several). Throws a
+ * one-line message naming what is allowed.
+ */
+export function expandTuners(
+  base: readonly RunSpec[],
+  list: string,
+  options: TunerOptions,
+  cowGuard: CowGuardConfig,
+): RunSpec[] {
+  const names = list.split(',').map((n) => n.trim());
+  for (const n of names) {
+    if (!isTunerPolicy(n))
+      throw new Error(`--tuner ${n}: not a tuner; allowed: ${TUNER_POLICIES.join(', ')}`);
+  }
+  return base.flatMap((spec) =>
+    (names as TunerPolicyName[]).map((policy) => ({
+      label: base.length === 1 ? `tuner=${policy}` : `${spec.label} tuner=${policy}`,
+      settings: spec.settings,
+      tuner: { policy, options, cowGuard },
+    })),
+  );
+}
+
+function labelOf(settings: readonly SysfsSetting[], base: readonly SysfsSetting[]): string {
+  if (settings.length > 0) return settings.map((s) => `${s.name}=${s.value}`).join(' ');
+  const value = (name: string): string =>
+    [...base].reverse().find((s) => s.name === name)?.value ??
+    PACING_DEFAULTS.find((s) => s.name === name)!.value;
+  return PACING_DEFAULTS.map((s) => `${s.name}=${value(s.name)}`).join(' ');
+}
+
+/** pages_to_scan values tried, in order, to keep the guests within the host: multiples of the run's. */
+const RESCUE_FACTORS = [4, 10, 25, 100] as const;
+
+/**
+ * When a run leaves the guests over the host's memory, the pages_to_scan
+ * values (higher than the run's, other settings kept) to try, lowest first:
+ * the verdict runs them until one keeps the guests within the host.
+ */
+export function rescueSpecs(
+  base: RunSpec,
+  pagesToScan: number,
+  scenarioKsm: readonly SysfsSetting[] = [],
+): RunSpec[] {
+  if (base.settings.some((s) => s.name === 'advisor_mode' && s.value !== 'none')) return [];
+  const others = base.settings.filter((s) => s.name !== 'pages_to_scan');
+  const pacing = labelOf([], [...scenarioKsm, ...others]).replace(/^pages_to_scan=\S+ /, '');
+  const rest = others.filter((s) => s.name !== 'sleep_millisecs');
+  return RESCUE_FACTORS.map((f) => String(pagesToScan * f)).map((value) => ({
+    label: `pages_to_scan=${value} ${pacing}${rest.length > 0 ? ` ${labelOf(rest, [])}` : ''}`,
+    settings: [...others, { name: 'pages_to_scan', value }],
+  }));
 }
 
 export interface SweepCallbacks {
@@ -106,6 +190,11 @@ export function runSweep(
       settings: spec.settings,
       ...(options.fastForward === undefined ? {} : { fastForward: options.fastForward }),
       ...(options.policy === undefined ? {} : { policy: options.policy }),
+      ...(spec.tuner === undefined
+        ? {}
+        : {
+            tuner: { tuner: makeTuner(spec.tuner.policy, spec.tuner.options), cowGuard: spec.tuner.cowGuard },
+          }),
       ...(options.compression === undefined ? {} : { compression: options.compression }),
       ...(options.onSample === undefined
         ? {}

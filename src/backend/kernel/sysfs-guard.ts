@@ -42,7 +42,14 @@ export interface SysfsGuardOptions {
   readonly lockTimeoutMs?: number;
   /** Start even if other processes of the machine are mergeable. */
   readonly force?: boolean;
+  /**
+   * The signals on which the settings are restored (default SIGINT, SIGTERM,
+   * SIGHUP). A daemon that rereads its configuration on SIGHUP leaves it out.
+   */
+  readonly signals?: readonly GuardSignal[];
 }
+
+export type GuardSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
 
 /** What a machine-wide lock file holds (also /tmp/ksmkit-zram.lock's, see zram-guard.ts). */
 export interface LockContents {
@@ -51,6 +58,8 @@ export interface LockContents {
   /** The holder's start time (clock ticks since boot): a reused pid is not the holder. */
   readonly startTicks: number;
   readonly command: string;
+  /** When the holder took the lock (ms since the epoch); absent in locks of older versions. */
+  readonly takenAtMs?: number;
   /** The machine's settings before the first holder changed them; null until saved. */
   readonly saved: Readonly<Record<string, string>> | null;
 }
@@ -148,7 +157,10 @@ function sleepSync(ms: number): void {
  *    pages_to_scan to advisor_min_pages_to_scan: that is the kernel's rule);
  * 5. run last, when no other write can disturb ksmd any more.
  */
-export function writeSettingsInOrder(values: ReadonlyMap<string, string>): string[] {
+export function writeSettingsInOrder(
+  values: ReadonlyMap<string, string>,
+  options: { readonly unmergeFirst: boolean } = { unmergeFirst: true },
+): string[] {
   const failures: string[] = [];
   const put = (name: string, value: string): void => {
     let r = writeKsm(name, value);
@@ -160,8 +172,9 @@ export function writeSettingsInOrder(values: ReadonlyMap<string, string>): strin
     }
     if (!r.ok) failures.push(`${name}=${JSON.stringify(value)}: ${r.errno}`);
   };
-  if (readKsm('run') !== '2') put('run', '2');
-  if (selectedWord(readKsm('advisor_mode')) !== 'none') put('advisor_mode', 'none');
+  if (options.unmergeFirst && readKsm('run') !== '2') put('run', '2');
+  const pacing = values.has('advisor_mode') || values.has('pages_to_scan');
+  if (pacing && selectedWord(readKsm('advisor_mode')) !== 'none') put('advisor_mode', 'none');
   const advisorMode = values.get('advisor_mode') ?? 'none';
   const rest = [...values.keys()]
     .filter((n) => n !== 'run' && n !== 'advisor_mode' && !(n === 'pages_to_scan' && advisorMode !== 'none'))
@@ -180,10 +193,12 @@ export function writeSettingsInOrder(values: ReadonlyMap<string, string>): strin
 export interface ExitRestorer {
   /** Restores and unlocks; reports to stderr instead of throwing. */
   releaseQuietly(when: string): void;
+  /** The signals it restores on (default SIGINT, SIGTERM and SIGHUP). */
+  readonly signals?: readonly GuardSignal[];
 }
 
 const active = new Set<ExitRestorer>();
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const SIGNALS: readonly GuardSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** Runs `owner.releaseQuietly` on SIGINT, SIGTERM, SIGHUP (then dies of the signal) and at exit, until `forgetOnExit`. */
 export function restoreOnExit(owner: ExitRestorer): void {
@@ -196,11 +211,14 @@ export function forgetOnExit(owner: ExitRestorer): void {
   if (active.size === 0) uninstallHandlers();
 }
 
-function onSignal(signal: NodeJS.Signals): void {
-  for (const guard of [...active]) guard.releaseQuietly(`on ${signal}`);
+function onSignal(signal: GuardSignal): void {
+  for (const owner of [...active])
+    if ((owner.signals ?? SIGNALS).includes(signal)) owner.releaseQuietly(`on ${signal}`);
+  // Someone else handles it (a daemon's own shutdown, or its SIGHUP reload): let them.
+  if (process.listenerCount(signal) > 1) return;
   uninstallHandlers();
-  // Die of the signal as we would have without a handler, unless someone else handles it.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  // Die of the signal as we would have without a handler.
+  process.kill(process.pid, signal);
 }
 
 function onExit(): void {
@@ -222,12 +240,25 @@ function uninstallHandlers(): void {
 export class SysfsGuard implements ExitRestorer {
   private released = false;
   private readonly beforeRestore: Array<() => void> = [];
+  /** Set by restoreOnly(): put back just these, without unmerging first; undefined: every saved setting. */
+  private restoreSet: ReadonlyMap<string, string> | undefined;
 
   private constructor(
     readonly lockPath: string,
     /** Every writable /sys/kernel/mm/ksm file and the value to put back (advisor_mode as its word). */
     readonly saved: ReadonlyMap<string, string>,
+    readonly signals: readonly GuardSignal[],
   ) {}
+
+  /**
+   * Release puts back only these settings (those a tuner changed, with the
+   * values they had), and does not unmerge first: a tuner on a host whose
+   * guests are merged must not turn a stop into a COW storm (run=2 unmerges
+   * everything). An empty map leaves every setting as it is (`--leave-settings`).
+   */
+  restoreOnly(values: ReadonlyMap<string, string>): void {
+    this.restoreSet = new Map(values);
+  }
 
   static async acquire(options: SysfsGuardOptions = {}): Promise<SysfsGuard> {
     const lockPath = options.lockPath ?? DEFAULT_LOCK_PATH;
@@ -245,7 +276,7 @@ export class SysfsGuard implements ExitRestorer {
     }
     const saved =
       adopted?.saved !== undefined && adopted.saved !== null ? adopted.saved : readWritableSettings();
-    const guard = new SysfsGuard(lockPath, new Map(Object.entries(saved)));
+    const guard = new SysfsGuard(lockPath, new Map(Object.entries(saved)), options.signals ?? SIGNALS);
     writeLock(lockPath, { ...ownLock(), saved });
     restoreOnExit(guard);
     return guard;
@@ -274,7 +305,11 @@ export class SysfsGuard implements ExitRestorer {
           failures.push(`before restore: ${(e as Error).message}`);
         }
       }
-      failures = failures.concat(writeSettingsInOrder(this.saved));
+      failures = failures.concat(
+        this.restoreSet === undefined
+          ? writeSettingsInOrder(this.saved)
+          : writeSettingsInOrder(this.restoreSet, { unmergeFirst: false }),
+      );
     } finally {
       try {
         unlinkSync(this.lockPath);
@@ -318,7 +353,14 @@ function readWritableSettings(): Record<string, string> {
 export function ownLock(): LockContents {
   const startTicks = processStartTicks(process.pid);
   if (startTicks === undefined) throw new Error('cannot read /proc/self/stat');
-  return { version: 1, pid: process.pid, startTicks, command: commandOf(process.pid), saved: null };
+  return {
+    version: 1,
+    pid: process.pid,
+    startTicks,
+    command: commandOf(process.pid),
+    takenAtMs: Date.now(),
+    saved: null,
+  };
 }
 
 export function writeLock(path: string, contents: LockContents): void {
@@ -398,4 +440,89 @@ function takeOverStale(path: string, seen: LockContents | undefined): LockConten
 export function giveBackLock(path: string, adopted: LockContents | undefined): void {
   if (adopted !== undefined) writeLock(path, adopted);
   else unlinkSync(path);
+}
+
+// ------------------------------------------------------------------ the lock as others see it
+
+/** One setting a run changed and the value it will be put back to. */
+export interface PendingRestore {
+  readonly name: string;
+  readonly now: string;
+  readonly restoreTo: string;
+}
+
+/** What the lock file says: nobody drives ksmd, a live run does, or a dead run left its settings behind. */
+export type LockState =
+  | { readonly kind: 'free'; readonly lockPath: string }
+  | {
+      readonly kind: 'held' | 'stale';
+      readonly lockPath: string;
+      readonly pid: number;
+      readonly command: string;
+      /** When the run took the lock (its lock file's time for locks that do not say). */
+      readonly takenAtMs: number;
+      /** Settings that differ from what the run saved (empty when it saved none yet, or changed none). */
+      readonly pending: readonly PendingRestore[];
+    };
+
+/**
+ * Reads the lock without taking it. `pending` compares the saved settings
+ * with the live /sys/kernel/mm/ksm files (`readCurrent` for tests).
+ */
+export function lockState(
+  lockPath: string = DEFAULT_LOCK_PATH,
+  readCurrent: (name: string) => string | undefined = readSettingWord,
+): LockState {
+  const lock = readLock(lockPath);
+  if (lock === undefined) return { kind: 'free', lockPath };
+  const pending: PendingRestore[] = [];
+  for (const [name, restoreTo] of Object.entries(lock.saved ?? {})) {
+    const now = readCurrent(name);
+    if (now !== undefined && now !== restoreTo) pending.push({ name, now, restoreTo });
+  }
+  let takenAtMs = lock.takenAtMs;
+  if (takenAtMs === undefined) {
+    try {
+      takenAtMs = statSync(lockPath).mtimeMs;
+    } catch {
+      takenAtMs = Date.now();
+    }
+  }
+  return {
+    kind: isHolderAlive(lock) ? 'held' : 'stale',
+    lockPath,
+    pid: lock.pid,
+    command: lock.command,
+    takenAtMs,
+    pending,
+  };
+}
+
+function readSettingWord(name: string): string | undefined {
+  try {
+    const text = readKsm(name);
+    return name === 'advisor_mode' ? selectedWord(text) : text;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Puts back the settings a dead run left behind, now, under the lock (as the
+ * next kernel run would): takes the stale lock over and releases it, which
+ * writes the saved settings in the kernel's order (run=2 first). Returns what
+ * was pending; throws if the lock is held by a live run or a write fails.
+ */
+export async function restoreStaleSettings(lockPath: string = DEFAULT_LOCK_PATH): Promise<LockState> {
+  const before = lockState(lockPath);
+  if (before.kind !== 'stale') return before;
+  if (before.pending.length === 0) {
+    // Nothing to put back: only the file goes (taking it over would write run=2 and unmerge the machine).
+    takeOverStale(lockPath, readLock(lockPath));
+    return before;
+  }
+  // force: other mergeable processes do not matter to putting settings back.
+  const guard = await SysfsGuard.acquire({ lockPath, lockTimeoutMs: 0, force: true });
+  guard.release();
+  return before;
 }

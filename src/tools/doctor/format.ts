@@ -28,7 +28,8 @@ export function shortCommand(cmdline: string, width: number): string {
   return room <= 0 ? `${program.slice(0, width - 1)}…` : `${program} …${rest.slice(-room)}`;
 }
 
-function subjectText(s: Subject, commandWidth: number): string {
+/** Who a finding is about, in one line: `host`, `pid 42 qemu …vm-1`, or that and the VMA. */
+export function subjectText(s: Subject, commandWidth: number): string {
   if (s.pid === undefined)
     return s.command === undefined ? 'host' : `${s.command}${s.name ? `  ${s.name}` : ''}`;
   const command = shortCommand(s.command ?? '?', commandWidth);
@@ -54,6 +55,17 @@ function hostLine(r: DoctorReport): string {
   return `host: ${parts.join(', ')}`;
 }
 
+/** Sorted findings by verdict, in their order (findings first, biggest memory first within each). */
+export function groupFindings(findings: readonly Finding[]): Map<Verdict, Finding[]> {
+  const groups = new Map<Verdict, Finding[]>();
+  for (const f of findings) {
+    const g = groups.get(f.verdict);
+    if (g === undefined) groups.set(f.verdict, [f]);
+    else g.push(f);
+  }
+  return groups;
+}
+
 export function formatReport(r: DoctorReport, options: FormatOptions): string[] {
   const c = pc.createColors(options.color);
   const width = options.commandWidth ?? 40;
@@ -76,13 +88,7 @@ export function formatReport(r: DoctorReport, options: FormatOptions): string[] 
   }
   for (const p of r.problems) lines.push(c.yellow(`! ${p}`));
   for (const n of r.notes) lines.push(c.dim(`note: ${n}`));
-  const groups = new Map<Verdict, Finding[]>();
-  for (const f of r.findings) {
-    const g = groups.get(f.verdict);
-    if (g === undefined) groups.set(f.verdict, [f]);
-    else g.push(f);
-  }
-  for (const [verdict, rows] of groups) {
+  for (const [verdict, rows] of groupFindings(r.findings)) {
     const info = VERDICT_INFO[verdict];
     const total = rows.reduce((s, f) => s + f.bytes, 0);
     const level =

@@ -9,6 +9,7 @@ import { offeredAlgorithms } from '../../backend/kernel/zram-guard.ts';
 import { ContentCompression, DEFAULT_COMPRESSIBILITY } from '../../simulate/compression.ts';
 import { loadCalibration } from '../../simulate/cost.ts';
 import type { Scenario } from '../../simulate/scenario.ts';
+import { fileReadProblem } from '../../workload/parse.ts';
 import { type CompareReport, compareCompression } from '../compress/compare.ts';
 import { compressorUnavailable } from '../compress/native.ts';
 import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
@@ -117,6 +118,33 @@ function errorText(e: unknown): string {
   return err.message ?? String(e);
 }
 
+/** Why a dump file cannot be read, without repeating its path (the caller names it). */
+export function dumpErrorText(path: string, e: unknown): string {
+  if ((e as NodeJS.ErrnoException).code === 'EISDIR') return 'is a directory, not a dump file';
+  const message = fileReadProblem(e);
+  return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
+}
+
+/**
+ * The dump files' problems found before anything is read (missing, a folder,
+ * empty, not the format asked for): one line each, `FILE: what is wrong`.
+ */
+export function checkDumpFiles(files: readonly string[], format: DumpFormat = 'auto', offset = 0): string[] {
+  const problems: string[] = [];
+  for (const path of files) {
+    try {
+      const layout = layoutDump(path, format, offset);
+      if (layout.segments.length === 0)
+        problems.push(
+          `${path}: ${layout.fileBytes === 0 ? 'is empty' : `holds no whole page (${layout.fileBytes} bytes${offset > 0 ? ` after --offset ${offset}` : ''})`}; a dump file holds pages of ${PAGE_BYTES} bytes`,
+        );
+    } catch (e) {
+      problems.push(`${path}: ${dumpErrorText(path, e)}`);
+    }
+  }
+  return problems;
+}
+
 /** The processes an estimate covers, in pid order, without this process. */
 export function selectProcesses(request: EstimateRequest): number[] {
   const chosen = new Set<number>(request.pids ?? []);
@@ -170,7 +198,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     try {
       layouts.push(layoutDump(path, request.format ?? 'auto', request.offset ?? 0));
     } catch (e) {
-      unreadable.push({ what: path, error: errorText(e), explicit: true });
+      unreadable.push({ what: path, error: dumpErrorText(path, e), explicit: true });
     }
   }
   const expectedBytes =

@@ -2,8 +2,12 @@
  * `ksmkit status` without commander: options in, exit status out, output
  * through `io` so tests can run it against fixture directories.
  */
+
+import { lockState } from '../../backend/kernel/sysfs-guard.ts';
+import { readTuneMetrics } from '../tune/metrics.ts';
 import { formatHuman } from './human.ts';
 import { toJson } from './json.ts';
+import { lockLines } from './lock.ts';
 import { formatPrometheus } from './prometheus.ts';
 import { DEFAULT_SERVE_HOST, LOOPBACK, type StatusServer, serveStatus } from './serve.ts';
 import { readSnapshot, type StatusSources } from './snapshot.ts';
@@ -16,11 +20,17 @@ export interface StatusCommandOptions {
   /** Seconds between readings with --watch and, for the live page, --serve. */
   readonly interval: number;
   readonly serve?: number;
+  /** --serve: seconds between two runs of the doctor for the page; 0 for no doctor panel (default 60). */
+  readonly doctorInterval?: number;
   readonly host?: string;
   readonly all: boolean;
   readonly sources: StatusSources;
+  /** The `ksmkit tune` daemon's metrics file, appended to --prometheus and --serve when present. */
+  readonly tuneMetricsFile?: string;
   /** --watch: stop after this many readings. */
   readonly count?: number;
+  /** The kernel backend's lock file: a run driving ksmd, or one killed that left settings behind. */
+  readonly lockPath?: string;
 }
 
 export interface StatusIo {
@@ -29,6 +39,8 @@ export interface StatusIo {
   readonly err: (line: string) => void;
   readonly isTTY: boolean;
   readonly rows?: number;
+  /** The terminal's columns. */
+  readonly columns?: number | undefined;
   readonly color: boolean;
   /** Aborted on SIGINT/SIGTERM: ends --watch and --serve cleanly. */
   readonly signal: AbortSignal;
@@ -47,7 +59,11 @@ async function serve(port: number, options: StatusCommandOptions, io: StatusIo):
       host,
       sources: options.sources,
       snapshot: { allProcesses: options.all },
+      ...(options.tuneMetricsFile === undefined ? {} : { tuneMetricsFile: options.tuneMetricsFile }),
       intervalMs: options.interval * 1000,
+      ...(options.doctorInterval === undefined
+        ? {}
+        : { doctor: options.doctorInterval === 0 ? false : { intervalMs: options.doctorInterval * 1000 } }),
     });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -120,9 +136,14 @@ export async function statusCommand(options: StatusCommandOptions, io: StatusIo)
     return EXIT_OK;
   }
   const s = readSnapshot(options.sources, snapshotOptions);
-  if (options.prometheus) io.write(formatPrometheus(s));
+  if (options.prometheus) io.write(formatPrometheus(s) + readTuneMetrics(options.tuneMetricsFile ?? ''));
   else if (options.json) io.write(`${JSON.stringify(toJson(s), null, 2)}\n`);
-  else io.write(`${formatHuman(s, { color: io.color }).join('\n')}\n`);
+  else {
+    const lock = options.lockPath === undefined ? [] : lockLines(lockState(options.lockPath), Date.now());
+    io.write(
+      `${[...lock, ...(lock.length > 0 ? [''] : []), ...formatHuman(s, { color: io.color, width: io.columns })].join('\n')}\n`,
+    );
+  }
   if (!s.available) {
     if (options.json || options.prometheus)
       io.err(`ksmkit status: KSM is not in this kernel: ${s.unavailableReason}`);

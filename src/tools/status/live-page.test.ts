@@ -3,9 +3,12 @@
  * against `ksmkit status --serve 0` on this machine. Under the machine-wide
  * lock (SysfsGuard restores every setting), a process started by `ksmkit exec`
  * merges 512 equal pages; the page's charts must draw and then move with it,
- * its process table must list it and sort, no request may leave the server's
- * origin, and nothing may be logged as an error (a policy violation would be).
- * Then the same page served by user nobody: it says what is hidden and why.
+ * its process table must list it and sort, the doctor panel must give the
+ * host's verdict (ksmd stopped) and then one about the merging process, no
+ * request may leave the server's origin, and nothing may be logged as an
+ * error (a policy violation would be).
+ * Then the same page served by user nobody: it says what is hidden and why,
+ * in the process table and in the doctor panel.
  *
  * And the page in Firefox (Debian's firefox-esr, over WebDriver BiDi), on
  * fixture directories: it connects, draws, and follows a counter that changes.
@@ -63,10 +66,10 @@ function screenshotDir(): string {
   return dir;
 }
 
-/** `ksmkit status --serve 0` on this host, a reading every 0.5 s. */
+/** `ksmkit status --serve 0` on this host, a reading every 0.5 s, the doctor every 3 s. */
 function startServer(options: { asNobody?: boolean } = {}): Promise<ServeChild> {
   return startServe(
-    ['--interval', '0.5'],
+    ['--interval', '0.5', '--doctor-interval', '3'],
     options.asNobody === true ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: '/tmp' } } : {},
   );
 }
@@ -162,6 +165,21 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     );
     for (const c of first) assert.ok(c.width > 300 && c.inked > 500, `${c.id} drew (${c.inked} pixels)`);
     const sharingBefore = Number(first[1]!.last);
+    // The doctor's first run saw run = 0 (or a tuner of another helper's holding it there).
+    const stopped = await waitFor("the doctor's host verdict", 20_000, async () => {
+      const v = await page.$$eval('#doctor [data-verdict]', (els) =>
+        els.map((el) => el.getAttribute('data-verdict')),
+      );
+      return v.includes('ksmd-stopped') || v.includes('tuner-gating') ? v : undefined;
+    });
+    assert.ok(stopped.length >= 1);
+    const stoppedText = (await page.textContent('#doctor')) ?? '';
+    assert.match(stoppedText, /fix: (echo 1 > \/sys\/kernel\/mm\/ksm\/run|.*tun)/, 'the fix, as text');
+    assert.equal(
+      await page.$$eval('#doctor button, #doctor form, #doctor input', (els) => els.length),
+      0,
+      'read-only',
+    );
 
     filler = await startFiller();
     writeKsmOrThrow('pages_to_scan', '5000');
@@ -189,6 +207,20 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     assert.match((await page.textContent('[data-tile="memory saved"]')) ?? '', /KiB|MiB|GiB/);
     assert.match((await page.textContent('.marks')) ?? '', /run 0 → 1/);
     assert.match((await page.textContent('#scan-time')) ?? '', /A full scan at these settings/);
+    // A later run of the doctor looks at the filler (the biggest by profit) and judges it.
+    const fillerVerdict = await waitFor("a doctor's verdict on the filler", 30_000, async () => {
+      const rows = await page.$$eval('#doctor .verdict', (groups) =>
+        groups.flatMap((g) =>
+          [...g.querySelectorAll('.finding-subject')].map((s) => [
+            g.getAttribute('data-verdict'),
+            s.textContent ?? '',
+          ]),
+        ),
+      );
+      return rows.find(([, subject]) => subject!.startsWith(`pid ${filler!.pid} `));
+    });
+    assert.ok(fillerVerdict[0] !== null, `verdict ${fillerVerdict[0]} on ${fillerVerdict[1]}`);
+    assert.doesNotMatch((await page.textContent('#doctor')) ?? '', /the doctor failed/);
 
     // Sortable: by PID ascending, then back to profit, highest first.
     await page.click('#processes thead button:has-text("PID")');
@@ -257,6 +289,11 @@ test('the live page served by user nobody: says it is not root and what that hid
     await waitFor('a ksmd CPU figure', 10_000, async () => {
       const cpu = (await page.textContent('[data-tile="ksmd CPU"]')) ?? '';
       return /%/.test(cpu) ? cpu : undefined;
+    });
+    // The doctor says what it could not see as this user.
+    await waitFor("the doctor's note on what uid 65534 cannot see", 20_000, async () => {
+      const text = (await page.textContent('#doctor .doctor-notes').catch(() => null)) ?? '';
+      return /running as uid 65534: only this user's processes are visible/.test(text) ? text : undefined;
     });
     assert.deepEqual(watched.offOrigin, []);
     assert.deepEqual(watched.problems, []);

@@ -5,9 +5,9 @@
  * DOM: the server (src/tools/status/live.ts) and the page (src/web/live/)
  * both compile against this file.
  *
- * A later panel (the doctor's verdicts) is one more optional field of
- * `LiveView`; a later kind of time-axis mark (the tuner's decisions) is one
- * more member of `LiveMark['kind']`.
+ * The doctor's verdicts are `LiveView.doctor` (absent when the server reads
+ * fixture directories rather than this host); a later kind of time-axis mark
+ * (the tuner's decisions) is one more member of `LiveMark['kind']`.
  */
 
 /** Bumped when a field changes meaning; the page refuses another version. */
@@ -101,6 +101,58 @@ export interface LiveVisibility {
   readonly hidden: readonly string[];
 }
 
+/** One finding of the doctor, as the panel shows it. */
+export interface LiveDoctorRow {
+  /** `host`, `pid 42 qemu …vm-1`, or that and the VMA's range and name. */
+  readonly subject: string;
+  /** Memory concerned (bytes; 0 for a host setting). */
+  readonly bytes: number;
+  readonly evidence: string;
+  /** The exact command or setting, as text ('' when there is nothing to fix): the page never runs it. */
+  readonly fix: string;
+}
+
+/** The findings of one verdict, biggest memory first. */
+export interface LiveDoctorGroup {
+  /** The doctor's verdict word (src/tools/doctor/verdicts.ts). */
+  readonly verdict: string;
+  /** `finding`: keeps memory from merging, or costs more than it gives; `info`; `ok`. */
+  readonly level: 'finding' | 'info' | 'ok';
+  readonly title: string;
+  readonly meaning: string;
+  /** Memory concerned by the whole group (bytes). */
+  readonly bytes: number;
+  readonly rows: readonly LiveDoctorRow[];
+  /** Rows left out past the per-verdict limit, and their memory. */
+  readonly moreRows: number;
+  readonly moreBytes: number;
+}
+
+/** The doctor's last run over the host and the biggest processes: its own slower cadence, one run for every page. */
+export interface LiveDoctor {
+  /** Time between the starts of two runs (ms). */
+  readonly intervalMs: number;
+  /** A run is under way now. */
+  readonly running: boolean;
+  /** When the last successful run ended (ms since the epoch); null before the first. */
+  readonly timeMs: number | null;
+  /** How long it took (ms). */
+  readonly durationMs: number | null;
+  /** The processes it looked at (the biggest by profit and by rmap items). */
+  readonly pids: readonly number[];
+  readonly root: boolean;
+  /** No group at level `finding`; null before the first run. */
+  readonly healthy: boolean | null;
+  /** Grouped by verdict, findings first. */
+  readonly groups: readonly LiveDoctorGroup[];
+  /** A process that went away meanwhile, a permission: one line each. */
+  readonly problems: readonly string[];
+  /** What the doctor could not see or did not do here, and why. */
+  readonly notes: readonly string[];
+  /** The last run failed, in one line (the groups are the last good run's, if any). */
+  readonly error: string | null;
+}
+
 /** Everything but the time series: replaced whole on each tick. */
 export interface LiveView {
   readonly timeMs: number;
@@ -116,6 +168,8 @@ export interface LiveView {
   readonly processesUsingKsm: number;
   readonly processLimit: number;
   readonly visibility: LiveVisibility;
+  /** The doctor's verdicts; absent when the server does not run the doctor (fixture directories). */
+  readonly doctor?: LiveDoctor;
   /** The reading failed (the page keeps the last good one). */
   readonly error: string | null;
 }

@@ -18,6 +18,7 @@ import { findKsmdPid, readKsmdCpuNs } from '../../backend/kernel/ksmd-thread.ts'
 import { estimateTime } from '../estimate/model.ts';
 import { kernelHz } from '../estimate/settings.ts';
 import { truncate } from './human.ts';
+import type { LiveDoctorRunner } from './live-doctor.ts';
 import {
   LIVE_PROTOCOL_VERSION,
   LIVE_SERIES,
@@ -63,6 +64,8 @@ export interface LiveSamplerOptions {
   readonly ksmdCpuNs?: () => number;
   /** Stamps each reading (default: the snapshot's own wall and monotonic clocks); tests step it. */
   readonly clock?: () => { readonly time: number; readonly monotonicMs: number };
+  /** The doctor's verdicts, polled at each reading with its processes and clock (none: no panel). */
+  readonly doctor?: LiveDoctorRunner;
 }
 
 /** Where the last full scan ended, as seen by a reading. */
@@ -152,6 +155,7 @@ export class LiveSampler {
   private readonly uid: number | null;
   private readonly readCpuNs: () => number;
   private readonly clock: LiveSamplerOptions['clock'];
+  private readonly doctor: LiveDoctorRunner | undefined;
   private readonly points: Ring<LivePoint>;
   private marks: LiveMark[] = [];
   private previous: Previous | undefined;
@@ -178,6 +182,7 @@ export class LiveSampler {
     this.uid = options.uid !== undefined ? options.uid : (process.getuid?.() ?? null);
     this.readCpuNs = options.ksmdCpuNs ?? (() => this.readKsmdCpuFromProc());
     this.clock = options.clock;
+    this.doctor = options.doctor;
     this.points = new Ring(historyCapacity(this.historyMs, this.intervalMs));
   }
 
@@ -221,6 +226,7 @@ export class LiveSampler {
     } catch (e) {
       return this.failed((e as Error).message);
     }
+    this.doctor?.poll(snapshot.processes, snapshot.monotonicMs);
     const cpuNs = this.cpuNow();
     const settings = settingsOf(snapshot);
     const prev = this.previous;
@@ -260,7 +266,12 @@ export class LiveSampler {
     const timeMs = this.clock?.().time ?? Date.now();
     const point: LivePoint = { timeMs, values: LIVE_SERIES.map(() => null) };
     this.points.push(point);
-    const view: LiveView = { ...(this.lastView ?? this.emptyView(timeMs)), timeMs, error: message };
+    const view: LiveView = {
+      ...(this.lastView ?? this.emptyView(timeMs)),
+      ...this.doctorView(),
+      timeMs,
+      error: message,
+    };
     this.lastView = view;
     const tick: LiveTick = { point, marks: [], view };
     for (const listener of this.listeners) listener(tick);
@@ -280,6 +291,7 @@ export class LiveSampler {
       processesUsingKsm: 0,
       processLimit: this.processLimit,
       visibility: { uid: this.uid, root: this.uid === 0, unreadableProcesses: 0, hidden: [] },
+      ...this.doctorView(),
       error: null,
     };
   }
@@ -396,6 +408,10 @@ export class LiveSampler {
     return { uid: this.uid, root: this.uid === 0, unreadableProcesses: s.unreadable, hidden };
   }
 
+  private doctorView(): Pick<LiveView, 'doctor'> {
+    return this.doctor === undefined ? {} : { doctor: this.doctor.view() };
+  }
+
   private viewOf(s: StatusSnapshot): LiveView {
     const settings: LiveSetting[] = s.files
       .filter((f) => f.writable)
@@ -412,6 +428,7 @@ export class LiveSampler {
       processesUsingKsm: s.processes.length,
       processLimit: this.processLimit,
       visibility: this.visibilityOf(s),
+      ...this.doctorView(),
       error: null,
     };
   }

@@ -15,7 +15,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readTuneMetrics } from '../tune/metrics.ts';
 import { LiveEvents, LiveSampler } from './live.ts';
+import { type LiveDoctorOptions, LiveDoctorRunner } from './live-doctor.ts';
 import { type ExtraFamily, formatPrometheus, PROMETHEUS_CONTENT_TYPE } from './prometheus.ts';
 import { HOST_SOURCES, readSnapshot, type SnapshotOptions, type StatusSources } from './snapshot.ts';
 
@@ -39,8 +41,15 @@ export interface ServeOptions {
   readonly pageDir?: string;
   /** Open pages served at once. */
   readonly maxClients?: number;
+  /**
+   * The doctor panel's runs (cadence, processes); false for none. Only when
+   * the sources are this host's (the doctor reads the host, never a fixture).
+   */
+  readonly doctor?: LiveDoctorOptions | false;
   /** The sampler, when a test wants its own (fake ksmd CPU, short history). */
   readonly sampler?: LiveSampler;
+  /** The `ksmkit tune` daemon's metrics file, appended to /metrics when present. */
+  readonly tuneMetricsFile?: string;
 }
 
 export interface StatusServer {
@@ -172,10 +181,11 @@ function exporterFamilies(sampler: LiveSampler, events: LiveEvents): ExtraFamily
 function serveMetrics(req: IncomingMessage, res: ServerResponse, options: ServeOptions, live: Live): void {
   let body: string;
   try {
-    body = formatPrometheus(
-      readSnapshot(options.sources ?? HOST_SOURCES, options.snapshot),
-      exporterFamilies(live.sampler, live.events),
-    );
+    body =
+      formatPrometheus(
+        readSnapshot(options.sources ?? HOST_SOURCES, options.snapshot),
+        exporterFamilies(live.sampler, live.events),
+      ) + readTuneMetrics(options.tuneMetricsFile ?? '');
   } catch (e) {
     text(res, 500, `ksmkit: cannot read KSM state: ${(e as Error).message}\n`);
     return;
@@ -235,14 +245,24 @@ function handle(req: IncomingMessage, res: ServerResponse, host: string, options
   res.end(req.method === 'HEAD' ? undefined : file.body);
 }
 
+function doctorOf(options: ServeOptions): LiveDoctorRunner | undefined {
+  const sources = options.sources ?? HOST_SOURCES;
+  const readsHost = sources.ksmDir === HOST_SOURCES.ksmDir && sources.procDir === HOST_SOURCES.procDir;
+  // The doctor reads this host's /proc and sysfs whatever the sources: beside fixture directories it would mislead.
+  if (options.doctor === false || !readsHost) return undefined;
+  return new LiveDoctorRunner(options.doctor ?? {});
+}
+
 export function serveStatus(options: ServeOptions): Promise<StatusServer> {
   const host = options.host ?? DEFAULT_SERVE_HOST;
+  const doctor = doctorOf(options);
   const sampler =
     options.sampler ??
     new LiveSampler({
       intervalMs: options.intervalMs ?? DEFAULT_SERVE_INTERVAL_MS,
       ...(options.sources === undefined ? {} : { sources: options.sources }),
       ...(options.snapshot === undefined ? {} : { snapshot: options.snapshot }),
+      ...(doctor === undefined ? {} : { doctor }),
     });
   const events = new LiveEvents(sampler, options.maxClients);
   const live: Live = { sampler, events, page: loadPage(options.pageDir ?? DEFAULT_PAGE_DIR) };

@@ -5,7 +5,15 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { formatBytes, formatCount, formatDuration } from '../../simulate/units.ts';
-import type { LiveHello, LiveProcess, LiveTick, LiveView } from '../../tools/status/live-protocol.ts';
+import type {
+  LiveDoctor,
+  LiveDoctorGroup,
+  LiveDoctorRow,
+  LiveHello,
+  LiveProcess,
+  LiveTick,
+  LiveView,
+} from '../../tools/status/live-protocol.ts';
 import { Chart, type ChartProps, type ChartSeries } from './chart.tsx';
 import { LiveStore } from './store.ts';
 
@@ -357,6 +365,104 @@ function Marks(props: { store: LiveStore }) {
   );
 }
 
+/** Rows shown before the rest fold away: one process's VMAs must not push the other verdicts off the screen. */
+const ROWS_OPEN = 3;
+/** ` (1.2 MiB)`, or nothing for rows about settings (no memory of their own). */
+const memoryOf = (b: number): string => (b > 0 ? ` (${formatBytes(b)})` : '');
+
+function FindingRows(props: { rows: readonly LiveDoctorRow[] }) {
+  return (
+    <ul class="findings">
+      {props.rows.map((r, i) => (
+        <li key={`${r.subject}${i}`}>
+          <span class="finding-bytes">{r.bytes > 0 ? formatBytes(r.bytes) : ''}</span>
+          <span class="finding-subject">{r.subject}</span>: {r.evidence}
+          {r.fix === '' ? null : (
+            <div class="fix">
+              fix: <code>{r.fix}</code>
+            </div>
+          )}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function DoctorGroup(props: { group: LiveDoctorGroup }) {
+  const g = props.group;
+  return (
+    <li class={`verdict level-${g.level}`} data-verdict={g.verdict}>
+      <p class="verdict-head">
+        <span class="level">{g.level}</span> <strong>{g.title}</strong> <code class="muted">{g.verdict}</code>
+        {g.bytes > 0 ? <span class="verdict-bytes"> {formatBytes(g.bytes)}</span> : null}
+      </p>
+      <p class="muted verdict-meaning">{g.meaning}</p>
+      <FindingRows rows={g.rows.slice(0, ROWS_OPEN)} />
+      {g.rows.length <= ROWS_OPEN ? null : (
+        <details>
+          <summary class="muted">
+            {plural(g.rows.length - ROWS_OPEN, 'more row', 'more rows')}
+            {memoryOf(g.rows.slice(ROWS_OPEN).reduce((sum, r) => sum + r.bytes, 0))}
+          </summary>
+          <FindingRows rows={g.rows.slice(ROWS_OPEN)} />
+        </details>
+      )}
+      {g.moreRows === 0 ? null : (
+        <p class="muted">
+          … and {plural(g.moreRows, 'row', 'rows')} more{memoryOf(g.moreBytes)}: ksmkit doctor lists them all
+        </p>
+      )}
+    </li>
+  );
+}
+
+function doctorState(d: LiveDoctor): string {
+  const every = `every ${formatDuration(d.intervalMs)}`;
+  if (d.timeMs === null) return d.running ? `first run under way (then ${every})` : `runs ${every}`;
+  const at = new Date(d.timeMs).toLocaleTimeString();
+  const took = d.durationMs === null ? '' : `, took ${seconds(d.durationMs / 1000)}`;
+  return `last run ${at}${took}, over ${plural(d.pids.length, 'process', 'processes')}; ${d.running ? 'running again now' : every}`;
+}
+
+/** The doctor's verdicts on the host and the biggest processes; the fixes are text to read, never run from here. */
+function Doctor(props: { doctor: LiveDoctor }) {
+  const d = props.doctor;
+  const findings = d.groups.filter((g) => g.level === 'finding').length;
+  return (
+    <section class="panel doctor" aria-labelledby="doctor-title" id="doctor">
+      <h2 id="doctor-title">
+        Doctor: why memory is or is not merged
+        {d.healthy === null ? null : (
+          <span class={d.healthy ? 'healthy' : 'unhealthy'}>
+            {' '}
+            · {d.healthy ? 'healthy' : plural(findings, 'finding', 'findings')}
+          </span>
+        )}
+      </h2>
+      <p class="muted">
+        Host, process and VMA checks of <code>ksmkit doctor</code>, {doctorState(d)}. The fixes are commands
+        to read and run yourself: this page changes nothing.
+      </p>
+      {d.error === null ? null : <div class="banner error">{d.error}</div>}
+      {d.problems.length === 0 && d.notes.length === 0 ? null : (
+        <ul class="muted doctor-notes">
+          {d.problems.map((p) => (
+            <li key={p}>{p}</li>
+          ))}
+          {d.notes.map((n) => (
+            <li key={n}>{n}</li>
+          ))}
+        </ul>
+      )}
+      <ol class="verdicts">
+        {d.groups.map((g) => (
+          <DoctorGroup key={g.verdict} group={g} />
+        ))}
+      </ol>
+    </section>
+  );
+}
+
 export function App() {
   const { store, version, connection, problem } = useLive();
   const [range, setRange] = useState<number | null>(null);
@@ -385,6 +491,7 @@ export function App() {
         ))}
       </div>
       <Marks store={store} />
+      {view?.doctor === undefined ? null : <Doctor doctor={view.doctor} />}
       {view === undefined ? null : (
         <div class="columns">
           <Processes view={view} />
