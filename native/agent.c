@@ -9,7 +9,8 @@
  * Usage: ksmkit-agent SOCKET_PATH NAME
  *   env KSMKIT_PARENT_PID: pid of the node process; the agent exits at once if
  *   its parent is already someone else (the node process died before the
- *   PR_SET_PDEATHSIG below was in place).
+ *   PR_SET_PDEATHSIG below was in place). Absent in the image a fork child
+ *   execs (OP_EXEC), which, like the fork child, has no parent-death signal.
  *
  * Wire format (every integer little-endian, fixed-size headers, no padding
  * left to the compiler):
@@ -59,6 +60,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -70,6 +72,9 @@
 #endif
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
+#endif
+#ifndef PR_GET_MEMORY_MERGE
+#define PR_GET_MEMORY_MERGE 68
 #endif
 #ifndef MADV_MERGEABLE
 #define MADV_MERGEABLE 12
@@ -104,6 +109,9 @@ enum agent_op {
 	OP_EXIT = 9,	/* replies, then _exit(0) */
 	OP_GETPID = 10, /* value: pid */
 	OP_FILL = 11,	/* payload: u32 hi, u32 lo, u32 lo_step; see op_fill */
+	OP_MPROTECT = 12, /* arg: 1 PROT_READ, 3 PROT_READ|PROT_WRITE */
+	OP_EXEC = 13,	/* replies, then execve() of this program: the new image says hello again */
+	OP_DRAIN = 14,	/* every CPU's LRU and mlock folio batches drained (see op_drain) */
 };
 
 #define MMAP_FLAG_SHARED 1u
@@ -122,6 +130,20 @@ static struct region regions[AGENT_MAX_REGIONS];
 static size_t region_count;
 static struct sockaddr_un server_addr;
 static int conn_fd = -1;
+/* Our workload name, for the hello of the image an exec starts. */
+static char own_name[AGENT_MAX_NAME_BYTES + 1];
+/* A fork child (or an image it exec'd): its parent is an agent the workload may end first. */
+static int fork_child;
+
+/*
+ * lru_add_drain_all() from user space: migrate_pages(2) of ourselves from
+ * node 0 to node 0 moves nothing, but do_migrate_pages() starts with
+ * lru_cache_disable(), which drains every CPU's folio batches (LRU add and
+ * mlock). A page faulted or COW-copied since ksmd's last pass start holds a
+ * reference from such a batch until then, and write_protect_page() refuses
+ * it; whether another process on the machine filled that CPU's batch first
+ * is chance, so the kernel backend drains before every ksmd wake-up.
+ */
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -471,10 +493,70 @@ static void op_fork(uint32_t payload_len)
 	if (pid == 0) {
 		/* The parent's connection is the parent's: talk on a new one. */
 		close(conn_fd);
+		fork_child = 1;
+		memcpy(own_name, payload_buf, payload_len);
+		own_name[payload_len] = '\0';
 		connect_and_hello((const char *)payload_buf, payload_len);
 		return;
 	}
 	reply(0, (int64_t)pid, NULL, 0);
+}
+
+static void op_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
+{
+	if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) {
+		reply(EINVAL, 0, NULL, 0);
+		return;
+	}
+	int r = mprotect((void *)(uintptr_t)addr, (size_t)len, (int)prot);
+	reply(r == 0 ? 0 : errno, 0, NULL, 0);
+}
+
+/*
+ * execve() of our own program under the same name. The connection is
+ * SOCK_CLOEXEC, so the TypeScript side sees it close during the exec, and the
+ * new image connects and says hello. The reply comes first: after a
+ * successful execve nothing of this image is left to send it.
+ */
+static void op_exec(const char *socket_path, const char *name)
+{
+	static char parent_env[64];
+	static char *const envp_first[] = { parent_env, NULL };
+	static char *const envp_fork_child[] = { NULL };
+	char *const argv[] = { "ksmkit-agent", (char *)socket_path, (char *)name, NULL };
+	/*
+	 * A first agent's new image checks its parent (the node process) and asks
+	 * for SIGKILL at its death, as before the exec; a fork child's does neither
+	 * (see main): without KSMKIT_PARENT_PID it knows it is one.
+	 */
+	long ppid = (long)getppid();
+	char digits[24];
+	int n = 0;
+	do {
+		digits[n++] = (char)('0' + ppid % 10);
+		ppid /= 10;
+	} while (ppid > 0 && n < (int)sizeof digits);
+	const char *prefix = "KSMKIT_PARENT_PID=";
+	size_t at = strlen(prefix);
+	memcpy(parent_env, prefix, at);
+	while (n > 0)
+		parent_env[at++] = digits[--n];
+	parent_env[at] = '\0';
+	reply(0, 0, NULL, 0);
+	execve("/proc/self/exe", argv, fork_child ? envp_fork_child : envp_first);
+	die("execve(/proc/self/exe) failed");
+}
+
+static void op_drain(void)
+{
+	unsigned long node0 = 1;
+	long r = syscall(SYS_migrate_pages, 0L, (unsigned long)(8 * sizeof node0), &node0, &node0);
+	/* A kernel without CONFIG_NUMA has no migrate_pages: value 1 says nothing was drained. */
+	if (r < 0 && errno == ENOSYS) {
+		reply(0, 1, NULL, 0);
+		return;
+	}
+	reply(r < 0 ? errno : 0, 0, NULL, 0);
 }
 
 static void serve(void)
@@ -538,6 +620,15 @@ static void serve(void)
 		case OP_FILL:
 			op_fill(addr, len, payload_len);
 			break;
+		case OP_MPROTECT:
+			op_mprotect(addr, len, arg);
+			break;
+		case OP_EXEC:
+			op_exec(server_addr.sun_path, own_name);
+			break;
+		case OP_DRAIN:
+			op_drain();
+			break;
 		default:
 			reply(EINVAL, 0, NULL, 0);
 			break;
@@ -550,9 +641,11 @@ int main(int argc, char **argv)
 	if (argc != 3)
 		die("usage: ksmkit-agent SOCKET_PATH NAME");
 	const char *parent = getenv("KSMKIT_PARENT_PID");
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL) != 0)
+	/* Without it we are the exec'd image of a fork child: no parent-death signal (see op_exec). */
+	fork_child = parent == NULL;
+	if (!fork_child && prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL) != 0)
 		die("prctl(PR_SET_PDEATHSIG) failed");
-	if (parent != NULL && (pid_t)strtol(parent, NULL, 10) != getppid())
+	if (!fork_child && (pid_t)strtol(parent, NULL, 10) != getppid())
 		_exit(0); /* the node process died before the line above took effect */
 	/* Fork children exit without being waited for; a dead peer is an EPIPE, not a signal. */
 	signal(SIGCHLD, SIG_IGN);
@@ -565,6 +658,14 @@ int main(int argc, char **argv)
 		die("bad process name");
 	server_addr.sun_family = AF_UNIX;
 	memcpy(server_addr.sun_path, argv[1], path_len + 1);
+	memcpy(own_name, argv[2], name_len + 1);
+	/*
+	 * After an exec with PR_SET_MEMORY_MERGE on (it survives execve in 6.18),
+	 * every mapping this image was loaded with is VM_MERGEABLE: keep them out
+	 * of KSM's view as op_prctl does, before anything else runs.
+	 */
+	if (prctl(PR_GET_MEMORY_MERGE, 0UL, 0UL, 0UL, 0UL) == 1 && unmerge_own_mappings() != 0)
+		die("cannot advise the agent's own mappings unmergeable");
 	connect_and_hello(argv[2], name_len);
 	serve();
 	return 0;

@@ -12,6 +12,9 @@ export const PAGE_SIZE_BYTES = 4096;
 
 export type MadviseAdvice = 'mergeable' | 'unmergeable' | 'hugepage' | 'nohugepage' | 'dontneed';
 
+/** mprotect(2) of a whole region: PROT_READ, or PROT_READ|PROT_WRITE (as mapped). */
+export type RegionProtection = 'read' | 'read-write';
+
 /** Errno names a backend may report for a refused operation (the kernel's own). */
 export type ErrnoName =
   | 'EINVAL'
@@ -104,6 +107,14 @@ export interface Backend {
   madvise(process: string, region: string, advice: MadviseAdvice): Promise<OpResult>;
   mlock(process: string, region: string): Promise<OpResult>;
   prctl(process: string, memoryMerge: boolean): Promise<OpResult>;
+  mprotect(process: string, region: string, prot: RegionProtection): Promise<OpResult>;
+  /**
+   * execve() of the process's own program: its mm is replaced by a fresh one
+   * without any region (the old one goes as at exit); PR_SET_MEMORY_MERGE is
+   * kept (MMF_VM_MERGE_ANY is in MMF_INIT_MASK) and ksm_execve() registers
+   * the new mm when it is set.
+   */
+  exec(process: string): Promise<OpResult>;
   /** A real fork: the child shares the parent's pages copy-on-write and its regions by name. */
   fork(process: string, child: string): Promise<OpResult>;
   exit(process: string): Promise<OpResult>;
@@ -111,6 +122,19 @@ export interface Backend {
   setSysfs(name: string, value: string, options?: { readonly as?: string }): Promise<SysfsWriteResult>;
   /** Lets ksmd complete exactly `passes` full scans (full_scans grows by that much), run set to 1 as needed. */
   scan(passes: number): Promise<void>;
+  /**
+   * pages_to_scan := `pageCount` (a real write: the kernel's errno when it
+   * refuses), then ksmd runs exactly one batch, `ksm_do_scan(pageCount)`, if
+   * it would run (run set to 1 as needed, an mm registered), and sleeps again.
+   * A batch ends early at the end of a pass.
+   */
+  batch(pageCount: number): Promise<OpResult>;
+  /**
+   * Lets `ms` of wall time pass with ksmd asleep: the kernel backend sleeps,
+   * the simulator moves its clock (jiffies), so that what ksmd does on time
+   * (chain pruning, stable_node_chains_prune_millisecs) is compared.
+   */
+  wait(ms: number): Promise<void>;
   counters(): Promise<CountersSnapshot>;
   /** Ends every process and restores every setting changed; safe to call twice. */
   close(): Promise<void>;

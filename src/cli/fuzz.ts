@@ -1,13 +1,19 @@
 /**
  * `ksmkit fuzz [--count N] [--seed S] [--out DIR] [--backend-a sim]
- * [--backend-b kernel] [--force]`: generated workloads for seeds S..S+N-1 on
- * two backends (default the engine and this machine's kernel), compared after
- * every step; the first difference is shrunk and saved as DIR/seed-<S>.yaml.
+ * [--backend-b kernel] [--force] [--log FILE]`: generated workloads for seeds
+ * S..S+N-1 on two backends (default the engine and this machine's kernel),
+ * compared after every step; the first difference is shrunk and saved as
+ * DIR/seed-<S>.yaml. `--log` appends one JSON line per run (seed range, how
+ * many ran equal, kernel version, result, duration), so that a claim about
+ * fuzzing is backed by a stored result (conformance/fuzz-log.jsonl).
  *
  * Exit status: 0 no difference; 1 a difference (or a backend threw); 2 a
  * backend is unavailable or the run could not go on.
  */
+import { appendFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, InvalidArgumentError } from '@commander-js/extra-typings';
 import type { Backend } from '../backend/backend.ts';
 import { type BackendPair, describeCheck, type FuzzEvent, fuzz, type SideLabels } from '../fuzz/index.ts';
@@ -26,6 +32,29 @@ export interface FuzzCommandOptions {
   readonly force: boolean;
   /** A progress line every this many workloads (default 50). */
   readonly progressEvery?: number;
+  /** Appends the run's record (`FuzzLogRecord`) as one JSON line. */
+  readonly log?: string;
+}
+
+/** One line of the fuzz log. */
+export interface FuzzLogRecord {
+  /** When the run ended, ISO 8601 UTC. */
+  readonly date: string;
+  readonly firstSeed: number;
+  readonly count: number;
+  readonly backends: readonly [BackendName, BackendName];
+  /** `uname -r` of the machine (the kernel backend's kernel). */
+  readonly kernel: string;
+  /** Workloads run; those before `differingSeed` were all equal. */
+  readonly ran: number;
+  readonly consecutiveEqual: number;
+  /** `interrupted`: stopped by a signal; `ran` workloads were equal. */
+  readonly result: 'equal' | 'difference' | 'error' | 'interrupted';
+  readonly differingSeed?: number;
+  /** The first lines of what differed, or the error. */
+  readonly detail?: readonly string[];
+  readonly savedFile?: string;
+  readonly durationS: number;
 }
 
 export const FUZZ_DEFAULTS = {
@@ -37,6 +66,10 @@ export const FUZZ_DEFAULTS = {
 } as const satisfies Partial<FuzzCommandOptions>;
 
 const EXIT_DIFFERENCE = 1;
+
+/** The kernel backend refused to start because of the machine, not the workload: another run holds the lock, or other processes are mergeable. */
+const TRANSIENT_KERNEL_ERROR =
+  /another ksmkit run holds|refusing to drive ksmd: other processes are already mergeable/;
 /** Differences printed per report (a difference early in a workload usually shows at every later step). */
 const MAX_LINES_SHOWN = 12;
 
@@ -100,27 +133,80 @@ export async function fuzzCommand(options: FuzzCommandOptions, io: Output): Prom
         break;
       case 'saved':
         break;
+      case 'retry':
+        io.out(`fuzz: seed ${event.seed}: retry ${event.attempt} in 10 s: ${event.message.slice(0, 160)}`);
+        break;
     }
   };
 
+  const startedMs = Date.now();
+  let ran = 0;
+  let logged = false;
+  /** One log line, written synchronously: an interrupted run is logged from the exit path, where no promise runs. */
+  const writeLog = (
+    record: Omit<FuzzLogRecord, 'date' | 'firstSeed' | 'count' | 'backends' | 'kernel' | 'durationS'>,
+  ): void => {
+    if (logged || options.log === undefined) return;
+    logged = true;
+    const full: FuzzLogRecord = {
+      date: new Date().toISOString(),
+      firstSeed: options.seed,
+      count: options.count,
+      backends: [options.backendA, options.backendB],
+      kernel: release(),
+      ...record,
+      durationS: Math.round((Date.now() - startedMs) / 100) / 10,
+    };
+    appendFileSync(options.log, `${JSON.stringify(full)}\n`);
+  };
+  const logInterrupted = (): void => writeLog({ ran, consecutiveEqual: ran, result: 'interrupted' });
+  const onSignal = (): void => {
+    logInterrupted();
+    process.exit(130);
+  };
+  process.on('exit', logInterrupted);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let summary: Awaited<ReturnType<typeof fuzz>>;
   try {
     summary = await fuzz({
       seeds: seedRange(options.seed, options.count),
       makeBackends,
-      onProgress,
+      onProgress: (event) => {
+        if (event.kind === 'workload') ran = event.ran;
+        onProgress(event);
+      },
       labels,
       outFile: (seed) => join(options.out, `seed-${seed}.yaml`),
+      transient: {
+        isTransient: (error) => error.side !== 'sim' && TRANSIENT_KERNEL_ERROR.test(error.message),
+        retryDelayMs: 10_000,
+        maxRetries: 60,
+        sleep: (ms) => sleep(ms),
+      },
     });
   } catch (error) {
     io.err(`ksmkit fuzz: ${(error as Error).message}`);
+    writeLog({ ran, consecutiveEqual: ran, result: 'error', detail: [(error as Error).message] });
     return EXIT_INVALID;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   const finding = summary.finding;
   if (finding === undefined) {
     io.out(`fuzz: ${summary.ran} workloads, no difference`);
+    writeLog({ ran: summary.ran, consecutiveEqual: summary.ran, result: 'equal' });
     return 0;
   }
+  writeLog({
+    ran: summary.ran,
+    consecutiveEqual: summary.ran - 1,
+    result: finding.check.error === undefined ? 'difference' : 'error',
+    differingSeed: finding.seed,
+    detail: describeCheck(finding.check, labels).slice(0, MAX_LINES_SHOWN),
+    ...(finding.file === undefined ? {} : { savedFile: finding.file }),
+  });
   const shrink = finding.shrink;
   if (shrink !== undefined) {
     io.out(
@@ -171,6 +257,7 @@ export function registerFuzz(program: Command, io?: Output): void {
     .option('--backend-a <name>', 'sim or kernel', backendName, FUZZ_DEFAULTS.backendA as BackendName)
     .option('--backend-b <name>', 'sim or kernel', backendName, FUZZ_DEFAULTS.backendB as BackendName)
     .option('--force', 'run the kernel backend even if other processes on this machine are mergeable', false)
+    .option('--log <file>', 'append a JSON line with the run (seeds, result, kernel, duration) to FILE')
     .action(async (opts) => {
       process.exitCode = await fuzzCommand(opts, output);
     });

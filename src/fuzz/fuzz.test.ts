@@ -39,6 +39,21 @@ class ForkLiarBackend extends SimBackend {
   }
 }
 
+/** A backend that refuses to start `failures` times, as a kernel backend does while the machine is busy. */
+class BusyBackend extends SimBackend {
+  constructor(private failures: number) {
+    super(TEST_SIM_CONFIG);
+  }
+
+  override async start(settings: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('another ksmkit run holds /tmp/ksmkit-kernel.lock');
+    }
+    await super.start(settings);
+  }
+}
+
 /** Sim backends are reusable (`start` builds a new host): one pair serves every replay. */
 function simPair(kernel: SimBackend = new SimBackend(TEST_SIM_CONFIG)): () => BackendPair {
   const pair = { sim: new SimBackend(TEST_SIM_CONFIG), kernel };
@@ -60,6 +75,35 @@ function parsedFile(text: string, file: string, workload: Workload): Workload {
 }
 
 describe('fuzz', () => {
+  test('a transient error is retried, not a finding; past the retries it is one', async () => {
+    const events: FuzzEvent[] = [];
+    const transient = {
+      isTransient: (error: { readonly message: string }) => error.message.includes('holds'),
+      retryDelayMs: 5,
+      maxRetries: 2,
+      sleep: async () => undefined,
+    };
+    const ok = await fuzz({
+      seeds: [7],
+      makeBackends: simPair(new BusyBackend(2)),
+      onProgress: (event) => events.push(event),
+      shrink: false,
+      transient,
+    });
+    assert.equal(ok.finding, undefined);
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'retry').map((e) => (e.kind === 'retry' ? e.attempt : 0)),
+      [1, 2],
+    );
+    const busy = await fuzz({
+      seeds: [7],
+      makeBackends: simPair(new BusyBackend(3)),
+      shrink: false,
+      transient,
+    });
+    assert.match(busy.finding?.check.error?.message ?? '', /holds/);
+  });
+
   test('sim vs sim: 100 seeds, no difference', async () => {
     const events: FuzzEvent[] = [];
     const summary = await fuzz({
@@ -164,7 +208,11 @@ describe('shrinkWorkload', () => {
     assert.deepEqual(shrunk.steps, [{ op: 'scan', passes: 1 }]);
     assert.equal(shrunk.processes.length, 1);
     assert.deepEqual(shrunk.processes[0]!.regions, []);
-    assert.deepEqual(shrunk.ksm, [{ name: 'stable_node_chains_prune_millisecs', value: '0' }]);
+    // Every setting goes but the prune interval, which decides what a wait does.
+    assert.deepEqual(
+      shrunk.ksm,
+      workload.ksm.filter((setting) => setting.name === 'stable_node_chains_prune_millisecs'),
+    );
   });
 
   test('repairWorkload drops steps on processes or regions that are gone and clamps page ranges', () => {
@@ -207,6 +255,37 @@ describe('shrinkWorkload', () => {
       pageCount: 1,
     });
   });
+
+  test('repairWorkload drops a write to a region left read-only (fork children too) and every step on a region exec dropped', () => {
+    const workload = parseWorkload(
+      [
+        'version: 1',
+        'name: r',
+        'processes:',
+        '  - name: a',
+        '    regions: [{ name: ram, pages: 4, content: [{ pages: 4, zero: true }] }]',
+        'steps:',
+        '  - mprotect: { process: a, region: ram, prot: read }',
+        '  - fork: { process: a, child: b }',
+        '  - mprotect: { process: a, region: ram, prot: read-write }',
+        '  - write: { process: a, region: ram, page: 0, content: { byte: 1 } }',
+        '  - exec: { process: b }',
+        '  - mmap: { process: b, region: { name: ram, pages: 1, content: [{ pages: 1, zero: true }] } }',
+        '  - write: { process: b, region: ram, page: 0, content: { byte: 1 } }',
+      ].join('\n'),
+      'r.yaml',
+    );
+    // Without the step that made `a` read-write again, its write would fault: it goes.
+    assert.deepEqual(
+      repairWorkload({ ...workload, steps: workload.steps.filter((_, i) => i !== 2) }).steps.map((s) => s.op),
+      ['mprotect', 'fork', 'exec', 'mmap', 'write'],
+    );
+    // Without the exec, b's region is the read-only copy: the mmap of that name and the write go.
+    assert.deepEqual(
+      repairWorkload({ ...workload, steps: workload.steps.filter((_, i) => i !== 4) }).steps.map((s) => s.op),
+      ['mprotect', 'fork', 'mprotect', 'write'],
+    );
+  });
 });
 
 describe('workloadToYaml', () => {
@@ -233,6 +312,7 @@ describe('workloadToYaml', () => {
 describe('ksmkit fuzz', () => {
   test('sim vs sim: progress lines, the final line, exit 0', async () => {
     const lines: string[] = [];
+    const log = join(await tempDir(), 'fuzz-log.jsonl');
     const status = await fuzzCommand(
       {
         count: 4,
@@ -242,6 +322,7 @@ describe('ksmkit fuzz', () => {
         backendB: 'sim',
         force: false,
         progressEvery: 2,
+        log,
       },
       { out: (line) => lines.push(line), err: (line) => lines.push(`err: ${line}`) },
     );
@@ -249,5 +330,24 @@ describe('ksmkit fuzz', () => {
     assert.equal(lines.length, 3, lines.join('\n'));
     assert.match(lines[0]!, /^fuzz: 2 workloads \(up to seed 501\)/);
     assert.equal(lines[2], 'fuzz: 4 workloads, no difference');
+    const records = (await readFile(log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.equal(records.length, 1);
+    assert.deepEqual(
+      { ...records[0], date: 'D', kernel: 'K', durationS: 0 },
+      {
+        date: 'D',
+        firstSeed: 500,
+        count: 4,
+        backends: ['sim', 'sim'],
+        kernel: 'K',
+        ran: 4,
+        consecutiveEqual: 4,
+        result: 'equal',
+        durationS: 0,
+      },
+    );
   });
 });

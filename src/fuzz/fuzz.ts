@@ -50,6 +50,17 @@ export interface FuzzOptions {
   readonly labels?: SideLabels;
   /** Milliseconds clock (default `performance.now`). */
   readonly now?: () => number;
+  /**
+   * Errors that say nothing about the workload (a shared machine's state: the
+   * kernel lock held too long, other mergeable processes): the workload is run
+   * again after `retryDelayMs`, up to `maxRetries` times, instead of being a finding.
+   */
+  readonly transient?: {
+    readonly isTransient: (error: ReplayError) => boolean;
+    readonly retryDelayMs: number;
+    readonly maxRetries: number;
+    readonly sleep: (ms: number) => Promise<void>;
+  };
 }
 
 /** A side that threw while replaying. */
@@ -68,7 +79,8 @@ export type FuzzEvent =
       readonly processes: number;
       readonly pages: number;
     }
-  | { readonly kind: 'saved'; readonly file: string };
+  | { readonly kind: 'saved'; readonly file: string }
+  | { readonly kind: 'retry'; readonly seed: number; readonly attempt: number; readonly message: string };
 
 /** One workload compared: the differing compared counters, or the error of a side that threw. */
 export interface Check {
@@ -188,7 +200,14 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzSummary> {
   let ran = 0;
   for (const seed of options.seeds) {
     const workload = generateWorkload(seed, options.generate);
-    const check = await checkWorkload(workload, options.makeBackends);
+    let check = await checkWorkload(workload, options.makeBackends);
+    const transient = options.transient;
+    for (let attempt = 1; transient !== undefined && attempt <= transient.maxRetries; attempt++) {
+      if (check.error === undefined || !transient.isTransient(check.error)) break;
+      options.onProgress?.({ kind: 'retry', seed, attempt, message: check.error.message });
+      await transient.sleep(transient.retryDelayMs);
+      check = await checkWorkload(workload, options.makeBackends);
+    }
     ran++;
     options.onProgress?.({ kind: 'workload', seed, ran, elapsedMs: now() - startMs });
     if (!isFinding(check)) continue;

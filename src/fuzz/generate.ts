@@ -12,13 +12,19 @@
  * offsets), and every step type, with weights redrawn per seed (some types off,
  * some four times as likely) and an occasional focus that favours one rare
  * path: chains (max_page_sharing 2..4 and many copies of few pages), zero pages
- * (use_zero_pages 1), unmerging (unmergeable, prctl off, run 2) or fork of
- * merged memory.
+ * (use_zero_pages 1), unmerging (unmergeable, prctl off, run 2), fork of
+ * merged memory, mlocked THPs with fork, exec and munmap, or time (chains
+ * with `wait` steps).
+ *
+ * Time. Chain pruning runs on jiffies (mm/ksm.c stable_node_dup: a chain is
+ * pruned when stable_node_chains_prune_millisecs have passed since its last
+ * prune or its creation). The prune setting is left at its default 2000 ms in
+ * most workloads (0 or 60000 in the others), and a `wait` is either short
+ * (WAIT_SHORT_MS: far below 2000 ms) or long (WAIT_LONG_MS: far above), so
+ * that the real time the kernel backend spends on the other steps of a
+ * workload (a few hundred ms) never decides whether a chain is pruned.
  *
  * What it keeps out, so that the real kernel gives reproducible counters:
- * - `stable_node_chains_prune_millisecs: 0` always, in `ksm:`, and never
- *   changed: chain pruning otherwise depends on jiffies (mm/ksm.c
- *   stable_node_dup); with 0 both backends prune on every lookup.
  * - `advisor_mode: scan-time` never: the advisor measures wall-clock time.
  * - `file:` content never (it needs files next to the workload).
  * - at most `maxPages` (16 MiB) mapped at any time, counting a fork's copy of
@@ -67,6 +73,8 @@ export type GeneratedOp = Exclude<Step['op'], 'expect'>;
 /** Base weight of each step type; each seed multiplies them by factors drawn from `WEIGHT_FACTORS`. */
 export const STEP_WEIGHTS: Readonly<Record<GeneratedOp, number>> = {
   scan: 24,
+  batch: 6,
+  wait: 2,
   write: 16,
   madvise: 10,
   set: 8,
@@ -76,7 +84,16 @@ export const STEP_WEIGHTS: Readonly<Record<GeneratedOp, number>> = {
   prctl: 4,
   munmap: 3,
   exit: 3,
+  mprotect: 3,
+  exec: 2,
 };
+
+/** A `wait` that never makes a chain due for pruning at the default 2000 ms, and one that always does. */
+export const WAIT_SHORT_MS = 20;
+export const WAIT_LONG_MS = 3000;
+
+/** Most `wait` steps per workload: each long one costs its time on the kernel. */
+const MAX_WAITS = 2;
 
 export type GeneratedContent = Exclude<ContentSpec['kind'], 'file'>;
 
@@ -123,14 +140,16 @@ export const SETTING_WEIGHTS: Readonly<Record<SettingKind, number>> = {
 /** Per-seed multipliers: a 0 turns a step type off for that seed (never scan). */
 export const WEIGHT_FACTORS: readonly number[] = [0, 0.25, 0.5, 1, 1, 2, 4];
 
-export type Focus = 'none' | 'chains' | 'zero-pages' | 'unmerge' | 'fork';
+export type Focus = 'none' | 'chains' | 'zero-pages' | 'unmerge' | 'fork' | 'thp-mlock' | 'time';
 
 const FOCUS_WEIGHTS: Readonly<Record<Focus, number>> = {
-  none: 60,
+  none: 50,
   chains: 10,
   'zero-pages': 10,
   unmerge: 10,
   fork: 10,
+  'thp-mlock': 10,
+  time: 5,
 };
 
 /**
@@ -156,6 +175,8 @@ interface Profile {
   readonly bytes: readonly number[];
   /** Chance that a region is a THP region of 512+ pages. */
   readonly thpChance: number;
+  /** Chance that a region is mlocked. */
+  readonly mlockChance: number;
 }
 
 function scaled<K extends string>(rng: Rng, base: Readonly<Record<K, number>>): Record<K, number> {
@@ -195,10 +216,24 @@ function drawProfile(rng: Rng): Profile {
       stepWeights.fork += 15;
       stepWeights.write += 10;
       break;
+    case 'thp-mlock':
+      stepWeights.fork += 10;
+      stepWeights.exit += 4;
+      stepWeights.munmap += 4;
+      stepWeights.exec += 3;
+      contentWeights.zero += 20;
+      break;
+    case 'time':
+      contentWeights.byte += 30;
+      stepWeights.wait += 6;
+      stepWeights.fork += 6;
+      stepWeights.write += 6;
+      break;
     case 'none':
       break;
   }
   const imageCount = rng.int(1, 2);
+  const thpMlock = focus === 'thp-mlock';
   return {
     focus,
     stepWeights,
@@ -208,12 +243,15 @@ function drawProfile(rng: Rng): Profile {
     images: IMAGE_NAMES.slice(0, imageCount),
     tags: TAG_NAMES.slice(0, rng.int(1, 3)),
     bytes: rng.chance(0.5) ? [0, rng.pick(BYTE_VALUES)] : BYTE_VALUES.slice(0, rng.int(1, 5)),
-    thpChance: rng.pick([0, 0.05, 0.15]),
+    thpChance: thpMlock ? rng.pick([0.3, 0.6]) : rng.pick([0, 0.05, 0.15]),
+    mlockChance: thpMlock ? rng.pick([0.3, 0.6]) : 0.1,
   };
 }
 
 interface LiveRegion {
   readonly pageCount: number;
+  /** Left PROT_READ by an mprotect: no write may follow until it is read-write again. */
+  readOnly: boolean;
 }
 
 interface LiveProcess {
@@ -228,6 +266,9 @@ class Generator {
   private nextRegionNumber = 1;
   private useZeroPages = false;
   private smartScan = true;
+  private waits = 0;
+  /** max_page_sharing chains are likely: the profile's focus or a small max_page_sharing. */
+  private chainsLikely = false;
 
   constructor(
     private readonly rng: Rng,
@@ -249,8 +290,13 @@ class Generator {
 
   ksmSettings(): SysfsSetting[] {
     const { rng, profile } = this;
-    const settings: SysfsSetting[] = [{ name: 'stable_node_chains_prune_millisecs', value: '0' }];
-    if (profile.focus === 'chains' || rng.chance(0.15)) {
+    const settings: SysfsSetting[] = [];
+    const prune = rng.weighted({ default: 14, zero: 4, long: 2 });
+    if (prune !== 'default') {
+      settings.push({ name: 'stable_node_chains_prune_millisecs', value: prune === 'zero' ? '0' : '60000' });
+    }
+    if (profile.focus === 'chains' || profile.focus === 'time' || rng.chance(0.15)) {
+      this.chainsLikely = true;
       settings.push({ name: 'max_page_sharing', value: String(rng.int(2, 4)) });
     } else if (rng.chance(0.1)) {
       settings.push({ name: 'max_page_sharing', value: String(rng.int(2, 300)) });
@@ -284,7 +330,7 @@ class Generator {
       for (let r = 0; r < regionCount; r++) {
         const region = this.region();
         if (region === undefined) break;
-        process.regions.set(region.name, { pageCount: region.pageCount });
+        process.regions.set(region.name, { pageCount: region.pageCount, readOnly: false });
         regions.push(region);
       }
       processes.push({ name, memoryMerge, regions });
@@ -306,7 +352,7 @@ class Generator {
       mergeable: rng.chance(0.8),
       shared: rng.chance(0.12),
       thp,
-      mlock: rng.chance(0.1),
+      mlock: rng.chance(this.profile.mlockChance),
       content: this.runs(
         pageCount,
         rng.choose([
@@ -382,19 +428,25 @@ class Generator {
   private step(): Step {
     const weights = { ...this.profile.stepWeights };
     const withRegions = this.processNames((process) => process.regions.size > 0);
+    const withWritable = this.processNames((process) =>
+      [...process.regions.values()].some((region) => !region.readOnly),
+    );
     const free = this.freePages();
     if (withRegions.length === 0) {
-      weights.write = 0;
       weights.read = 0;
       weights.madvise = 0;
       weights.munmap = 0;
+      weights.mprotect = 0;
     }
+    if (withWritable.length === 0) weights.write = 0;
     if (this.live.size === 0) {
       weights.prctl = 0;
       weights.mmap = 0;
       weights.fork = 0;
       weights.exit = 0;
+      weights.exec = 0;
     }
+    if (this.waits >= MAX_WAITS) weights.wait = 0;
     if (free < 1) weights.mmap = 0;
     const canFork = this.processNames(
       (process) => [...process.regions.values()].reduce((sum, r) => sum + r.pageCount, 0) <= free,
@@ -415,8 +467,25 @@ class Generator {
                 [3, 1],
               ] as const),
         };
+      case 'batch':
+        return { op, pageCount: this.rng.pick([1, 7, 64, 100, 1000]) };
+      case 'wait':
+        this.waits++;
+        // A long wait matters only where chains may be: elsewhere a short one covers the step.
+        return { op, ms: this.chainsLikely && this.rng.chance(0.7) ? WAIT_LONG_MS : WAIT_SHORT_MS };
+      case 'mprotect': {
+        const [process, region] = this.pickRegion(withRegions);
+        const live = this.live.get(process)!.regions.get(region)!;
+        live.readOnly = this.rng.chance(0.2) ? live.readOnly : !live.readOnly;
+        return { op, process, region, prot: live.readOnly ? 'read' : 'read-write' };
+      }
+      case 'exec': {
+        const process = this.rng.pick(this.processNames());
+        this.live.get(process)!.regions.clear();
+        return { op, process };
+      }
       case 'write':
-        return this.write(withRegions);
+        return this.write(withWritable);
       case 'read':
         return this.read(withRegions);
       case 'madvise': {
@@ -433,7 +502,7 @@ class Generator {
       case 'mmap': {
         const process = this.rng.pick(this.processNames());
         const region = this.region()!;
-        this.live.get(process)!.regions.set(region.name, { pageCount: region.pageCount });
+        this.live.get(process)!.regions.set(region.name, { pageCount: region.pageCount, readOnly: false });
         return { op, process, region };
       }
       case 'munmap': {
@@ -445,7 +514,8 @@ class Generator {
         const process = this.rng.pick(canFork);
         const parent = this.live.get(process)!;
         const child = `p${this.nextProcessNumber++}`;
-        this.live.set(child, { memoryMerge: parent.memoryMerge, regions: new Map(parent.regions) });
+        const regions = new Map([...parent.regions].map(([name, region]) => [name, { ...region }]));
+        this.live.set(child, { memoryMerge: parent.memoryMerge, regions });
         return { op, process, child };
       }
       case 'exit': {
@@ -475,7 +545,9 @@ class Generator {
   }
 
   private write(processes: readonly string[]): Step {
-    const [process, region] = this.pickRegion(processes);
+    const process = this.rng.pick(processes);
+    const writable = [...this.live.get(process)!.regions].filter(([, live]) => !live.readOnly);
+    const region = this.rng.pick(writable.map(([name]) => name));
     const { pageIndex, pageCount } = this.pageRange(
       this.live.get(process)!.regions.get(region)!.pageCount,
       256,

@@ -401,7 +401,14 @@ function mergeProcess(workload: Workload, from: number, into: number): Workload 
   const intoName = workload.processes[into]?.name;
   if (fromName === undefined || intoName === undefined) return undefined;
   const steps = workload.steps.map((step): Step => {
-    if (step.op === 'scan' || step.op === 'set' || step.op === 'expect') return step;
+    if (
+      step.op === 'scan' ||
+      step.op === 'batch' ||
+      step.op === 'wait' ||
+      step.op === 'set' ||
+      step.op === 'expect'
+    )
+      return step;
     return step.process === fromName ? { ...step, process: intoName } : step;
   });
   return { ...workload, processes: workload.processes.filter((_, i) => i !== from), steps };
@@ -484,6 +491,8 @@ function simplerSteps(step: Step): Step[] {
     }
     case 'read':
       return step.pageCount > 1 ? [{ ...step, pageCount: 1 }] : [];
+    case 'batch':
+      return step.pageCount > 1 ? [{ ...step, pageCount: Math.floor(step.pageCount / 2) }] : [];
     case 'set':
       return step.settings.length > 1
         ? step.settings.map((_, i) => ({ ...step, settings: step.settings.filter((__, j) => j !== i) }))
@@ -498,6 +507,9 @@ function simplerSteps(step: Step): Step[] {
     case 'munmap':
     case 'fork':
     case 'exit':
+    case 'wait':
+    case 'mprotect':
+    case 'exec':
       return [];
   }
 }
@@ -517,13 +529,33 @@ export function repairWorkload(workload: Workload): Workload {
     live.set(process.name, new Map(process.regions.map((region) => [region.name, region.pageCount])));
   }
   const regionPages = (process: string, region: string): number | undefined => live.get(process)?.get(region);
+  /** `process/region` of the regions an mprotect left read-only: a write there would fault. */
+  const readOnly = new Set<string>();
+  const key = (process: string, region: string): string => `${process}/${region}`;
+  const forget = (process: string, region: string): boolean => readOnly.delete(key(process, region));
   const steps: Step[] = [];
   for (const step of workload.steps) {
     switch (step.op) {
       case 'scan':
+      case 'batch':
+      case 'wait':
       case 'set':
         steps.push(step);
         break;
+      case 'mprotect':
+        if (regionPages(step.process, step.region) === undefined) break;
+        if (step.prot === 'read') readOnly.add(key(step.process, step.region));
+        else forget(step.process, step.region);
+        steps.push(step);
+        break;
+      case 'exec': {
+        const regions = live.get(step.process);
+        if (regions === undefined) break;
+        for (const region of regions.keys()) forget(step.process, region);
+        regions.clear();
+        steps.push(step);
+        break;
+      }
       case 'expect': {
         const counters = step.counters.filter(({ counter }) => {
           const dot = counter.lastIndexOf('.');
@@ -536,6 +568,7 @@ export function repairWorkload(workload: Workload): Workload {
       case 'read': {
         const pages = regionPages(step.process, step.region);
         if (pages === undefined) break;
+        if (step.op === 'write' && readOnly.has(key(step.process, step.region))) break;
         const pageIndex = Math.min(step.pageIndex, pages - 1);
         const pageCount = Math.min(step.pageCount, pages - pageIndex);
         if (step.op === 'read') steps.push({ ...step, pageIndex, pageCount });
@@ -559,6 +592,7 @@ export function repairWorkload(workload: Workload): Workload {
         const regions = live.get(step.process);
         if (regions?.has(step.region) !== true) break;
         regions.delete(step.region);
+        forget(step.process, step.region);
         steps.push(step);
         break;
       }
@@ -566,11 +600,15 @@ export function repairWorkload(workload: Workload): Workload {
         const parent = live.get(step.process);
         if (parent === undefined || live.has(step.child)) break;
         live.set(step.child, new Map(parent));
+        for (const region of parent.keys()) {
+          if (readOnly.has(key(step.process, region))) readOnly.add(key(step.child, region));
+        }
         steps.push(step);
         break;
       }
       case 'exit':
         if (!live.delete(step.process)) break;
+        for (const k of [...readOnly]) if (k.startsWith(`${step.process}/`)) readOnly.delete(k);
         steps.push(step);
         break;
     }

@@ -145,6 +145,14 @@ function stepEntry(step: Step): Entry {
   switch (step.op) {
     case 'scan':
       return { scan: step.passes };
+    case 'batch':
+      return { batch: step.pageCount };
+    case 'wait':
+      return { wait: `${step.ms}ms` };
+    case 'mprotect':
+      return { mprotect: { process: step.process, region: step.region, prot: step.prot } };
+    case 'exec':
+      return { exec: { process: step.process } };
     case 'write': {
       const single = step.content.length === 1 && step.content[0]!.pageCount === step.pageCount;
       const content = single ? contentSpecEntry(step.content[0]!.spec) : runEntries(step.content);

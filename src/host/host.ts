@@ -232,20 +232,27 @@ export class Host {
    * exec(): a fresh mm with only the initial stack. MMF_VM_MERGE_ANY survives
    * (MMF_INIT_MASK), and ksm_execve() registers the new mm; the stack VMA is
    * not marked mergeable (create_init_stack_vma does not call ksm_vma_flags).
+   * `initialStack: false` leaves the new mm empty: a workload process stands
+   * for a program whose own memory KSM never sees (the kernel backend's agent
+   * advises its own mappings unmergeable), so it has no stack to mark.
    */
-  exec(pid: number, comm?: string): void {
+  exec(pid: number, options: { readonly comm?: string; readonly initialStack?: boolean } = {}): void {
     const process = this.process(pid);
     const oldMm = process.mm;
     const mm = new Mm(this.nextMmId++, oldMm.homeNid, process.identity);
     mm.flags = oldMm.flags & MMF_VM_MERGE_ANY;
     if (mm.flags & MMF_VM_MERGE_ANY) this.ksm?.enter(mm);
+    process.mm = mm;
+    if (options.comm !== undefined) process.comm = options.comm;
+    if (options.initialStack === false) {
+      this.teardownMm(oldMm);
+      return;
+    }
     const stackPages = 33;
     const stack = new Vma(mm.mmapBaseVpn + 0x1000, mm.mmapBaseVpn + 0x1000 + stackPages, VM_READ | VM_WRITE, {
       kind: 'anon',
     });
     mm.insertVma(stack);
-    process.mm = mm;
-    if (comm !== undefined) process.comm = comm;
     // The argument and environment strings land on the top stack page.
     this.faultIn(mm, stack, stack.endVpn - 1, 'write');
     this.teardownMm(oldMm);
@@ -524,9 +531,16 @@ export class Host {
     const [start, end] = this.checkRange(address, lengthBytes, 'mprotect');
     if (this.coveredPages(mm, start, end) < end - start) throw new ErrnoError('ENOMEM', 'mprotect');
     for (const vma of this.splitRange(mm, start, end)) {
+      const becomesWritable = prot.write && !vma.has(VM_WRITE);
       vma.flags =
         (vma.flags & ~(VM_READ | VM_WRITE)) | (prot.read ? VM_READ : 0) | (prot.write ? VM_WRITE : 0);
       if (!prot.write) for (let i = 0; i < vma.pageCount; i++) vma.pteFlags[i]! &= ~PTE_WRITE;
+      // mprotect_fixup(): a locked private mapping that becomes writable is populated for
+      // writing at once (populate_vma_page_range), which breaks COW of every shared or KSM
+      // page in it, as mlock() does (found by `ksmkit fuzz` against 6.18.44, seed 3100717).
+      if (becomesWritable && (vma.flags & (VM_LOCKED | VM_SHARED)) === VM_LOCKED) {
+        for (let vpn = vma.startVpn; vpn < vma.endVpn; vpn++) this.faultIn(mm, vma, vpn, 'write');
+      }
     }
   }
 
@@ -735,11 +749,22 @@ export class Host {
     if (oldFlags & FRAME_KSM) this.vmstat.cow_ksm++;
     vma.anonVma = true;
     this.frames.flags[frame]! |= FRAME_ANON_EXCLUSIVE;
-    if (vma.pte[i]! > 0) this.putMapping(oldFrame);
+    const oldMapped = vma.pte[i]! > 0;
     // An unshare fault keeps the old PTE's protection: the copy is not made writable.
     vma.pte[i] = frame + 1;
     vma.pteFlags[i] = kind === 'write' ? PTE_WRITE | PTE_DIRTY : 0;
     this.frames.mapcount[frame]!++;
+    if (oldMapped) {
+      // wp_page_copy() in a locked VMA: mlock_new_folio() of the copy, then munlock_folio() of
+      // the old page, each leave a reference in an mlock batch until it drains, so an old page
+      // unmapped here is not freed yet (run=2's unmerge keeps a stable node alive that way;
+      // found by `ksmkit fuzz` against 6.18.44, seed 2000145).
+      if ((vma.flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) {
+        this.mlockBatchAdd(frame);
+        this.mlockBatchAdd(oldFrame);
+      }
+      this.putMapping(oldFrame);
+    }
     return frame;
   }
 
@@ -1028,19 +1053,41 @@ export class Host {
     const hugeStart = vpn - (frame - head);
     frames.splitFolio(frame);
     this.vmstat.thp_split_page++;
-    for (const mm of this.liveMms()) {
+    // remove_migration_pte() restores the locked mappings first (the mlocked parent's VMA
+    // comes before its fork children's in the anon_vma walk) and folio_add_anon_rmap_pte()
+    // mlocks each new small folio there, so try_to_map_unused_to_zeropage() leaves alone
+    // exactly the subpages still mapped in a VM_LOCKED VMA: one a locked parent has COWed
+    // away goes to the zero page in its children (found by `ksmkit fuzz`, seed 2000342).
+    const lockedSubpages = new Uint8Array(HPAGE_PMD_NR);
+    let lockedMapping = false;
+    const mms = this.liveMms();
+    for (const mm of mms) {
       for (let k = 0; k < HPAGE_PMD_NR; k++) {
+        const vma = mm.findVma(hugeStart + k);
+        if (vma === undefined || !(vma.flags & VM_LOCKED)) continue;
+        if (vma.pte[hugeStart + k - vma.startVpn] !== head + k + 1) continue;
+        lockedSubpages[k] = 1;
+        lockedMapping = true;
+      }
+    }
+    for (const mm of mms) {
+      for (let k = 0; k < HPAGE_PMD_NR; k++) {
+        if (lockedSubpages[k] === 1) continue;
         const vma = mm.findVma(hugeStart + k);
         if (vma === undefined) continue;
         const i = hugeStart + k - vma.startVpn;
         const f = head + k;
-        if (vma.pte[i] !== f + 1 || vma.flags & VM_LOCKED || frames.flags[f]! & FRAME_MLOCKED) continue;
+        if (vma.pte[i] !== f + 1) continue;
         if (!frames.isZero(f)) continue;
         vma.pte[i] = PTE_ZERO;
         vma.pteFlags[i] = 0;
         this.putMapping(f);
       }
     }
+    // remove_migration_pte() calls mlock_drain_local() after restoring each PTE of a
+    // VM_LOCKED VMA: ksmd's mlock batch is empty once such a split is done (found by
+    // `ksmkit fuzz` against 6.18.44, seed 2000064).
+    if (lockedMapping) this.drainLruBatches();
   }
 
   /**

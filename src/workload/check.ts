@@ -53,6 +53,8 @@ interface RegionScope {
   /** `undefined` when the region came from an entry that failed the shape check. */
   readonly pageCount: number | undefined;
   readonly origin: string;
+  /** The step of the `mprotect` that made the region read-only, while it is. */
+  readonly readOnlySince?: number;
 }
 
 interface ProcessScope {
@@ -235,6 +237,12 @@ class SequenceChecker {
       const opPath = [...path, 'write'];
       const found = this.processRegion(process, region, stepNumber, opPath);
       if (found !== undefined) this.checkRange(region, found, page, pages, [...opPath, 'page']);
+      if (found?.readOnlySince !== undefined) {
+        this.report(
+          [...opPath, 'region'],
+          `region "${region}" of process "${process}" is read-only since step ${found.readOnlySince} (mprotect): a write would fault; make it read-write first`,
+        );
+      }
       const content = step.write.content;
       if (Array.isArray(content)) this.checkRuns(content, pages, [...opPath, 'content'], "the write's pages");
       else this.checkFile(content, pages, [...opPath, 'content']);
@@ -259,6 +267,19 @@ class SequenceChecker {
       scope.unmappedAt.set(region, stepNumber);
     } else if (step.fork !== undefined) {
       this.checkFork(step.fork.process, step.fork.child, stepNumber, [...path, 'fork']);
+    } else if (step.mprotect !== undefined) {
+      const { process, region, prot } = step.mprotect;
+      const scope = this.process(process, stepNumber, [...path, 'mprotect', 'process']);
+      if (scope === undefined) return;
+      const found = this.region(process, scope, region, stepNumber, [...path, 'mprotect', 'region']);
+      if (found === null) return;
+      const { readOnlySince: _, ...rest } = found;
+      scope.regions.set(region, prot === 'read' ? { ...rest, readOnlySince: stepNumber } : rest);
+    } else if (step.exec !== undefined) {
+      const scope = this.process(step.exec.process, stepNumber, [...path, 'exec', 'process']);
+      if (scope === undefined) return;
+      for (const region of scope.regions.keys()) scope.unmappedAt.set(region, stepNumber);
+      scope.regions.clear();
     } else if (step.exit !== undefined) {
       const { process } = step.exit;
       if (this.process(process, stepNumber, [...path, 'exit', 'process']) === undefined) return;

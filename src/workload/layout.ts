@@ -74,6 +74,11 @@ export class AddressLayout {
     assert(this.processes.delete(process), `AddressLayout.exit: no process "${process}"`);
   }
 
+  /** exec: every region goes; the cursor stays, so no address is reused. */
+  exec(process: string): void {
+    this.layoutOf(process).regionAddresses.clear();
+  }
+
   addressOf(process: string, region: string): number | undefined {
     return this.processes.get(process)?.regionAddresses.get(region);
   }

@@ -90,6 +90,11 @@ export class PageLedger {
     this.processes.delete(process);
   }
 
+  /** exec: a fresh address space without any region. */
+  exec(process: string): void {
+    this.regionsOf(process).clear();
+  }
+
   /** Records that pages `firstRunPage .. firstRunPage + pageCount - 1` of a run were written. */
   record(
     spec: ContentSpec,

@@ -313,9 +313,9 @@ steps: []
   - { scna: 1 }
 `);
     assert.deepEqual(errorsOf(text), [
-      'w.yaml:10:5: steps.0: no operation; expected exactly one of scan, write, read, madvise, prctl, mmap, munmap, fork, exit, set, expect',
-      'w.yaml:11:5: steps.1: more than one operation (scan, exit); expected exactly one of scan, write, read, madvise, prctl, mmap, munmap, fork, exit, set, expect',
-      'w.yaml:12:13: steps.2.scna: unknown key; allowed: scan, write, read, madvise, prctl, mmap, munmap, fork, exit, set, expect, as',
+      'w.yaml:10:5: steps.0: no operation; expected exactly one of scan, batch, wait, write, read, madvise, prctl, mmap, munmap, fork, exit, mprotect, exec, set, expect',
+      'w.yaml:11:5: steps.1: more than one operation (scan, exit); expected exactly one of scan, batch, wait, write, read, madvise, prctl, mmap, munmap, fork, exit, mprotect, exec, set, expect',
+      'w.yaml:12:13: steps.2.scna: unknown key; allowed: scan, batch, wait, write, read, madvise, prctl, mmap, munmap, fork, exit, mprotect, exec, set, expect, as',
     ]);
   });
 
@@ -476,5 +476,71 @@ steps: []
       assert.match(error.message, /^\/nonexistent\/w\.yaml: cannot read: no such file$/);
       return true;
     });
+  });
+});
+
+describe('batch, wait, mprotect and exec steps', () => {
+  test('parse into their typed steps; a wait is whole milliseconds', () => {
+    const workload = parseWorkload(
+      withSteps(`  - batch: 64
+  - wait: 2.5s
+  - wait: 20ms
+  - mprotect: { process: a, region: r, prot: read }
+  - read: { process: a, region: r, page: 0 }
+  - mprotect: { process: a, region: r, prot: read-write }
+  - write: { process: a, region: r, page: 0, content: { byte: 2 } }
+  - exec: { process: a }
+  - mmap: { process: a, region: { name: r, pages: 1, content: [{ pages: 1, zero: true }] } }
+`),
+      'w.yaml',
+    );
+    assert.deepEqual(workload.steps.slice(0, 4), [
+      { op: 'batch', pageCount: 64 },
+      { op: 'wait', ms: 2500 },
+      { op: 'wait', ms: 20 },
+      { op: 'mprotect', process: 'a', region: 'r', prot: 'read' },
+    ]);
+    assert.deepEqual(workload.steps[7], { op: 'exec', process: 'a' });
+  });
+
+  test('bad values name what is allowed', () => {
+    assert.deepEqual(
+      errorsOf(withSteps('  - batch: 0\n  - wait: 3\n  - wait: 3 s\n  - wait: 0.5ms\n  - wait: 601s\n')),
+      [
+        'w.yaml:10:12: steps.0.batch: expected an integer 1..10000000 (pages in one ksmd batch), got 0',
+        'w.yaml:11:11: steps.1.wait: expected a duration such as 3s, 2.5s or 500ms, got 3',
+        'w.yaml:12:11: steps.2.wait: expected a duration such as 3s, 2.5s or 500ms (whole milliseconds, at most 600s)',
+        'w.yaml:13:11: steps.3.wait: expected a duration such as 3s, 2.5s or 500ms (whole milliseconds, at most 600s)',
+        'w.yaml:14:11: steps.4.wait: expected a duration such as 3s, 2.5s or 500ms (whole milliseconds, at most 600s)',
+      ],
+    );
+    assert.deepEqual(errorsOf(withSteps('  - mprotect: { process: a, region: r, prot: none }\n')), [
+      'w.yaml:10:46: steps.0.mprotect.prot: expected one of read, read-write, got "none"',
+    ]);
+  });
+
+  test('a write to a region left read-only is refused; read-write again, after a fork too, it is fine', () => {
+    assert.deepEqual(
+      errorsOf(
+        withSteps(`  - mprotect: { process: a, region: r, prot: read }
+  - fork: { process: a, child: b }
+  - write: { process: b, region: r, page: 0, content: { byte: 2 } }
+  - mprotect: { process: a, region: r, prot: read-write }
+  - write: { process: a, region: r, page: 0, content: { byte: 2 } }
+`),
+      ),
+      [
+        'w.yaml:12:34: steps.2.write.region: region "r" of process "b" is read-only since step 1 (mprotect): a write would fault; make it read-write first',
+      ],
+    );
+  });
+
+  test('after exec the process has no region', () => {
+    assert.deepEqual(
+      errorsOf(withSteps('  - exec: { process: a }\n  - read: { process: a, region: r, page: 0 }\n')),
+      [
+        'w.yaml:11:33: steps.1.read.region: process "a" has no region "r" at step 2: it was unmapped at step 1; its regions: none',
+      ],
+    );
   });
 });

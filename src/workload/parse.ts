@@ -37,6 +37,7 @@ import {
   type ContentSpecEntry,
   nameSchema,
   type ProcessEntry,
+  parseDurationMs,
   processSchema,
   type RegionEntry,
   regionSchema,
@@ -377,6 +378,17 @@ function step(entry: StepEntry, doc: Document.Parsed, path: KeyPath): Step {
   switch (op) {
     case 'scan':
       return { op, passes: entry.scan! };
+    case 'batch':
+      return { op, pageCount: entry.batch! };
+    case 'wait': {
+      const ms = parseDurationMs(entry.wait!);
+      if (ms === undefined) throw new AssertionFailure(`step: the schema admits no wait of ${entry.wait}`);
+      return { op, ms };
+    }
+    case 'mprotect':
+      return { op, ...entry.mprotect! };
+    case 'exec':
+      return { op, ...entry.exec! };
     case 'write': {
       const { process, region, page, content } = entry.write!;
       const pageCount = entry.write!.pages ?? 1;

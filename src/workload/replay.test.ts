@@ -273,6 +273,24 @@ class FakeBackend implements Backend {
     return { ok: true };
   }
 
+  async mprotect(process: string, region: string, prot: 'read' | 'read-write'): Promise<OpResult> {
+    return this.call(`mprotect ${process}/${region} ${prot}`);
+  }
+
+  async exec(process: string): Promise<OpResult> {
+    const result = this.call(`exec ${process}`);
+    if (result.ok) this.process(process).regions.clear();
+    return result;
+  }
+
+  async batch(pageCount: number): Promise<OpResult> {
+    return this.call(`batch ${pageCount}`);
+  }
+
+  async wait(ms: number): Promise<void> {
+    this.calls.push(`wait ${ms}`);
+  }
+
   async scan(passes: number): Promise<void> {
     this.calls.push(`scan ${passes}`);
     if (this.settings.run === 0) this.settings.run = 1;

@@ -365,6 +365,12 @@ class ReplaySession {
           }),
         );
         break;
+      case 'batch':
+        outcome.note(await attempt(() => this.backend.batch(step.pageCount)));
+        break;
+      case 'wait':
+        await this.backend.wait(step.ms);
+        break;
       case 'write': {
         let regionPageIndex = step.pageIndex;
         for (const run of step.content) {
@@ -406,6 +412,14 @@ class ReplaySession {
         outcome.note(await attempt(() => this.backend.exit(step.process)));
         this.layout.exit(step.process);
         this.ledger.exit(step.process);
+        break;
+      case 'mprotect':
+        outcome.note(await attempt(() => this.backend.mprotect(step.process, step.region, step.prot)));
+        break;
+      case 'exec':
+        outcome.note(await attempt(() => this.backend.exec(step.process)));
+        this.layout.exec(step.process);
+        this.ledger.exec(step.process);
         break;
       case 'set':
         for (const { name, value } of step.settings) {

@@ -10,7 +10,7 @@
  */
 
 import { z } from 'zod';
-import type { MadviseAdvice } from '../backend/backend.ts';
+import type { MadviseAdvice, RegionProtection } from '../backend/backend.ts';
 import { KSM_STAT_FIELDS, KSM_SYSFS_FILES, parseCounterRef, WRITABLE_SYSFS_NAMES } from './counters.ts';
 import { STEP_OPS } from './workload.ts';
 
@@ -25,6 +25,24 @@ export const MADVISE_ADVICES = [
   'nohugepage',
   'dontneed',
 ] as const satisfies readonly MadviseAdvice[];
+
+export const PROTECTIONS = ['read', 'read-write'] as const satisfies readonly RegionProtection[];
+
+/** Longest `wait` (10 minutes): a longer one is a typo, not a test. */
+export const MAX_WAIT_MS = 600_000;
+
+/** Largest `batch` (the kernel backend's whole-pass budget: no pass reaches it). */
+export const MAX_BATCH_PAGES = 10_000_000;
+
+const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s)$/;
+
+/** `3s`, `2.5s`, `500ms` → whole milliseconds, or undefined when not such a duration. */
+export function parseDurationMs(text: string): number | undefined {
+  const match = DURATION_PATTERN.exec(text.trim());
+  if (match === null) return undefined;
+  const ms = Number(match[1]) * (match[2] === 's' ? 1000 : 1);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 /** Issue params that ask parse.ts to drop the issue when the same map also has an unknown key (it is then a consequence of a misspelling). */
 export const UNLESS_UNKNOWN_KEY = { unlessUnknownKey: true } as const;
@@ -246,6 +264,18 @@ export const stepSchema = strictMap(
       .int({ error: expecting('an integer >= 0 (full passes)') })
       .min(0)
       .optional(),
+    batch: z
+      .int({ error: expecting(`an integer 1..${MAX_BATCH_PAGES} (pages in one ksmd batch)`) })
+      .min(1)
+      .max(MAX_BATCH_PAGES)
+      .optional(),
+    wait: z
+      .string({ error: expecting('a duration such as 3s, 2.5s or 500ms') })
+      .refine((text) => {
+        const ms = parseDurationMs(text);
+        return ms !== undefined && ms <= MAX_WAIT_MS;
+      }, 'expected a duration such as 3s, 2.5s or 500ms (whole milliseconds, at most 600s)')
+      .optional(),
     write: strictMap(
       {
         process: processRefSchema,
@@ -287,6 +317,15 @@ export const stepSchema = strictMap(
     ).optional(),
     fork: strictMap({ process: processRefSchema, child: nameSchema }, 'a map {process, child}').optional(),
     exit: strictMap({ process: processRefSchema }, 'a map {process}').optional(),
+    mprotect: strictMap(
+      {
+        process: processRefSchema,
+        region: nameSchema,
+        prot: z.enum(PROTECTIONS, { error: expecting(`one of ${PROTECTIONS.join(', ')}`) }),
+      },
+      'a map {process, region, prot}',
+    ).optional(),
+    exec: strictMap({ process: processRefSchema }, 'a map {process}').optional(),
     set: settingsSchema.optional(),
     expect: expectSchema.optional(),
     /** Beside `set` only: the process that writes (simulated host). */

@@ -8,7 +8,7 @@
  * `pageCount`, `page` is `pageIndex`.
  */
 
-import type { MadviseAdvice, ProcessIdentitySpec } from '../backend/backend.ts';
+import type { MadviseAdvice, ProcessIdentitySpec, RegionProtection } from '../backend/backend.ts';
 
 export const WORKLOAD_VERSION = 1;
 
@@ -66,6 +66,10 @@ export interface ExpectedCounter {
 
 export type Step =
   | { readonly op: 'scan'; readonly passes: number }
+  /** pages_to_scan := pageCount, then exactly one ksmd batch. */
+  | { readonly op: 'batch'; readonly pageCount: number }
+  /** Wall time passes with ksmd asleep. */
+  | { readonly op: 'wait'; readonly ms: number }
   | {
       readonly op: 'write';
       readonly process: string;
@@ -94,6 +98,14 @@ export type Step =
   | { readonly op: 'fork'; readonly process: string; readonly child: string }
   | { readonly op: 'exit'; readonly process: string }
   | {
+      readonly op: 'mprotect';
+      readonly process: string;
+      readonly region: string;
+      readonly prot: RegionProtection;
+    }
+  /** The process execs: every region is gone, memory_merge stays. */
+  | { readonly op: 'exec'; readonly process: string }
+  | {
       readonly op: 'set';
       readonly settings: readonly SysfsSetting[];
       /** The process that writes (`as:`), for the simulated host's policies; default the tool itself. */
@@ -105,6 +117,8 @@ export type StepOp = Step['op'];
 
 export const STEP_OPS: readonly StepOp[] = [
   'scan',
+  'batch',
+  'wait',
   'write',
   'read',
   'madvise',
@@ -113,6 +127,8 @@ export const STEP_OPS: readonly StepOp[] = [
   'munmap',
   'fork',
   'exit',
+  'mprotect',
+  'exec',
   'set',
   'expect',
 ];

@@ -46,6 +46,12 @@ export const AGENT_OP = {
   getpid: 10,
   /** Page k of the range becomes the value (hi, lo + k·step), big-endian, repeated 512 times. */
   fill: 11,
+  /** arg: 1 PROT_READ, 3 PROT_READ|PROT_WRITE. */
+  mprotect: 12,
+  /** The agent replies, then execs itself; the new image connects with a hello under the same name. */
+  exec: 13,
+  /** migrate_pages() of itself from node 0 to node 0: lru_cache_disable() drains every CPU's folio batches. */
+  drain: 14,
 } as const;
 export type AgentOp = keyof typeof AGENT_OP;
 

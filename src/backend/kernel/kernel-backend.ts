@@ -17,7 +17,14 @@
  *   value goes back. `counters()` reports, for those two files, the value the
  *   workload last set (Linux's defaults 100 and 20 after `start`), except
  *   pages_to_scan while the scan-time advisor owns it (then the kernel's).
- *   Every other file, run included, is reported as the kernel shows it.
+ *   Every other file, run included, is reported as the kernel shows it. A
+ *   `batch` writes pages_to_scan through the kernel like a workload's write
+ *   (so it is what the kernel stored, or the kernel's errno), then steps one
+ *   batch; a `wait` sleeps for real with ksmd held.
+ * - Before every `scan` and `batch`, every CPU's folio batches are drained
+ *   (`drainFolioBatches`), so that a page's merge never depends on whether
+ *   another process of the machine happened to flush a per-CPU batch that
+ *   still held a reference to it. The simulator drains its own alike.
  *
  * The host's settings are held by a `SysfsGuard` (one run per machine at a
  * time, settings restored on every exit path). Use `withKernelBackend`.
@@ -25,6 +32,7 @@
 import { type ChildProcess, spawn as spawnProcess } from 'node:child_process';
 import { accessSync, existsSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { constants as osConstants, release } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { assertNever } from '../../host/assert.ts';
 import { sysfsValue } from '../../surface/sysfs.ts';
@@ -38,6 +46,7 @@ import type {
   ProcessCounters,
   ProcessIdentitySpec,
   RegionMapping,
+  RegionProtection,
   SysfsWriteResult,
 } from '../backend.ts';
 import { PAGE_SIZE_BYTES } from '../backend.ts';
@@ -365,23 +374,43 @@ export class KernelBackend implements Backend {
   }
 
   async madvise(process: string, region: string, advice: MadviseAdvice): Promise<OpResult> {
-    const p = this.proc(process);
-    const reg = this.region(p, region);
-    return this.call(p, 'madvise', {
-      address: reg.address,
-      lengthBytes: reg.pageCount * PAGE_SIZE_BYTES,
-      arg: adviceNumber(advice),
-    });
+    return this.callOnRegion(process, region, 'madvise', adviceNumber(advice));
   }
 
   async mlock(process: string, region: string): Promise<OpResult> {
-    const p = this.proc(process);
-    const reg = this.region(p, region);
-    return this.call(p, 'mlock', { address: reg.address, lengthBytes: reg.pageCount * PAGE_SIZE_BYTES });
+    return this.callOnRegion(process, region, 'mlock');
   }
 
   async prctl(process: string, memoryMerge: boolean): Promise<OpResult> {
     return this.call(this.proc(process), 'prctl', { arg: memoryMerge ? 1 : 0 });
+  }
+
+  async mprotect(process: string, region: string, prot: RegionProtection): Promise<OpResult> {
+    return this.callOnRegion(process, region, 'mprotect', PROT_BITS[prot]);
+  }
+
+  /**
+   * The agent replies and execs itself; its connection (SOCK_CLOEXEC) closes
+   * during execve, after exec_mmap() has dropped the old mm (ksm_exit() has
+   * run), and the new image connects under the same name with the same pid.
+   */
+  async exec(process: string): Promise<OpResult> {
+    const p = this.proc(process);
+    const server = this.started().server;
+    const hello = server.expect(process, this.options.connectTimeoutMs ?? 10_000);
+    const r = await this.call(p, 'exec', {});
+    if (!r.ok) {
+      server.cancel(process, new Error('exec failed'));
+      await hello.catch(() => undefined);
+      return r;
+    }
+    await p.connection.closed;
+    const connection = await hello;
+    if (connection.pid !== p.connection.pid) {
+      throw new Error(`exec: "${process}" came back as pid ${connection.pid}, not ${p.connection.pid}`);
+    }
+    this.processes.set(process, { name: process, connection, regions: new Map() });
+    return OK;
   }
 
   async fork(process: string, child: string): Promise<OpResult> {
@@ -447,7 +476,39 @@ export class KernelBackend implements Backend {
   }
 
   async scan(passes: number): Promise<void> {
-    await this.started().stepper.scan(passes);
+    const stepper = this.started().stepper;
+    await this.drainFolioBatches();
+    await stepper.scan(passes);
+  }
+
+  async batch(pageCount: number): Promise<OpResult> {
+    const written = await this.setSysfs('pages_to_scan', String(pageCount));
+    if (!written.ok) return written;
+    const stepper = this.started().stepper;
+    await this.drainFolioBatches();
+    await stepper.batch(pageCount);
+    return OK;
+  }
+
+  /**
+   * Every CPU's folio batches drained before ksmd is woken (the agent's
+   * `drain`, native/agent.c op_drain). ksmd drains them itself at the start of
+   * a pass, but a batch or scan that resumes a pass in its middle would find
+   * pages written since then still holding a batch's reference, or not,
+   * depending on what other processes of the machine did meanwhile. With no
+   * workload process alive there is nothing of ours to drain.
+   */
+  private async drainFolioBatches(): Promise<void> {
+    const any = this.processes.values().next();
+    if (any.done === true) return;
+    const r = await this.call(any.value, 'drain', {});
+    if (!r.ok) throw new Error(`cannot drain the folio batches (migrate_pages): ${r.errno}`);
+  }
+
+  /** ksmd stays held (an hour's sleep, the brake) while the real time passes. */
+  async wait(ms: number): Promise<void> {
+    this.started();
+    await sleep(ms);
   }
 
   async counters(): Promise<CountersSnapshot> {
@@ -527,6 +588,13 @@ export class KernelBackend implements Backend {
     this.children.clear();
   }
 
+  /** An agent call on a whole region (its address and length) with an op-specific argument. */
+  private callOnRegion(process: string, region: string, op: AgentOp, arg = 0): Promise<OpResult> {
+    const p = this.proc(process);
+    const reg = this.region(p, region);
+    return this.call(p, op, { address: reg.address, lengthBytes: reg.pageCount * PAGE_SIZE_BYTES, arg });
+  }
+
   private async call(p: KernelProcess, op: AgentOp, request: AgentRequest): Promise<OpResult> {
     return resultOf(op, p.name, await p.connection.request(op, request));
   }
@@ -596,6 +664,9 @@ function waitUntilGone(pids: readonly number[], timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   while (pids.some((pid) => !hasExited(pid)) && Date.now() < deadline) sleepSync(5);
 }
+
+/** PROT_READ = 1, PROT_WRITE = 2 (include/uapi/asm-generic/mman-common.h). */
+const PROT_BITS: Record<RegionProtection, number> = { read: 1, 'read-write': 3 };
 
 function adviceNumber(advice: MadviseAdvice): number {
   switch (advice) {

@@ -62,6 +62,13 @@
  * pass that finds an mm with no VM_MERGEABLE VMA left drops its slot, and the
  * next kick finds the list empty.
  *
+ * One batch, as done by `batch(N)` (the workload's `batch: N` step): the same
+ * kick with pages_to_scan N instead of the whole-pass budget, then wait until
+ * ksmd sleeps again (its voluntary context switches moved and it is back in
+ * (T) or (U)), then the brake. ksm_do_scan(N) stops early at the end of a
+ * pass, so a batch never spans two passes; a later `scan(1)` completes the
+ * pass the batch left unfinished (full_scans counts it), as in the engine.
+ *
  * With advisor_mode scan-time the advisor owns pages_to_scan (writes are
  * EINVAL): there is no brake, and a pass may span several batches. `pass()`
  * then kicks again after each batch that processed pages without ending the
@@ -170,6 +177,48 @@ export class KsmdStepper {
       this.noteFullScans();
     }
     return done;
+  }
+
+  /**
+   * Lets ksmd run exactly one batch of `pageCount` pages, run set to 1 as
+   * needed (the caller has written pages_to_scan as the workload's setting).
+   * Returns the pages processed: 0 when ksmd found no mm to scan.
+   */
+  async batch(pageCount: number): Promise<number> {
+    if (!Number.isSafeInteger(pageCount) || pageCount < 1 || pageCount > PAGES_TO_SCAN_ONE_BATCH)
+      throw new Error(`batch: bad page count ${pageCount}`);
+    if (this.advisorOwnsPagesToScan())
+      throw new Error('batch: the scan-time advisor owns pages_to_scan; ksmd cannot be stepped by batches');
+    const fullScans = readKsmNumber('full_scans');
+    if (fullScans !== this.expectedFullScans) {
+      throw new Error(
+        `ksmd completed passes outside scan(): full_scans is ${fullScans}, expected ${this.expectedFullScans}`,
+      );
+    }
+    if (readKsm('run') !== '1') writeKsmOrThrow('run', '1');
+    const pagesScannedBefore = readKsmNumber('pages_scanned');
+    try {
+      await this.waitAsleep('before a batch');
+      const switchesBefore = this.sample().voluntarySwitches;
+      writeKsmOrThrow('pages_to_scan', String(pageCount));
+      this.kick(true);
+      const deadline = Date.now() + this.passTimeoutMs;
+      for (let poll = 0; ; poll++) {
+        const s = this.sample();
+        if (s.voluntarySwitches !== switchesBefore && isInItsWait(s)) break;
+        if (Date.now() > deadline) {
+          throw new Error(
+            `ksmd did not finish a batch of ${pageCount} pages within ${this.passTimeoutMs} ms ` +
+              `(pid ${this.ksmdPid}, state ${s.state} at ${s.wchan})`,
+          );
+        }
+        await sleep(poll < 20 ? 0 : 1);
+      }
+    } finally {
+      writeKsmOrThrow('pages_to_scan', String(PAGES_TO_SCAN_BRAKE));
+      this.noteFullScans();
+    }
+    return readKsmNumber('pages_scanned') - pagesScannedBefore;
   }
 
   /** One pass; false when ksmd woke and found no mm to scan. */

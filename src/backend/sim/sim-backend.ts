@@ -18,6 +18,7 @@ import type {
   ProcessCounters,
   ProcessIdentitySpec,
   RegionMapping,
+  RegionProtection,
   SysfsWriteResult,
 } from '../backend.ts';
 import { PAGE_SIZE_BYTES } from '../backend.ts';
@@ -160,6 +161,25 @@ export class SimBackend implements Backend {
     return attempt(() => this.sim.host.prctl(p.pid, PR_SET_MEMORY_MERGE, memoryMerge ? 1 : 0));
   }
 
+  async mprotect(process: string, region: string, prot: RegionProtection): Promise<OpResult> {
+    const p = this.proc(process);
+    const r = this.region(p, region);
+    return attempt(() =>
+      this.sim.host.mprotect(p.pid, r.address, r.pageCount * PAGE_SIZE_BYTES, {
+        read: true,
+        write: prot === 'read-write',
+      }),
+    );
+  }
+
+  async exec(process: string): Promise<OpResult> {
+    const p = this.proc(process);
+    return attempt(() => {
+      this.sim.host.exec(p.pid, { initialStack: false });
+      p.regions.clear();
+    });
+  }
+
   async fork(process: string, child: string): Promise<OpResult> {
     const p = this.proc(process);
     const c = this.sim.host.fork(p.pid);
@@ -191,8 +211,25 @@ export class SimBackend implements Backend {
    * at all, so full_scans does not move (the kernel backend mirrors that).
    */
   async scan(passes: number): Promise<void> {
+    // The kernel backend drains every CPU's folio batches before it wakes ksmd (KernelBackend.drainFolioBatches).
+    this.sim.host.drainLruBatches();
     if (!(this.sim.ksm.settings.run & KSM_RUN_MERGE)) this.sim.sysfs.write('run', '1');
     this.sim.ksm.fullScans(passes);
+  }
+
+  /** pages_to_scan written as the kernel backend writes it, then one wake-up of ksmd (`Ksm.ksmdBatch`). */
+  async batch(pageCount: number): Promise<OpResult> {
+    const written = attempt(() => this.sim.sysfs.write('pages_to_scan', String(pageCount)));
+    if (!written.ok) return written;
+    this.sim.host.drainLruBatches();
+    if (!(this.sim.ksm.settings.run & KSM_RUN_MERGE)) this.sim.sysfs.write('run', '1');
+    this.sim.ksm.ksmdBatch();
+    return OK;
+  }
+
+  /** The virtual clock moves (jiffies with it); ksmd stays asleep, as the kernel backend keeps it. */
+  async wait(ms: number): Promise<void> {
+    this.sim.host.clock.advanceNs(ms * 1e6);
   }
 
   async counters(): Promise<CountersSnapshot> {
