@@ -5,9 +5,11 @@
  * marks, what a non-root reader is told is hidden, and the ring's bound.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import type { DecisionRecord } from '../../tuner/loop.ts';
+import { formatTuneMetrics, parseTuneDecision } from '../tune/metrics.ts';
 import { HOUR_MS, historyCapacity, LiveSampler, Ring, settingChanges } from './live.ts';
 import { LIVE_SERIES, type LiveSeriesName, type LiveTick } from './live-protocol.ts';
 import { type Fixture, host618 } from './test-fixtures.ts';
@@ -16,8 +18,53 @@ function seriesValue(tick: LiveTick, name: LiveSeriesName): number | null {
   return tick.point.values[LIVE_SERIES.indexOf(name)]!;
 }
 
+/** A decision of the objective policy, as TuneLoop records it. */
+function decision(seq: number, over: Partial<DecisionRecord> = {}): DecisionRecord {
+  const gib = 1024 * 1024;
+  return {
+    seq,
+    policy: 'objective',
+    inputs: {
+      nowMs: 0,
+      meminfo: {
+        MemTotal: 16 * gib,
+        MemFree: 8 * gib,
+        MemAvailable: 8 * gib,
+        Buffers: 0,
+        Cached: 0,
+        SwapFree: 0,
+      },
+      committedKb: 0,
+      ksm: {
+        run: 1,
+        pages_to_scan: 100,
+        sleep_millisecs: 20,
+        advisor_mode: 'none',
+        full_scans: 4,
+        pages_scanned: 40_000,
+        pages_shared: 10,
+        pages_sharing: 90,
+      },
+      ksmdCpuNs: 0,
+    },
+    measured: undefined,
+    decision: {
+      action: 'adjust',
+      settings: { pages_to_scan: 400 },
+      reason: 'full scan 480 s, target 120 s: pages_to_scan 100 → 400\n(second line)',
+      warnings: [],
+      debug: [],
+    },
+    written: { pages_to_scan: 400 },
+    failures: [],
+    dryRun: false,
+    cowLeftKb: 8 * gib,
+    ...over,
+  };
+}
+
 /** A sampler over `f` whose clock and ksmd CPU the test steps. */
-function stepped(f: Fixture, options: { historyMs?: number; uid?: number } = {}) {
+function stepped(f: Fixture, options: { historyMs?: number; uid?: number; tuneMetricsFile?: string } = {}) {
   const state = { ms: 1_000_000, cpuNs: 5e9 };
   const sampler = new LiveSampler({
     sources: f.sources,
@@ -27,6 +74,7 @@ function stepped(f: Fixture, options: { historyMs?: number; uid?: number } = {})
     ksmdCpuNs: () => state.cpuNs,
     clock: () => ({ time: 1_700_000_000_000 + state.ms, monotonicMs: state.ms }),
     ...(options.historyMs === undefined ? {} : { historyMs: options.historyMs }),
+    ...(options.tuneMetricsFile === undefined ? {} : { tuneMetricsFile: options.tuneMetricsFile }),
   });
   const after = (ms: number, cpuMs = 0): LiveTick => {
     state.ms += ms;
@@ -188,6 +236,60 @@ describe('LiveSampler', () => {
     } finally {
       f.cleanup();
     }
+  });
+
+  test("the tuner daemon's decisions are marks: each new one once, at its own time; none when the daemon is gone", () => {
+    const f = host618();
+    try {
+      const file = join(f.dir, 'run/ksmkit/tune.prom');
+      const { sampler, after } = stepped(f, { tuneMetricsFile: file });
+      assert.deepEqual(after(0).marks, [], 'no daemon, no file: no mark and no error');
+      const madeAt = 1_700_000_000_000 + 1_000_500;
+      mkdirSync(join(f.dir, 'run/ksmkit'), { recursive: true });
+      writeFileSync(file, formatTuneMetrics(decision(0), madeAt));
+      const t = after(1000);
+      assert.equal(t.view.error, null);
+      assert.deepEqual(t.marks, [
+        {
+          timeMs: 1_700_001_001_000,
+          kind: 'tuner',
+          text: 'objective adjust: pages_to_scan=400 — full scan 480 s, target 120 s: pages_to_scan 100 → 400',
+        },
+      ]);
+      assert.deepEqual(after(1000).marks, [], 'the same decision read again');
+      // The daemon restarted: its first decision has seq 0 again but another time.
+      writeFileSync(file, formatTuneMetrics(decision(0, { written: {}, dryRun: true }), madeAt + 60_000));
+      assert.deepEqual(
+        after(1000).marks.map((m) => [m.kind, m.text.split(' — ')[0]]),
+        [['tuner', 'objective adjust (dry run): pages_to_scan=400']],
+      );
+      rmSync(file);
+      const gone = after(1000);
+      assert.deepEqual(gone.marks, []);
+      assert.equal(gone.view.error, null);
+      writeFileSync(file, 'ksmkit_tune_decision_info{policy="objective"} 1\n');
+      assert.deepEqual(after(1000).marks, [], 'a half-written or foreign file is no decision');
+      assert.deepEqual(
+        sampler.hello().marks.map((m) => m.kind),
+        ['tuner', 'tuner'],
+      );
+    } finally {
+      f.cleanup();
+    }
+  });
+
+  test('parseTuneDecision reads back what formatTuneMetrics wrote', () => {
+    const d = parseTuneDecision(formatTuneMetrics(decision(41), 1_700_000_000_400));
+    assert.deepEqual(d, {
+      seq: 41,
+      timeMs: 1_700_000_000_000,
+      policy: 'objective',
+      action: 'adjust',
+      dryRun: false,
+      set: 'pages_to_scan=400',
+      reason: 'full scan 480 s, target 120 s: pages_to_scan 100 → 400',
+    });
+    assert.equal(parseTuneDecision(''), null);
   });
 
   test('the history is bounded by its window, and the hello carries it oldest first', () => {

@@ -5,6 +5,7 @@
  * `ksmkit status --prometheus` and `--serve` when it is there.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { describeChange } from '../../tuner/inputs.ts';
 import type { DecisionRecord } from '../../tuner/loop.ts';
 import { Exposition } from '../status/prometheus.ts';
 
@@ -70,7 +71,59 @@ export function formatTuneMetrics(r: DecisionRecord, nowMs = Date.now()): string
     'warnings in the last decision (target and budget unmet, COW headroom)',
     [[[], r.decision.warnings.length]],
   );
-  return out.text();
+  // As comments, which Prometheus and the textfile collector skip: as labels they would make a new series per reason.
+  const set = r.dryRun ? describeChange(r.decision.settings) : describeChange(r.written);
+  return `${out.text()}${REASON_COMMENT}${firstLine(r.decision.reason)}\n${SET_COMMENT}${set}\n`;
+}
+
+const REASON_COMMENT = '# ksmkit_tune_reason ';
+const SET_COMMENT = '# ksmkit_tune_set ';
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0]!.trim();
+}
+
+/** The last decision as read back from the daemon's file (the live page's marks). */
+export interface TuneDecisionExport {
+  /** Decisions made before it since the daemon started. */
+  readonly seq: number;
+  /** When it was made (ms since the epoch, to the second). */
+  readonly timeMs: number;
+  readonly policy: string;
+  readonly action: string;
+  readonly dryRun: boolean;
+  /** What was written (what would have been, under dry-run): `pages_to_scan=… sleep_millisecs=…` or `no change`. */
+  readonly set: string;
+  readonly reason: string;
+}
+
+/** formatTuneMetrics read back; null when the text is not a whole decision (no file, another writer's file). */
+export function parseTuneDecision(text: string): TuneDecisionExport | null {
+  let info: Map<string, string> | undefined;
+  let total: number | undefined;
+  let seconds: number | undefined;
+  let reason = '';
+  let set = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith(REASON_COMMENT)) reason = line.slice(REASON_COMMENT.length);
+    else if (line.startsWith(SET_COMMENT)) set = line.slice(SET_COMMENT.length);
+    else if (line.startsWith('ksmkit_tune_decision_info{')) {
+      info = new Map([...line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    } else if (line.startsWith('ksmkit_tune_decisions_total ')) total = Number(line.split(' ')[1]);
+    else if (line.startsWith('ksmkit_tune_last_decision_timestamp_seconds '))
+      seconds = Number(line.split(' ')[1]);
+  }
+  if (info === undefined || total === undefined || seconds === undefined) return null;
+  if (!Number.isInteger(total) || total < 1 || !Number.isFinite(seconds)) return null;
+  return {
+    seq: total - 1,
+    timeMs: seconds * 1000,
+    policy: info.get('policy') ?? '?',
+    action: info.get('action') ?? '?',
+    dryRun: info.get('dry_run') === '1',
+    set,
+    reason,
+  };
 }
 
 /** The daemon's file, for status to append; '' when there is none. */
