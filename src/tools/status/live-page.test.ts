@@ -20,13 +20,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
+import { formatTuneMetrics } from '../tune/metrics.ts';
 import { type ServeChild, startServe } from './live-load.ts';
 import { DEFAULT_PAGE_DIR } from './serve.ts';
 import { acquireGuard, host618, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
@@ -67,12 +68,52 @@ function screenshotDir(): string {
 }
 
 /** `ksmkit status --serve 0` on this host, a reading every 0.5 s, the doctor every 3 s. */
-function startServer(options: { asNobody?: boolean } = {}): Promise<ServeChild> {
+function startServer(options: { asNobody?: boolean; tuneMetrics?: string } = {}): Promise<ServeChild> {
   return startServe(
-    ['--interval', '0.5', '--doctor-interval', '3'],
+    [
+      '--interval',
+      '0.5',
+      '--doctor-interval',
+      '3',
+      ...(options.tuneMetrics === undefined ? [] : ['--tune-metrics', options.tuneMetrics]),
+    ],
     options.asNobody === true ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: '/tmp' } } : {},
   );
 }
+
+/** A dry-run decision as `ksmkit tune` exports it, for the marks list. */
+const TUNE_DECISION: Parameters<typeof formatTuneMetrics>[0] = {
+  seq: 0,
+  policy: 'objective',
+  inputs: {
+    nowMs: 0,
+    meminfo: { MemTotal: 1, MemFree: 1, MemAvailable: 1, Buffers: 0, Cached: 0, SwapFree: 0 },
+    committedKb: 0,
+    ksm: {
+      run: 1,
+      pages_to_scan: 100,
+      sleep_millisecs: 20,
+      advisor_mode: 'none',
+      full_scans: 0,
+      pages_scanned: 0,
+      pages_shared: 0,
+      pages_sharing: 0,
+    },
+    ksmdCpuNs: 0,
+  },
+  measured: undefined,
+  decision: {
+    action: 'adjust',
+    settings: { pages_to_scan: 400 },
+    reason: "the page test's decision",
+    warnings: [],
+    debug: [],
+  },
+  written: {},
+  failures: [],
+  dryRun: true,
+  cowLeftKb: 0,
+};
 
 interface Watched {
   readonly offOrigin: string[];
@@ -148,7 +189,10 @@ test('the live page in chromium: charts draw and move as a process merges, the t
   try {
     // ksmd held still while the page takes its first readings.
     writeKsmOrThrow('run', '0');
-    server = await startServer();
+    // A tune daemon's export of its own (not /run/ksmkit's, which a real daemon may own).
+    const tuneMetrics = join(shots, 'tune.prom');
+    rmSync(tuneMetrics, { force: true });
+    server = await startServer({ tuneMetrics });
     const origin = new URL(server.url).origin;
     browser = await chromium.launch({ executablePath: chromiumPath()!, args: CHROMIUM_ARGS });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -206,6 +250,10 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     assert.ok(Number(moved[0]!.last) > 0, 'general_profit rose');
     assert.match((await page.textContent('[data-tile="memory saved"]')) ?? '', /KiB|MiB|GiB/);
     assert.match((await page.textContent('.marks')) ?? '', /run 0 → 1/);
+    writeFileSync(tuneMetrics, formatTuneMetrics(TUNE_DECISION));
+    await page.waitForSelector('.marks .mark.tuner', { timeout: 10_000 });
+    const tunerMark = (await page.textContent('.marks .mark.tuner')) ?? '';
+    assert.match(tunerMark, /objective adjust \(dry run\): pages_to_scan=400 — the page test's decision/);
     assert.match((await page.textContent('#scan-time')) ?? '', /A full scan at these settings/);
     // A later run of the doctor looks at the filler (the biggest by profit) and judges it.
     const fillerVerdict = await waitFor("a doctor's verdict on the filler", 30_000, async () => {
