@@ -27,7 +27,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
-import { formatTuneMetrics } from '../tune/metrics.ts';
+import { formatTuneDecision, tuneDecisionFile } from '../tune/metrics.ts';
 import { type ServeChild, startServe } from './live-load.ts';
 import { DEFAULT_PAGE_DIR } from './serve.ts';
 import { acquireGuard, host618, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
@@ -82,7 +82,7 @@ function startServer(options: { asNobody?: boolean; tuneMetrics?: string } = {})
 }
 
 /** A dry-run decision as `ksmkit tune` exports it, for the marks list. */
-const TUNE_DECISION: Parameters<typeof formatTuneMetrics>[0] = {
+const TUNE_DECISION: Parameters<typeof formatTuneDecision>[0] = {
   seq: 0,
   policy: 'objective',
   inputs: {
@@ -191,7 +191,7 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     writeKsmOrThrow('run', '0');
     // A tune daemon's export of its own (not /run/ksmkit's, which a real daemon may own).
     const tuneMetrics = join(shots, 'tune.prom');
-    rmSync(tuneMetrics, { force: true });
+    rmSync(tuneDecisionFile(tuneMetrics), { force: true });
     server = await startServer({ tuneMetrics });
     const origin = new URL(server.url).origin;
     browser = await chromium.launch({ executablePath: chromiumPath()!, args: CHROMIUM_ARGS });
@@ -250,7 +250,7 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     assert.ok(Number(moved[0]!.last) > 0, 'general_profit rose');
     assert.match((await page.textContent('[data-tile="memory saved"]')) ?? '', /KiB|MiB|GiB/);
     assert.match((await page.textContent('.marks')) ?? '', /run 0 → 1/);
-    writeFileSync(tuneMetrics, formatTuneMetrics(TUNE_DECISION));
+    writeFileSync(tuneDecisionFile(tuneMetrics), formatTuneDecision(TUNE_DECISION));
     await page.waitForSelector('.marks .mark.tuner', { timeout: 10_000 });
     const tunerMark = (await page.textContent('.marks .mark.tuner')) ?? '';
     assert.match(tunerMark, /objective adjust \(dry run\): pages_to_scan=400 — the page test's decision/);

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { DecisionRecord } from '../../tuner/loop.ts';
-import { formatTuneMetrics, parseTuneDecision } from '../tune/metrics.ts';
+import { formatTuneDecision, parseTuneDecision, tuneDecisionFile } from '../tune/metrics.ts';
 import { HOUR_MS, historyCapacity, LiveSampler, Ring, settingChanges } from './live.ts';
 import { LIVE_SERIES, type LiveSeriesName, type LiveTick } from './live-protocol.ts';
 import { type Fixture, host618 } from './test-fixtures.ts';
@@ -241,24 +241,25 @@ describe('LiveSampler', () => {
   test("the tuner daemon's decisions are marks: each new one once, at its own time; none when the daemon is gone", () => {
     const f = host618();
     try {
-      const file = join(f.dir, 'run/ksmkit/tune.prom');
-      const { sampler, after } = stepped(f, { tuneMetricsFile: file });
+      const metrics = join(f.dir, 'run/ksmkit/tune.prom');
+      const file = tuneDecisionFile(metrics);
+      const { sampler, after } = stepped(f, { tuneMetricsFile: metrics });
       assert.deepEqual(after(0).marks, [], 'no daemon, no file: no mark and no error');
       const madeAt = 1_700_000_000_000 + 1_000_500;
       mkdirSync(join(f.dir, 'run/ksmkit'), { recursive: true });
-      writeFileSync(file, formatTuneMetrics(decision(0), madeAt));
+      writeFileSync(file, formatTuneDecision(decision(0), madeAt));
       const t = after(1000);
       assert.equal(t.view.error, null);
       assert.deepEqual(t.marks, [
         {
-          timeMs: 1_700_001_001_000,
+          timeMs: madeAt,
           kind: 'tuner',
           text: 'objective adjust: pages_to_scan=400 — full scan 480 s, target 120 s: pages_to_scan 100 → 400',
         },
       ]);
       assert.deepEqual(after(1000).marks, [], 'the same decision read again');
       // The daemon restarted: its first decision has seq 0 again but another time.
-      writeFileSync(file, formatTuneMetrics(decision(0, { written: {}, dryRun: true }), madeAt + 60_000));
+      writeFileSync(file, formatTuneDecision(decision(0, { written: {}, dryRun: true }), madeAt + 60_000));
       assert.deepEqual(
         after(1000).marks.map((m) => [m.kind, m.text.split(' — ')[0]]),
         [['tuner', 'objective adjust (dry run): pages_to_scan=400']],
@@ -267,8 +268,8 @@ describe('LiveSampler', () => {
       const gone = after(1000);
       assert.deepEqual(gone.marks, []);
       assert.equal(gone.view.error, null);
-      writeFileSync(file, 'ksmkit_tune_decision_info{policy="objective"} 1\n');
-      assert.deepEqual(after(1000).marks, [], 'a half-written or foreign file is no decision');
+      writeFileSync(file, '{"seq": 1, "policy": "objective"}\n');
+      assert.deepEqual(after(1000).marks, [], 'a foreign file is no decision');
       assert.deepEqual(
         sampler.hello().marks.map((m) => m.kind),
         ['tuner', 'tuner'],
@@ -278,11 +279,12 @@ describe('LiveSampler', () => {
     }
   });
 
-  test('parseTuneDecision reads back what formatTuneMetrics wrote', () => {
-    const d = parseTuneDecision(formatTuneMetrics(decision(41), 1_700_000_000_400));
+  test('parseTuneDecision reads back what formatTuneDecision wrote, beside the metrics file', () => {
+    assert.equal(tuneDecisionFile('/run/ksmkit/tune.prom'), '/run/ksmkit/tune.decision.json');
+    const d = parseTuneDecision(formatTuneDecision(decision(41), 1_700_000_000_400));
     assert.deepEqual(d, {
       seq: 41,
-      timeMs: 1_700_000_000_000,
+      timeMs: 1_700_000_000_400,
       policy: 'objective',
       action: 'adjust',
       dryRun: false,
@@ -290,6 +292,7 @@ describe('LiveSampler', () => {
       reason: 'full scan 480 s, target 120 s: pages_to_scan 100 → 400',
     });
     assert.equal(parseTuneDecision(''), null);
+    assert.equal(parseTuneDecision('[]'), null);
   });
 
   test('the history is bounded by its window, and the hello carries it oldest first', () => {

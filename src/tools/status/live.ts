@@ -17,7 +17,7 @@ import type { ServerResponse } from 'node:http';
 import { findKsmdPid, readKsmdCpuNs } from '../../backend/kernel/ksmd-thread.ts';
 import { estimateTime } from '../estimate/model.ts';
 import { kernelHz } from '../estimate/settings.ts';
-import { parseTuneDecision, readTuneMetrics } from '../tune/metrics.ts';
+import { parseTuneDecision, readTuneMetrics, tuneDecisionFile } from '../tune/metrics.ts';
 import { truncate } from './human.ts';
 import type { LiveDoctorRunner } from './live-doctor.ts';
 import {
@@ -67,7 +67,7 @@ export interface LiveSamplerOptions {
   readonly clock?: () => { readonly time: number; readonly monotonicMs: number };
   /** The doctor's verdicts, polled at each reading with its processes and clock (none: no panel). */
   readonly doctor?: LiveDoctorRunner;
-  /** The file a `ksmkit tune` daemon writes its last decision to, read at each reading (none: no tuner marks). */
+  /** The `ksmkit tune` daemon's metrics file: its last decision, beside it, is read at each reading (none: no tuner marks). */
   readonly tuneMetricsFile?: string;
 }
 
@@ -159,7 +159,7 @@ export class LiveSampler {
   private readonly readCpuNs: () => number;
   private readonly clock: LiveSamplerOptions['clock'];
   private readonly doctor: LiveDoctorRunner | undefined;
-  private readonly tuneMetricsFile: string | undefined;
+  private readonly tuneDecisionFile: string | undefined;
   /** The tuner's decision last made a mark (its time and sequence number): read again, it makes none. */
   private lastTuneDecision: string | undefined;
   private readonly points: Ring<LivePoint>;
@@ -189,7 +189,8 @@ export class LiveSampler {
     this.readCpuNs = options.ksmdCpuNs ?? (() => this.readKsmdCpuFromProc());
     this.clock = options.clock;
     this.doctor = options.doctor;
-    this.tuneMetricsFile = options.tuneMetricsFile;
+    this.tuneDecisionFile =
+      options.tuneMetricsFile === undefined ? undefined : tuneDecisionFile(options.tuneMetricsFile);
     this.points = new Ring(historyCapacity(this.historyMs, this.intervalMs));
   }
 
@@ -329,12 +330,12 @@ export class LiveSampler {
     this.interrupted = false;
   }
 
-  /** The tuner daemon's newest decision, once; nothing when no daemon has written one (or its file is half-read). */
+  /** The tuner daemon's newest decision, once; nothing when no daemon has written one. */
   private tunerMark(): LiveMark | undefined {
-    if (this.tuneMetricsFile === undefined) return undefined;
+    if (this.tuneDecisionFile === undefined) return undefined;
     let text: string;
     try {
-      text = readTuneMetrics(this.tuneMetricsFile);
+      text = readTuneMetrics(this.tuneDecisionFile);
     } catch {
       // Unreadable to this user, or removed between the check and the read: no decision to show.
       return undefined;

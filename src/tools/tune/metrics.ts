@@ -71,58 +71,67 @@ export function formatTuneMetrics(r: DecisionRecord, nowMs = Date.now()): string
     'warnings in the last decision (target and budget unmet, COW headroom)',
     [[[], r.decision.warnings.length]],
   );
-  // As comments, which Prometheus and the textfile collector skip: as labels they would make a new series per reason.
-  const set = r.dryRun ? describeChange(r.decision.settings) : describeChange(r.written);
-  return `${out.text()}${REASON_COMMENT}${firstLine(r.decision.reason)}\n${SET_COMMENT}${set}\n`;
+  return out.text();
 }
 
-const REASON_COMMENT = '# ksmkit_tune_reason ';
-const SET_COMMENT = '# ksmkit_tune_set ';
-
-function firstLine(text: string): string {
-  return text.split('\n', 1)[0]!.trim();
-}
-
-/** The last decision as read back from the daemon's file (the live page's marks). */
+/** The last decision as the daemon exports it beside the metrics (the live page's marks). */
 export interface TuneDecisionExport {
   /** Decisions made before it since the daemon started. */
   readonly seq: number;
-  /** When it was made (ms since the epoch, to the second). */
+  /** When it was made (ms since the epoch). */
   readonly timeMs: number;
   readonly policy: string;
   readonly action: string;
   readonly dryRun: boolean;
   /** What was written (what would have been, under dry-run): `pages_to_scan=… sleep_millisecs=…` or `no change`. */
   readonly set: string;
+  /** The first line of the reason. */
   readonly reason: string;
 }
 
-/** formatTuneMetrics read back; null when the text is not a whole decision (no file, another writer's file). */
+/**
+ * Where the daemon writes its last decision as JSON: beside the metrics file, free text (the reason) having no clean
+ * place in the Prometheus format (a label would make a series per reason); not `.prom`, so the textfile collector
+ * passes it by.
+ */
+export function tuneDecisionFile(metricsFile: string): string {
+  return `${metricsFile.replace(/\.prom$/, '')}.decision.json`;
+}
+
+export function formatTuneDecision(r: DecisionRecord, nowMs = Date.now()): string {
+  const d: TuneDecisionExport = {
+    seq: r.seq,
+    timeMs: nowMs,
+    policy: r.policy,
+    action: r.decision.action,
+    dryRun: r.dryRun,
+    set: describeChange(r.dryRun ? r.decision.settings : r.written),
+    reason: r.decision.reason.split('\n', 1)[0]!.trim(),
+  };
+  return `${JSON.stringify(d)}\n`;
+}
+
+/** formatTuneDecision read back; null when the text is not one (no file, another writer's file). */
 export function parseTuneDecision(text: string): TuneDecisionExport | null {
-  let info: Map<string, string> | undefined;
-  let total: number | undefined;
-  let seconds: number | undefined;
-  let reason = '';
-  let set = '';
-  for (const line of text.split('\n')) {
-    if (line.startsWith(REASON_COMMENT)) reason = line.slice(REASON_COMMENT.length);
-    else if (line.startsWith(SET_COMMENT)) set = line.slice(SET_COMMENT.length);
-    else if (line.startsWith('ksmkit_tune_decision_info{')) {
-      info = new Map([...line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
-    } else if (line.startsWith('ksmkit_tune_decisions_total ')) total = Number(line.split(' ')[1]);
-    else if (line.startsWith('ksmkit_tune_last_decision_timestamp_seconds '))
-      seconds = Number(line.split(' ')[1]);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
   }
-  if (info === undefined || total === undefined || seconds === undefined) return null;
-  if (!Number.isInteger(total) || total < 1 || !Number.isFinite(seconds)) return null;
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as Record<string, unknown>;
+  const strings = ['policy', 'action', 'set', 'reason'] as const;
+  if (!Number.isInteger(o.seq) || (o.seq as number) < 0 || !Number.isFinite(o.timeMs)) return null;
+  if (typeof o.dryRun !== 'boolean' || strings.some((k) => typeof o[k] !== 'string')) return null;
   return {
-    seq: total - 1,
-    timeMs: seconds * 1000,
-    policy: info.get('policy') ?? '?',
-    action: info.get('action') ?? '?',
-    dryRun: info.get('dry_run') === '1',
-    set,
-    reason,
+    seq: o.seq as number,
+    timeMs: o.timeMs as number,
+    policy: o.policy as string,
+    action: o.action as string,
+    dryRun: o.dryRun,
+    set: o.set as string,
+    reason: o.reason as string,
   };
 }
 
