@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
 import { formatTuneDecision, tuneDecisionFile } from '../tune/metrics.ts';
+import { tuneDecisionRecord } from '../tune/testing.ts';
 import { type ServeChild, startServe } from './live-load.ts';
 import { DEFAULT_PAGE_DIR } from './serve.ts';
 import { acquireGuard, host618, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
@@ -80,40 +81,6 @@ function startServer(options: { asNobody?: boolean; tuneMetrics?: string } = {})
     options.asNobody === true ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: '/tmp' } } : {},
   );
 }
-
-/** A dry-run decision as `ksmkit tune` exports it, for the marks list. */
-const TUNE_DECISION: Parameters<typeof formatTuneDecision>[0] = {
-  seq: 0,
-  policy: 'objective',
-  inputs: {
-    nowMs: 0,
-    meminfo: { MemTotal: 1, MemFree: 1, MemAvailable: 1, Buffers: 0, Cached: 0, SwapFree: 0 },
-    committedKb: 0,
-    ksm: {
-      run: 1,
-      pages_to_scan: 100,
-      sleep_millisecs: 20,
-      advisor_mode: 'none',
-      full_scans: 0,
-      pages_scanned: 0,
-      pages_shared: 0,
-      pages_sharing: 0,
-    },
-    ksmdCpuNs: 0,
-  },
-  measured: undefined,
-  decision: {
-    action: 'adjust',
-    settings: { pages_to_scan: 400 },
-    reason: "the page test's decision",
-    warnings: [],
-    debug: [],
-  },
-  written: {},
-  failures: [],
-  dryRun: true,
-  cowLeftKb: 0,
-};
 
 interface Watched {
   readonly offOrigin: string[];
@@ -250,10 +217,13 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     assert.ok(Number(moved[0]!.last) > 0, 'general_profit rose');
     assert.match((await page.textContent('[data-tile="memory saved"]')) ?? '', /KiB|MiB|GiB/);
     assert.match((await page.textContent('.marks')) ?? '', /run 0 → 1/);
-    writeFileSync(tuneDecisionFile(tuneMetrics), formatTuneDecision(TUNE_DECISION));
+    writeFileSync(tuneDecisionFile(tuneMetrics), formatTuneDecision(tuneDecisionRecord(0, { dryRun: true })));
     await page.waitForSelector('.marks .mark.tuner', { timeout: 10_000 });
     const tunerMark = (await page.textContent('.marks .mark.tuner')) ?? '';
-    assert.match(tunerMark, /objective adjust \(dry run\): pages_to_scan=400 — the page test's decision/);
+    assert.match(
+      tunerMark,
+      /objective adjust \(dry run\): pages_to_scan=400 — full scan 480 s, target 120 s/,
+    );
     assert.match((await page.textContent('#scan-time')) ?? '', /A full scan at these settings/);
     // A later run of the doctor looks at the filler (the biggest by profit) and judges it.
     const fillerVerdict = await waitFor("a doctor's verdict on the filler", 30_000, async () => {

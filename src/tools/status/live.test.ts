@@ -8,59 +8,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { DecisionRecord } from '../../tuner/loop.ts';
 import { formatTuneDecision, parseTuneDecision, tuneDecisionFile } from '../tune/metrics.ts';
+import { tuneDecisionRecord as decision } from '../tune/testing.ts';
 import { HOUR_MS, historyCapacity, LiveSampler, Ring, settingChanges } from './live.ts';
 import { LIVE_SERIES, type LiveSeriesName, type LiveTick } from './live-protocol.ts';
 import { type Fixture, host618 } from './test-fixtures.ts';
 
 function seriesValue(tick: LiveTick, name: LiveSeriesName): number | null {
   return tick.point.values[LIVE_SERIES.indexOf(name)]!;
-}
-
-/** A decision of the objective policy, as TuneLoop records it. */
-function decision(seq: number, over: Partial<DecisionRecord> = {}): DecisionRecord {
-  const gib = 1024 * 1024;
-  return {
-    seq,
-    policy: 'objective',
-    inputs: {
-      nowMs: 0,
-      meminfo: {
-        MemTotal: 16 * gib,
-        MemFree: 8 * gib,
-        MemAvailable: 8 * gib,
-        Buffers: 0,
-        Cached: 0,
-        SwapFree: 0,
-      },
-      committedKb: 0,
-      ksm: {
-        run: 1,
-        pages_to_scan: 100,
-        sleep_millisecs: 20,
-        advisor_mode: 'none',
-        full_scans: 4,
-        pages_scanned: 40_000,
-        pages_shared: 10,
-        pages_sharing: 90,
-      },
-      ksmdCpuNs: 0,
-    },
-    measured: undefined,
-    decision: {
-      action: 'adjust',
-      settings: { pages_to_scan: 400 },
-      reason: 'full scan 480 s, target 120 s: pages_to_scan 100 → 400\n(second line)',
-      warnings: [],
-      debug: [],
-    },
-    written: { pages_to_scan: 400 },
-    failures: [],
-    dryRun: false,
-    cowLeftKb: 8 * gib,
-    ...over,
-  };
 }
 
 /** A sampler over `f` whose clock and ksmd CPU the test steps. */
