@@ -20,13 +20,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
+import { formatTuneDecision, tuneDecisionFile } from '../tune/metrics.ts';
+import { tuneDecisionRecord } from '../tune/testing.ts';
 import { type ServeChild, startServe } from './live-load.ts';
 import { DEFAULT_PAGE_DIR } from './serve.ts';
 import { acquireGuard, host618, mergeSkip, nobodySkip, startFiller } from './test-fixtures.ts';
@@ -67,9 +69,15 @@ function screenshotDir(): string {
 }
 
 /** `ksmkit status --serve 0` on this host, a reading every 0.5 s, the doctor every 3 s. */
-function startServer(options: { asNobody?: boolean } = {}): Promise<ServeChild> {
+function startServer(options: { asNobody?: boolean; tuneMetrics?: string } = {}): Promise<ServeChild> {
   return startServe(
-    ['--interval', '0.5', '--doctor-interval', '3'],
+    [
+      '--interval',
+      '0.5',
+      '--doctor-interval',
+      '3',
+      ...(options.tuneMetrics === undefined ? [] : ['--tune-metrics', options.tuneMetrics]),
+    ],
     options.asNobody === true ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: '/tmp' } } : {},
   );
 }
@@ -148,7 +156,10 @@ test('the live page in chromium: charts draw and move as a process merges, the t
   try {
     // ksmd held still while the page takes its first readings.
     writeKsmOrThrow('run', '0');
-    server = await startServer();
+    // A tune daemon's export of its own (not /run/ksmkit's, which a real daemon may own).
+    const tuneMetrics = join(shots, 'tune.prom');
+    rmSync(tuneDecisionFile(tuneMetrics), { force: true });
+    server = await startServer({ tuneMetrics });
     const origin = new URL(server.url).origin;
     browser = await chromium.launch({ executablePath: chromiumPath()!, args: CHROMIUM_ARGS });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -206,6 +217,13 @@ test('the live page in chromium: charts draw and move as a process merges, the t
     assert.ok(Number(moved[0]!.last) > 0, 'general_profit rose');
     assert.match((await page.textContent('[data-tile="memory saved"]')) ?? '', /KiB|MiB|GiB/);
     assert.match((await page.textContent('.marks')) ?? '', /run 0 → 1/);
+    writeFileSync(tuneDecisionFile(tuneMetrics), formatTuneDecision(tuneDecisionRecord(0, { dryRun: true })));
+    await page.waitForSelector('.marks .mark.tuner', { timeout: 10_000 });
+    const tunerMark = (await page.textContent('.marks .mark.tuner')) ?? '';
+    assert.match(
+      tunerMark,
+      /objective adjust \(dry run\): pages_to_scan=400 — full scan 480 s, target 120 s/,
+    );
     assert.match((await page.textContent('#scan-time')) ?? '', /A full scan at these settings/);
     // A later run of the doctor looks at the filler (the biggest by profit) and judges it.
     const fillerVerdict = await waitFor("a doctor's verdict on the filler", 30_000, async () => {

@@ -6,8 +6,8 @@
  * both compile against this file.
  *
  * The doctor's verdicts are `LiveView.doctor` (absent when the server reads
- * fixture directories rather than this host); a later kind of time-axis mark
- * (the tuner's decisions) is one more member of `LiveMark['kind']`.
+ * fixture directories rather than this host); the tuner's decisions are marks
+ * of kind `tuner`.
  */
 
 /** Bumped when a field changes meaning; the page refuses another version. */
@@ -36,8 +36,12 @@ export interface LivePoint {
 /** A moment worth a line on the time axis. */
 export interface LiveMark {
   readonly timeMs: number;
-  /** `settings`: a /sys/kernel/mm/ksm setting changed between two readings (by anyone). */
-  readonly kind: 'settings';
+  /**
+   * `settings`: a /sys/kernel/mm/ksm setting changed between two readings (by anyone);
+   * `tuner`: a decision of a `ksmkit tune` daemon, read from the file it exports (its own time, to the second).
+   */
+  readonly kind: 'settings' | 'tuner';
+  /** `tuner`: `policy action: what it set — reason` (the reason's first line). */
   readonly text: string;
 }
 

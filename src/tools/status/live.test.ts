@@ -5,9 +5,11 @@
  * marks, what a non-root reader is told is hidden, and the ring's bound.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { formatTuneDecision, parseTuneDecision, tuneDecisionFile } from '../tune/metrics.ts';
+import { tuneDecisionRecord as decision } from '../tune/testing.ts';
 import { HOUR_MS, historyCapacity, LiveSampler, Ring, settingChanges } from './live.ts';
 import { LIVE_SERIES, type LiveSeriesName, type LiveTick } from './live-protocol.ts';
 import { type Fixture, host618 } from './test-fixtures.ts';
@@ -17,7 +19,7 @@ function seriesValue(tick: LiveTick, name: LiveSeriesName): number | null {
 }
 
 /** A sampler over `f` whose clock and ksmd CPU the test steps. */
-function stepped(f: Fixture, options: { historyMs?: number; uid?: number } = {}) {
+function stepped(f: Fixture, options: { historyMs?: number; uid?: number; tuneMetricsFile?: string } = {}) {
   const state = { ms: 1_000_000, cpuNs: 5e9 };
   const sampler = new LiveSampler({
     sources: f.sources,
@@ -27,6 +29,7 @@ function stepped(f: Fixture, options: { historyMs?: number; uid?: number } = {})
     ksmdCpuNs: () => state.cpuNs,
     clock: () => ({ time: 1_700_000_000_000 + state.ms, monotonicMs: state.ms }),
     ...(options.historyMs === undefined ? {} : { historyMs: options.historyMs }),
+    ...(options.tuneMetricsFile === undefined ? {} : { tuneMetricsFile: options.tuneMetricsFile }),
   });
   const after = (ms: number, cpuMs = 0): LiveTick => {
     state.ms += ms;
@@ -188,6 +191,63 @@ describe('LiveSampler', () => {
     } finally {
       f.cleanup();
     }
+  });
+
+  test("the tuner daemon's decisions are marks: each new one once, at its own time; none when the daemon is gone", () => {
+    const f = host618();
+    try {
+      const metrics = join(f.dir, 'run/ksmkit/tune.prom');
+      const file = tuneDecisionFile(metrics);
+      const { sampler, after } = stepped(f, { tuneMetricsFile: metrics });
+      assert.deepEqual(after(0).marks, [], 'no daemon, no file: no mark and no error');
+      const madeAt = 1_700_000_000_000 + 1_000_500;
+      mkdirSync(join(f.dir, 'run/ksmkit'), { recursive: true });
+      writeFileSync(file, formatTuneDecision(decision(0), madeAt));
+      const t = after(1000);
+      assert.equal(t.view.error, null);
+      assert.deepEqual(t.marks, [
+        {
+          timeMs: madeAt,
+          kind: 'tuner',
+          text: 'objective adjust: pages_to_scan=400 — full scan 480 s, target 120 s: pages_to_scan 100 → 400',
+        },
+      ]);
+      assert.deepEqual(after(1000).marks, [], 'the same decision read again');
+      // The daemon restarted: its first decision has seq 0 again but another time.
+      writeFileSync(file, formatTuneDecision(decision(0, { written: {}, dryRun: true }), madeAt + 60_000));
+      assert.deepEqual(
+        after(1000).marks.map((m) => [m.kind, m.text.split(' — ')[0]]),
+        [['tuner', 'objective adjust (dry run): pages_to_scan=400']],
+      );
+      rmSync(file);
+      const gone = after(1000);
+      assert.deepEqual(gone.marks, []);
+      assert.equal(gone.view.error, null);
+      writeFileSync(file, '{"seq": 1, "policy": "objective"}\n');
+      assert.deepEqual(after(1000).marks, [], 'a foreign file is no decision');
+      assert.deepEqual(
+        sampler.hello().marks.map((m) => m.kind),
+        ['tuner', 'tuner'],
+      );
+    } finally {
+      f.cleanup();
+    }
+  });
+
+  test('parseTuneDecision reads back what formatTuneDecision wrote, beside the metrics file', () => {
+    assert.equal(tuneDecisionFile('/run/ksmkit/tune.prom'), '/run/ksmkit/tune.decision.json');
+    const d = parseTuneDecision(formatTuneDecision(decision(41), 1_700_000_000_400));
+    assert.deepEqual(d, {
+      seq: 41,
+      timeMs: 1_700_000_000_400,
+      policy: 'objective',
+      action: 'adjust',
+      dryRun: false,
+      set: 'pages_to_scan=400',
+      reason: 'full scan 480 s, target 120 s: pages_to_scan 100 → 400',
+    });
+    assert.equal(parseTuneDecision(''), null);
+    assert.equal(parseTuneDecision('[]'), null);
   });
 
   test('the history is bounded by its window, and the hello carries it oldest first', () => {

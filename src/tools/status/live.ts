@@ -17,6 +17,7 @@ import type { ServerResponse } from 'node:http';
 import { findKsmdPid, readKsmdCpuNs } from '../../backend/kernel/ksmd-thread.ts';
 import { estimateTime } from '../estimate/model.ts';
 import { kernelHz } from '../estimate/settings.ts';
+import { parseTuneDecision, readTuneMetrics, tuneDecisionFile } from '../tune/metrics.ts';
 import { truncate } from './human.ts';
 import type { LiveDoctorRunner } from './live-doctor.ts';
 import {
@@ -66,6 +67,8 @@ export interface LiveSamplerOptions {
   readonly clock?: () => { readonly time: number; readonly monotonicMs: number };
   /** The doctor's verdicts, polled at each reading with its processes and clock (none: no panel). */
   readonly doctor?: LiveDoctorRunner;
+  /** The `ksmkit tune` daemon's metrics file: its last decision, beside it, is read at each reading (none: no tuner marks). */
+  readonly tuneMetricsFile?: string;
 }
 
 /** Where the last full scan ended, as seen by a reading. */
@@ -156,6 +159,9 @@ export class LiveSampler {
   private readonly readCpuNs: () => number;
   private readonly clock: LiveSamplerOptions['clock'];
   private readonly doctor: LiveDoctorRunner | undefined;
+  private readonly tuneDecisionFile: string | undefined;
+  /** The tuner's decision last made a mark (its time and sequence number): read again, it makes none. */
+  private lastTuneDecision: string | undefined;
   private readonly points: Ring<LivePoint>;
   private marks: LiveMark[] = [];
   private previous: Previous | undefined;
@@ -183,6 +189,8 @@ export class LiveSampler {
     this.readCpuNs = options.ksmdCpuNs ?? (() => this.readKsmdCpuFromProc());
     this.clock = options.clock;
     this.doctor = options.doctor;
+    this.tuneDecisionFile =
+      options.tuneMetricsFile === undefined ? undefined : tuneDecisionFile(options.tuneMetricsFile);
     this.points = new Ring(historyCapacity(this.historyMs, this.intervalMs));
   }
 
@@ -231,6 +239,8 @@ export class LiveSampler {
     const settings = settingsOf(snapshot);
     const prev = this.previous;
     const marks: LiveMark[] = [];
+    const tuner = this.tunerMark();
+    if (tuner !== undefined) marks.push(tuner);
     if (prev !== undefined) {
       const changes = settingChanges(prev.settings, settings);
       if (changes.length > 0)
@@ -318,6 +328,29 @@ export class LiveSampler {
     }
     this.lastScanEnd = here;
     this.interrupted = false;
+  }
+
+  /** The tuner daemon's newest decision, once; nothing when no daemon has written one. */
+  private tunerMark(): LiveMark | undefined {
+    if (this.tuneDecisionFile === undefined) return undefined;
+    let text: string;
+    try {
+      text = readTuneMetrics(this.tuneDecisionFile);
+    } catch {
+      // Unreadable to this user, or removed between the check and the read: no decision to show.
+      return undefined;
+    }
+    const d = parseTuneDecision(text);
+    if (d === null) return undefined;
+    const key = `${d.timeMs}/${d.seq}`;
+    if (key === this.lastTuneDecision) return undefined;
+    this.lastTuneDecision = key;
+    const reason = d.reason === '' ? '' : ` — ${d.reason}`;
+    return {
+      timeMs: d.timeMs,
+      kind: 'tuner',
+      text: `${d.policy} ${d.action}${d.dryRun ? ' (dry run)' : ''}: ${d.set}${reason}`,
+    };
   }
 
   private addMarks(marks: readonly LiveMark[], nowMs: number): void {

@@ -263,6 +263,7 @@ export function serveStatus(options: ServeOptions): Promise<StatusServer> {
       ...(options.sources === undefined ? {} : { sources: options.sources }),
       ...(options.snapshot === undefined ? {} : { snapshot: options.snapshot }),
       ...(doctor === undefined ? {} : { doctor }),
+      ...(options.tuneMetricsFile === undefined ? {} : { tuneMetricsFile: options.tuneMetricsFile }),
     });
   const events = new LiveEvents(sampler, options.maxClients);
   const live: Live = { sampler, events, page: loadPage(options.pageDir ?? DEFAULT_PAGE_DIR) };

@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseTuneDecision, tuneDecisionFile } from './metrics.ts';
 import { KSMKIT_MAIN, spawnKsmkit } from './testing.ts';
 
 const MAIN = KSMKIT_MAIN;
@@ -109,6 +110,11 @@ test('tune daemon: SIGUSR1 retunes, SIGHUP rereads, one instance, SIGTERM restor
     );
     assert.match(readFileSync(log, 'latin1'), /: KSMCTL start 300 160\n$/);
     assert.match(readFileSync(metrics, 'utf8'), /^ksmkit_tune_pages_to_scan 300$/m);
+    // Beside it, the decision with its reason, for the live page's marks.
+    const exported = parseTuneDecision(readFileSync(tuneDecisionFile(metrics), 'utf8'));
+    assert.equal(exported?.policy, 'ksmtuned');
+    assert.match(exported?.set ?? '', /pages_to_scan=300/);
+    assert.notEqual(exported?.reason, '');
 
     // One instance.
     const second = spawnSync(

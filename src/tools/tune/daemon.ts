@@ -10,7 +10,8 @@
  *   once, as ksmtuned does when a guest starts or stops;
  * - every decision one line with its inputs and reason (journald levels when
  *   run by systemd), ksmtuned's own DEBUG lines under --policy ksmtuned with
- *   DEBUG set, and the decision exported for `status --prometheus`.
+ *   DEBUG set, and the decision exported for `status --prometheus` (and, with
+ *   its reason, as JSON beside it for the live page's marks).
  * --dry-run decides and logs and writes nothing (and takes no lock).
  */
 import {
@@ -31,7 +32,7 @@ import { parseKsmtunedConf } from '../../tuner/ksmtuned.ts';
 import { type DecisionRecord, formatDecision, TuneLoop } from '../../tuner/loop.ts';
 import { makeTuner, type TunerOptions, type TunerPolicyName } from '../../tuner/policies.ts';
 import { type KernelHostSources, KernelTunerHost } from './kernel-host.ts';
-import { formatTuneMetrics } from './metrics.ts';
+import { formatTuneDecision, formatTuneMetrics, tuneDecisionFile } from './metrics.ts';
 
 export interface TuneDaemonOptions {
   readonly policy: TunerPolicyName;
@@ -128,7 +129,11 @@ export async function runTuneDaemon(options: TuneDaemonOptions, io: TuneIo): Pro
     if (options.policy === 'ksmtuned' && ksmtuned.DEBUG !== '')
       writeKsmtunedDebug(ksmtuned, r.decision.debug, io);
     if (!options.leaveSettings && !options.once) owner?.restoreOnly(loop.originals);
-    if (options.metricsFile !== undefined) writeAtomically(options.metricsFile, formatTuneMetrics(r));
+    if (options.metricsFile !== undefined) {
+      const nowMs = Date.now();
+      writeAtomically(options.metricsFile, formatTuneMetrics(r, nowMs));
+      writeAtomically(tuneDecisionFile(options.metricsFile), formatTuneDecision(r, nowMs));
+    }
     return r;
   };
 

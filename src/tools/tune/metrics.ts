@@ -5,6 +5,7 @@
  * `ksmkit status --prometheus` and `--serve` when it is there.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { describeChange } from '../../tuner/inputs.ts';
 import type { DecisionRecord } from '../../tuner/loop.ts';
 import { Exposition } from '../status/prometheus.ts';
 
@@ -71,6 +72,67 @@ export function formatTuneMetrics(r: DecisionRecord, nowMs = Date.now()): string
     [[[], r.decision.warnings.length]],
   );
   return out.text();
+}
+
+/** The last decision as the daemon exports it beside the metrics (the live page's marks). */
+export interface TuneDecisionExport {
+  /** Decisions made before it since the daemon started. */
+  readonly seq: number;
+  /** When it was made (ms since the epoch). */
+  readonly timeMs: number;
+  readonly policy: string;
+  readonly action: string;
+  readonly dryRun: boolean;
+  /** What was written (what would have been, under dry-run): `pages_to_scan=… sleep_millisecs=…` or `no change`. */
+  readonly set: string;
+  /** The first line of the reason. */
+  readonly reason: string;
+}
+
+/**
+ * Where the daemon writes its last decision as JSON: beside the metrics file, free text (the reason) having no clean
+ * place in the Prometheus format (a label would make a series per reason); not `.prom`, so the textfile collector
+ * passes it by.
+ */
+export function tuneDecisionFile(metricsFile: string): string {
+  return `${metricsFile.replace(/\.prom$/, '')}.decision.json`;
+}
+
+export function formatTuneDecision(r: DecisionRecord, nowMs = Date.now()): string {
+  const d: TuneDecisionExport = {
+    seq: r.seq,
+    timeMs: nowMs,
+    policy: r.policy,
+    action: r.decision.action,
+    dryRun: r.dryRun,
+    set: describeChange(r.dryRun ? r.decision.settings : r.written),
+    reason: r.decision.reason.split('\n', 1)[0]!.trim(),
+  };
+  return `${JSON.stringify(d)}\n`;
+}
+
+/** formatTuneDecision read back; null when the text is not one (no file, another writer's file). */
+export function parseTuneDecision(text: string): TuneDecisionExport | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as Record<string, unknown>;
+  const strings = ['policy', 'action', 'set', 'reason'] as const;
+  if (!Number.isInteger(o.seq) || (o.seq as number) < 0 || !Number.isFinite(o.timeMs)) return null;
+  if (typeof o.dryRun !== 'boolean' || strings.some((k) => typeof o[k] !== 'string')) return null;
+  return {
+    seq: o.seq as number,
+    timeMs: o.timeMs as number,
+    policy: o.policy as string,
+    action: o.action as string,
+    dryRun: o.dryRun,
+    set: o.set as string,
+    reason: o.reason as string,
+  };
 }
 
 /** The daemon's file, for status to append; '' when there is none. */

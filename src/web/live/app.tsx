@@ -352,11 +352,15 @@ function Marks(props: { store: LiveStore }) {
   if (marks.length === 0) return null;
   return (
     <section class="panel marks" aria-labelledby="marks-title">
-      <h2 id="marks-title">Settings changes (dashed lines on the charts)</h2>
+      <h2 id="marks-title">
+        Settings changes <span class="mark-key settings">(dashed)</span> and tuner decisions{' '}
+        <span class="mark-key tuner">(dash-dot)</span> on the charts
+      </h2>
       <ul>
         {marks.map((m) => (
-          <li key={`${m.timeMs}${m.text}`}>
+          <li key={`${m.kind}${m.timeMs}${m.text}`} class={`mark ${m.kind}`}>
             <time dateTime={new Date(m.timeMs).toISOString()}>{new Date(m.timeMs).toLocaleTimeString()}</time>{' '}
+            {m.kind === 'tuner' ? <span class="mark-kind">tune</span> : null}
             {m.text}
           </li>
         ))}

@@ -29,8 +29,11 @@ export interface ChartProps {
 }
 
 const HEIGHT_PX = 200;
+/** Also the colours of the marks' list (style.css). */
+const SETTINGS_MARK_COLOR = '#d9822b';
+const TUNER_MARK_COLOR = '#2f6fd0';
 
-/** Dashed lines at the marks, a dotted one where the page opened. */
+/** Settings changes as orange dashes, the tuner's decisions as blue dash-dots, a grey dotted line where the page opened. */
 function marksPlugin(getMarks: () => readonly LiveMark[], openedAtS: number): uPlot.Plugin {
   return {
     hooks: {
@@ -52,7 +55,10 @@ function marksPlugin(getMarks: () => readonly LiveMark[], openedAtS: number): uP
             ctx.restore();
           };
           line(openedAtS, '#8a8a8a', [1, 3]);
-          for (const m of getMarks()) line(m.timeMs / 1000, '#d9822b', [5, 4]);
+          for (const m of getMarks()) {
+            if (m.kind === 'tuner') line(m.timeMs / 1000, TUNER_MARK_COLOR, [8, 3, 2, 3]);
+            else line(m.timeMs / 1000, SETTINGS_MARK_COLOR, [5, 4]);
+          }
         },
       ],
     },
