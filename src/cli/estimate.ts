@@ -10,20 +10,20 @@ import type { SettingOverrides } from '../tools/estimate/settings.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { resolveScenario } from './simulate.ts';
 
-function nonNegativeInt(value: string): number {
+export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
     throw new InvalidArgumentError('must be an integer ≥ 0');
   return n;
 }
 
-function positiveInt(value: string): number {
+export function positiveInt(value: string): number {
   const n = nonNegativeInt(value);
   if (n === 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
 }
 
-function pidList(value: string, previous: number[] = []): number[] {
+export function pidList(value: string, previous: number[] = []): number[] {
   const pids = value.split(',').map((v) => {
     const n = Number(v.trim());
     if (!/^\d+$/.test(v.trim()) || n <= 0)
@@ -33,7 +33,7 @@ function pidList(value: string, previous: number[] = []): number[] {
   return [...previous, ...pids];
 }
 
-function regex(value: string): RegExp {
+export function regex(value: string): RegExp {
   try {
     return new RegExp(value);
   } catch (e) {
@@ -41,18 +41,18 @@ function regex(value: string): RegExp {
   }
 }
 
-function bool01(value: string): boolean {
+export function bool01(value: string): boolean {
   if (value === '0' || value === '1') return value === '1';
   throw new InvalidArgumentError('must be 0 or 1');
 }
 
-function maxPageSharing(value: string): number {
+export function maxPageSharing(value: string): number {
   const n = nonNegativeInt(value);
   if (n < 2) throw new InvalidArgumentError('must be at least 2 (as the kernel requires)');
   return n;
 }
 
-function byteSize(value: string): number {
+export function byteSize(value: string): number {
   const m = /^(\d+)([kKmMgG]?)$/.exec(value);
   if (m === null) throw new InvalidArgumentError('must be a number of bytes, optionally with K, M or G');
   const unit = { '': 1, k: 1024, m: 1048576, g: 1073741824 }[m[2]!.toLowerCase()]!;

@@ -34,7 +34,8 @@ export function duration(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-function table(head: string[], color: boolean, align?: Array<'left' | 'right'>): Table.Table {
+/** A compact terminal table (no rule between rows), shared by the tools' reports. */
+export function table(head: string[], color: boolean, align?: Array<'left' | 'right'>): Table.Table {
   return new Table({
     head,
     // Compact: no rule between rows.

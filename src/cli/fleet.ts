@@ -1,0 +1,146 @@
+/** `ksmkit fingerprint` (one host's pages as a Parquet file) and `ksmkit fleet` (many hosts: savings, overlap, a plan). */
+import { writeFileSync } from 'node:fs';
+import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { type Scenario, ScenarioError } from '../simulate/scenario.ts';
+import { formatBytes } from '../simulate/units.ts';
+import type { SettingOverrides } from '../tools/estimate/settings.ts';
+import { checkSampleOneIn, runFingerprint } from '../tools/fleet/fingerprint.ts';
+import { runFleet } from '../tools/fleet/fleet.ts';
+import { renderHtml, renderHuman, renderJson } from '../tools/fleet/report.ts';
+import { formatWorkloadIssue } from '../workload/parse.ts';
+import { bool01, byteSize, maxPageSharing, pidList, positiveInt, regex } from './estimate.ts';
+import { resolveScenario } from './simulate.ts';
+
+function sampleOneIn(value: string): number {
+  const n = positiveInt(value);
+  try {
+    checkSampleOneIn(n);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^--sample \d+: /, ''));
+  }
+  return n;
+}
+
+export function registerFleet(program: Command): void {
+  program
+    .command('fingerprint')
+    .description(
+      "one host's pages as a Parquet file for ksmkit fleet: per source (process, QEMU guest by -name, container by " +
+        'cgroup, dump file) its page fingerprints and counts, zero pages and total pages, with the host’s KSM ' +
+        'settings and memory',
+    )
+    .argument('[files...]', 'memory dump files: raw images or ELF64 core files')
+    .requiredOption('-o, --output <file>', 'the Parquet file to write')
+    .option('-p, --pid <pids>', 'a process (repeat, or comma-separated)', pidList)
+    .option('-a, --all', 'every process (but this one)', false)
+    .option('-m, --match <regex>', 'processes whose command line matches', regex)
+    .option('--scenario <name|file>', 'an engine scenario: its guests as they start')
+    .addOption(
+      new Option('--vmas <mode>', 'which VMAs of a process (as ksmkit estimate)')
+        .choices(['auto', 'mergeable', 'compatible'] as const)
+        .default('auto' as const),
+    )
+    .addOption(
+      new Option('--dump-zero-pages <how>', 'dump files: zero pages present or absent')
+        .choices(['present', 'absent'] as const)
+        .default('present' as const),
+    )
+    .option('--host <name>', 'the host’s name in the fleet (default: this machine’s)')
+    .option(
+      '--memory <bytes>',
+      'the host’s memory for placement (K, M, G suffixes; default MemTotal)',
+      byteSize,
+    )
+    .option(
+      '--sample <N>',
+      'keep 1 content in N (a power of two), chosen by its hash, the same on every host: the fleet’s shared ' +
+        'pages are then estimated, with the error stated',
+      sampleOneIn,
+      1,
+    )
+    .option('--max-page-sharing <n>', 'instead of /sys/kernel/mm/ksm/max_page_sharing', maxPageSharing)
+    .option('--use-zero-pages <0|1>', 'instead of /sys/kernel/mm/ksm/use_zero_pages', bool01)
+    .option('--progress', 'a progress bar on stderr', false)
+    .action(async (files, opts, cmd) => {
+      const pids = opts.pid ?? [];
+      if (
+        files.length === 0 &&
+        pids.length === 0 &&
+        !opts.all &&
+        opts.match === undefined &&
+        opts.scenario === undefined
+      )
+        cmd.error('error: nothing to fingerprint: give --pid, --all, --match, --scenario or dump files');
+      let scenario: Scenario | undefined;
+      if (opts.scenario !== undefined) {
+        try {
+          scenario = await resolveScenario(opts.scenario);
+        } catch (e) {
+          if (e instanceof ScenarioError)
+            for (const issue of e.issues) console.error(formatWorkloadIssue(issue));
+          else console.error(`ksmkit fingerprint: --scenario ${opts.scenario}: ${(e as Error).message}`);
+          process.exitCode = 2;
+          return;
+        }
+      }
+      const settings: SettingOverrides = {};
+      if (opts.maxPageSharing !== undefined) settings.maxPageSharing = opts.maxPageSharing;
+      if (opts.useZeroPages !== undefined) settings.useZeroPages = opts.useZeroPages;
+      const result = await runFingerprint({
+        output: opts.output,
+        pids,
+        all: opts.all,
+        ...(opts.match !== undefined ? { match: opts.match } : {}),
+        files,
+        vmaMode: opts.vmas,
+        dumpZeroPages: opts.dumpZeroPages,
+        settings,
+        progress: opts.progress,
+        sampleOneIn: opts.sample,
+        ...(opts.host !== undefined ? { host: opts.host } : {}),
+        ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}),
+        ...(scenario !== undefined ? { scenario } : {}),
+      });
+      for (const u of result.estimate.unreadable) console.error(`ksmkit fingerprint: ${u.what}: ${u.error}`);
+      console.log(
+        `${result.output}: host ${result.host}, ${result.sources} sources, ${result.pages} pages, ` +
+          `${result.rows} rows (${result.sampleOneIn === 1 ? 'every content' : `1 content in ${result.sampleOneIn}`}), ` +
+          `memory ${formatBytes(result.memoryBytes)}`,
+      );
+      if (result.estimate.unreadable.some((u) => u.explicit) || result.sources === 0) process.exitCode = 1;
+    });
+
+  program
+    .command('fleet')
+    .description(
+      'fingerprint files of many hosts in DuckDB: what KSM saves on each host now (the kernel’s rules, as ' +
+        'estimate), which sources overlap most, and a placement under each host’s memory that raises the saving',
+    )
+    .argument('<files...>', 'Parquet files written by ksmkit fingerprint, one per host')
+    .option(
+      '--pin <regex>',
+      'sources that stay where they are (matched against host/source and source)',
+      regex,
+    )
+    .option('--json', 'one JSON object with every figure', false)
+    .option('--report <file>', 'also write an HTML report')
+    .option('--limit <n>', 'rows shown per table', positiveInt, 20)
+    .addOption(
+      new Option('--engine <engine>', 'the analytic engine (ClickHouse is not supported yet)')
+        .choices(['duckdb'] as const)
+        .default('duckdb' as const),
+    )
+    .action(async (files, opts) => {
+      let report: Awaited<ReturnType<typeof runFleet>>;
+      try {
+        report = await runFleet({ files, ...(opts.pin !== undefined ? { pin: opts.pin } : {}) });
+      } catch (e) {
+        console.error(`ksmkit fleet: ${(e as Error).message.split('\n')[0]}`);
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.report !== undefined) writeFileSync(opts.report, renderHtml(report));
+      if (opts.json) console.log(renderJson(report));
+      else console.log(renderHuman(report, { color: process.stdout.isTTY === true, limit: opts.limit }));
+    });
+}
