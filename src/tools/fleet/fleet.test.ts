@@ -1,11 +1,11 @@
 /** Fingerprint files, the fleet's figures against `estimate`, the planner against the known best placement. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runEstimate } from '../estimate/estimate.ts';
-import { checkSampleOneIn } from './fingerprint.ts';
+import { checkSampleOneIn, runFingerprint } from './fingerprint.ts';
 import { type FleetReport, runFleet } from './fleet.ts';
 import { hostScenario, makeSyntheticFleet, SYNTHETIC_SETTINGS, type SyntheticFleet } from './synthetic.ts';
 
@@ -142,4 +142,56 @@ describe('fleet: 200 hosts × 16 guests from 5 templates, shuffled', () => {
 test('fingerprint --sample takes powers of two only', () => {
   assert.throws(() => checkSampleOneIn(3), /power of two/);
   assert.doesNotThrow(() => checkSampleOneIn(64));
+});
+
+/** A raw dump of pages given by content number (0 = zeroes). */
+function dump(path: string, pages: readonly number[]): void {
+  const buf = Buffer.alloc(pages.length * 4096);
+  pages.forEach((c, i) => {
+    if (c !== 0) buf.fill(c, i * 4096, (i + 1) * 4096);
+  });
+  writeFileSync(path, buf);
+}
+
+test('dump files on two hosts: each host equals estimate on its files, under its own settings', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ksmkit-fleet-'));
+  try {
+    // Host a: 5 copies of content 1 with max_page_sharing 2 (chains of 2), zero pages as KSM zero pages.
+    dump(join(dir, 'a1'), [1, 1, 1, 2, 0, 0, 3]);
+    dump(join(dir, 'a2'), [1, 1, 2, 0, 4]);
+    dump(join(dir, 'b1'), [2, 2, 4, 4, 0, 5]);
+    const hosts = [
+      { host: 'a', files: ['a1', 'a2'], settings: { maxPageSharing: 2, useZeroPages: true } },
+      { host: 'b', files: ['b1'], settings: { maxPageSharing: 256, useZeroPages: false } },
+    ];
+    const files: string[] = [];
+    const expected: number[] = [];
+    for (const h of hosts) {
+      const paths = h.files.map((f) => join(dir, f));
+      const output = join(dir, `${h.host}.parquet`);
+      await runFingerprint({
+        files: paths,
+        settings: h.settings,
+        host: h.host,
+        memoryBytes: 64 * 4096,
+        output,
+        threads: 0,
+      });
+      files.push(output);
+      expected.push(
+        (await runEstimate({ files: paths, settings: h.settings, threads: 0 })).total.total.general_profit,
+      );
+    }
+    const report = await runFleet({ files });
+    assert.deepEqual(
+      report.hosts.map((h) => h.before.general_profit),
+      expected,
+    );
+    assert.equal(report.hosts[0]!.before.ksm_zero_pages, 3);
+    // Content 1: 5 pages in chains of 2 → 2 KSM pages (the fifth page finds no partner); content 2: 1.
+    assert.equal(report.hosts[0]!.before.pages_shared, 2 + 1);
+    await assert.rejects(runFleet({ files: [files[0]!, files[0]!] }), /in two files/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
