@@ -1,5 +1,5 @@
 /** `ksmkit fingerprint` (one host's pages as a Parquet file) and `ksmkit fleet` (many hosts: savings, overlap, a plan). */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import { type Scenario, ScenarioError } from '../simulate/scenario.ts';
 import { formatBytes } from '../simulate/units.ts';
@@ -7,6 +7,7 @@ import type { SettingOverrides } from '../tools/estimate/settings.ts';
 import { checkSampleOneIn, runFingerprint } from '../tools/fleet/fingerprint.ts';
 import { runFleet } from '../tools/fleet/fleet.ts';
 import { renderHtml, renderHuman, renderJson } from '../tools/fleet/report.ts';
+import { makeSyntheticFleet, SYNTHETIC_GUESTS_PER_HOST } from '../tools/fleet/synthetic.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { bool01, byteSize, maxPageSharing, pidList, positiveInt, regex } from './estimate.ts';
 import { resolveScenario } from './simulate.ts';
@@ -116,7 +117,15 @@ export function registerFleet(program: Command): void {
       'fingerprint files of many hosts in DuckDB: what KSM saves on each host now (the kernel’s rules, as ' +
         'estimate), which sources overlap most, and a placement under each host’s memory that raises the saving',
     )
-    .argument('<files...>', 'Parquet files written by ksmkit fingerprint, one per host')
+    .argument('[files...]', 'Parquet files written by ksmkit fingerprint, one per host')
+    .option(
+      '--synthetic <dir>',
+      'instead of files: write a synthetic fleet into <dir> (guests from the scenario library, dealt at random, ' +
+        '16 per host) and analyse it',
+    )
+    .option('--hosts <n>', 'with --synthetic: hosts (a multiple of 5, one per template)', positiveInt, 200)
+    .option('--guest-pages <n>', 'with --synthetic: pages per guest', positiveInt, 256)
+    .option('--sample <N>', 'with --synthetic: fingerprints sampled 1 in N', sampleOneIn, 1)
     .option(
       '--pin <regex>',
       'sources that stay where they are (matched against host/source and source)',
@@ -130,9 +139,24 @@ export function registerFleet(program: Command): void {
         .choices(['duckdb'] as const)
         .default('duckdb' as const),
     )
-    .action(async (files, opts) => {
+    .action(async (given, opts, cmd) => {
+      if ((given.length === 0) === (opts.synthetic === undefined))
+        cmd.error('error: give fingerprint files, or --synthetic <dir> (not both)', { exitCode: 2 });
       let report: Awaited<ReturnType<typeof runFleet>>;
       try {
+        let files = given;
+        if (opts.synthetic !== undefined) {
+          mkdirSync(opts.synthetic, { recursive: true });
+          const fleet = await makeSyntheticFleet({
+            dir: opts.synthetic,
+            hosts: opts.hosts,
+            guestsPerHost: SYNTHETIC_GUESTS_PER_HOST,
+            guestPages: opts.guestPages,
+            seed: 1,
+            samplings: [opts.sample],
+          });
+          files = [...fleet.files.get(opts.sample)!];
+        }
         report = await runFleet({ files, ...(opts.pin !== undefined ? { pin: opts.pin } : {}) });
       } catch (e) {
         console.error(`ksmkit fleet: ${(e as Error).message.split('\n')[0]}`);

@@ -7,9 +7,15 @@ import { after, before, describe, test } from 'node:test';
 import { runEstimate } from '../estimate/estimate.ts';
 import { checkSampleOneIn, runFingerprint } from './fingerprint.ts';
 import { type FleetReport, runFleet } from './fleet.ts';
-import { hostScenario, makeSyntheticFleet, SYNTHETIC_SETTINGS, type SyntheticFleet } from './synthetic.ts';
+import {
+  hostScenario,
+  makeSyntheticFleet,
+  SYNTHETIC_GUESTS_PER_HOST,
+  SYNTHETIC_SETTINGS,
+  type SyntheticFleet,
+} from './synthetic.ts';
 
-const GUESTS = 16;
+const GUESTS = SYNTHETIC_GUESTS_PER_HOST;
 
 /** estimate's general_profit for one host running these guests (template indices). */
 async function estimateHost(fleet: SyntheticFleet, guests: readonly number[]): Promise<number> {

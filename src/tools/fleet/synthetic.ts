@@ -29,6 +29,9 @@ export const TEMPLATE_GROUPS: readonly { readonly scenario: string; readonly gro
   { scenario: 'kvm-clones', group: 'guest' },
 ];
 
+/** Guests per host in `ksmkit fleet --synthetic` and the tests. */
+export const SYNTHETIC_GUESTS_PER_HOST = 16;
+
 export const SYNTHETIC_SETTINGS: SettingOverrides = {
   maxPageSharing: 256,
   useZeroPages: false,
