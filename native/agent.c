@@ -93,7 +93,7 @@
 #define AGENT_MAPS_BYTES (256u << 10)
 
 enum agent_op {
-	OP_MMAP = 1,	/* arg bit 0: MAP_SHARED, bit 1: MADV_HUGEPAGE (else NOHUGEPAGE) */
+	OP_MMAP = 1,	/* arg bit 0: MAP_SHARED, bit 1: MADV_HUGEPAGE (else NOHUGEPAGE), bit 2: MAP_HUGETLB */
 	OP_MUNMAP = 2,
 	OP_WRITE = 3,	/* payload: len bytes to store at addr */
 	OP_READ = 4,	/* reply payload: len bytes from addr */
@@ -108,6 +108,7 @@ enum agent_op {
 
 #define MMAP_FLAG_SHARED 1u
 #define MMAP_FLAG_THP 2u
+#define MMAP_FLAG_HUGETLB 4u /* MAP_HUGETLB (default huge page size): no THP advice */
 
 struct region {
 	uintptr_t start;
@@ -317,6 +318,8 @@ static void op_mmap(uint64_t addr, uint64_t len, uint64_t flags)
 {
 	int map_flags = MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
 	map_flags |= (flags & MMAP_FLAG_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+	if (flags & MMAP_FLAG_HUGETLB)
+		map_flags |= MAP_HUGETLB;
 	void *want = (void *)(uintptr_t)addr;
 	void *got = mmap(want, (size_t)len, PROT_READ | PROT_WRITE, map_flags, -1, 0);
 	if (got == MAP_FAILED) {
@@ -329,7 +332,8 @@ static void op_mmap(uint64_t addr, uint64_t len, uint64_t flags)
 		reply(EEXIST, 0, NULL, 0);
 		return;
 	}
-	if (madvise(got, (size_t)len, (flags & MMAP_FLAG_THP) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) {
+	if (!(flags & MMAP_FLAG_HUGETLB) &&
+	    madvise(got, (size_t)len, (flags & MMAP_FLAG_THP) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) {
 		int e = errno;
 		munmap(got, (size_t)len);
 		reply(e, 0, NULL, 0);

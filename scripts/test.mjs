@@ -35,6 +35,7 @@ if (only.length === 0) {
   const bin = (name) => join(root, 'node_modules', '.bin', name);
   run('type-check', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
   run('type-check of the core layers (no Node types)', bin('tsc'), ['-p', 'tsconfig.core.json', '--noEmit']);
+  run('type-check of the live page (DOM types)', bin('tsc'), ['-p', 'tsconfig.web.json', '--noEmit']);
   run('lint and format', bin('biome'), ['check', '--error-on-warnings', '.']);
 }
 console.log(`test: ${files.length} test files`);

@@ -38,6 +38,8 @@ export interface RegionMapping {
   readonly shared: boolean;
   /** true: MADV_HUGEPAGE right after mmap, false: MADV_NOHUGEPAGE. */
   readonly thp: boolean;
+  /** MAP_HUGETLB (the default huge page size; needs pages reserved in vm.nr_hugepages): KSM never scans it. */
+  readonly hugetlb?: boolean;
 }
 
 /**

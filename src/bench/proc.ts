@@ -5,17 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-/** The first field of /proc/PID/schedstat: nanoseconds on a CPU. */
-export function parseSchedstatNs(text: string): number {
-  const ns = Number(text.trim().split(/\s+/)[0]);
-  if (!Number.isSafeInteger(ns) || ns < 0) throw new Error(`schedstat: cannot read "${text.trim()}"`);
-  return ns;
-}
-
-/** ksmd's CPU time so far, in ns. */
-export function readKsmdCpuNs(ksmdPid: number): number {
-  return parseSchedstatNs(readFileSync(`/proc/${ksmdPid}/schedstat`, 'latin1'));
-}
+export { parseSchedstatNs, readKsmdCpuNs } from '../backend/kernel/ksmd-thread.ts';
 
 /** A "Name:   123 kB" line of /proc/PID/status, in bytes. */
 export function parseStatusKbLine(status: string, field: string): number {

@@ -11,6 +11,8 @@ import {
   SHIPPED_CALIBRATION,
   writeCalibration,
 } from '../simulate/cost.ts';
+import { EXIT_USAGE, errorLine, messageOf } from './exit.ts';
+import { checkOutputPath } from './output-path.ts';
 
 export interface CalibrateCommandOptions {
   readonly out?: string;
@@ -26,6 +28,15 @@ export async function calibrateCommand(
   io: { out: (l: string) => void; err: (l: string) => void },
 ): Promise<number> {
   const path = options.out ?? defaultCalibrationPath();
+  // Checked before minutes of driving ksmd, not after.
+  try {
+    checkOutputPath(options.out === undefined ? 'the calibration file' : '--out', path, {
+      createFolders: true,
+    });
+  } catch (e) {
+    io.err(errorLine('calibrate', messageOf(e)));
+    return EXIT_USAGE;
+  }
   let result: Awaited<ReturnType<typeof calibrate>>;
   try {
     result = await calibrate({

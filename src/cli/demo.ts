@@ -8,6 +8,8 @@ import pc from 'picocolors';
 import { pageChecksumNative } from '../backend/sim/native-checksum.ts';
 import { pageCompareNative } from '../backend/sim/native-compare.ts';
 import { PAGE_SIZE } from '../host/constants.ts';
+import { ENGINE_BASE_BYTES, type MemoryNeed } from '../simulate/footprint.ts';
+import { formatBytes } from '../simulate/units.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 
 export interface DemoOptions {
@@ -23,6 +25,18 @@ function imagePage(index: number): Uint8Array {
     out.set(createHash('sha256').update(`demo-image/${index}/${k}`).digest(), k * 32);
   }
   return out;
+}
+
+/**
+ * The demo holds page contents as bytes: 4 KiB a page, plus the frame's and
+ * the rmap item's metadata, plus the host's spare frames and Node itself.
+ */
+export function demoMemoryNeed(guests: number, guestMiB: number): MemoryNeed {
+  const bytes = (guests * guestMiB + 64) * 2 ** 20;
+  return {
+    bytes: bytes * 1.1 + ENGINE_BASE_BYTES,
+    basis: `${guests} guests of ${guestMiB} MiB held as bytes, ${formatBytes(bytes)}, plus metadata`,
+  };
 }
 
 export function runDemo(options: DemoOptions): void {

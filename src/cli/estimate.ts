@@ -1,14 +1,18 @@
 /** `ksmkit estimate`: what KSM would save on these processes and dump files, without enabling it. */
+
+import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import { loadCalibration } from '../simulate/cost.ts';
 import { type Scenario, ScenarioError } from '../simulate/scenario.ts';
 import { compressorUnavailable } from '../tools/compress/native.ts';
-import { runEstimate } from '../tools/estimate/estimate.ts';
+import { checkDumpFiles, runEstimate } from '../tools/estimate/estimate.ts';
 import type { VmaMode } from '../tools/estimate/proc-source.ts';
 import { renderHuman, renderJson } from '../tools/estimate/report.ts';
 import type { SettingOverrides } from '../tools/estimate/settings.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
+import { EXIT_FAILED, EXIT_USAGE, errorLine } from './exit.ts';
 import { resolveScenario } from './simulate.ts';
+import { stdoutColor, stdoutWidth } from './terminal.ts';
 
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -180,6 +184,16 @@ Examples:
           return;
         }
       }
+      // Everything named is checked before anything is read: errors on stderr, no report around them.
+      const problems = [
+        ...pids.filter((pid) => !existsSync(`/proc/${pid}`)).map((pid) => `pid ${pid}: no such process`),
+        ...checkDumpFiles(files, opts.format, opts.offset ?? 0),
+      ];
+      if (problems.length > 0) {
+        for (const p of problems) console.error(errorLine('estimate', p));
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
       const settings: SettingOverrides = {};
       if (opts.maxPageSharing !== undefined) settings.maxPageSharing = opts.maxPageSharing;
       if (opts.useZeroPages !== undefined) settings.useZeroPages = opts.useZeroPages;
@@ -203,15 +217,23 @@ Examples:
         ...(scenario !== undefined ? { scenario } : {}),
         ...(opts.calibration !== undefined ? { calibrationPath: opts.calibration } : {}),
       });
+      const failed = report.unreadable.filter((u) => u.explicit);
+      if (report.sources.length === 0 && failed.length > 0) {
+        for (const u of failed) console.error(errorLine('estimate', `${u.what}: ${u.error}`));
+        process.exitCode = EXIT_FAILED;
+        return;
+      }
       if (opts.json) console.log(renderJson(report));
       else
         console.log(
           renderHuman(report, {
             matrixLimit: opts.matrix,
             verbose: opts.verbose,
-            color: process.stdout.isTTY === true,
+            color: stdoutColor(),
+            width: stdoutWidth(),
           }),
         );
-      if (report.unreadable.some((u) => u.explicit) || report.sources.length === 0) process.exitCode = 1;
+      for (const u of failed) console.error(errorLine('estimate', `${u.what}: ${u.error}`));
+      if (failed.length > 0 || report.sources.length === 0) process.exitCode = EXIT_FAILED;
     });
 }

@@ -10,6 +10,7 @@ import { renderHtml, renderHuman, renderJson } from '../tools/fleet/report.ts';
 import { makeSyntheticFleet, SYNTHETIC_GUESTS_PER_HOST } from '../tools/fleet/synthetic.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { bool01, byteSize, maxPageSharing, pidList, positiveInt, regex } from './estimate.ts';
+import { EXIT_FAILED, EXIT_USAGE, errorLine, messageOf } from './exit.ts';
 import { resolveScenario } from './simulate.ts';
 
 function sampleOneIn(value: string): number {
@@ -79,8 +80,8 @@ export function registerFleet(program: Command): void {
         } catch (e) {
           if (e instanceof ScenarioError)
             for (const issue of e.issues) console.error(formatWorkloadIssue(issue));
-          else console.error(`ksmkit fingerprint: --scenario ${opts.scenario}: ${(e as Error).message}`);
-          process.exitCode = 2;
+          else console.error(errorLine('fingerprint', `--scenario ${opts.scenario}: ${messageOf(e)}`));
+          process.exitCode = EXIT_USAGE;
           return;
         }
       }
@@ -102,13 +103,15 @@ export function registerFleet(program: Command): void {
         ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}),
         ...(scenario !== undefined ? { scenario } : {}),
       });
-      for (const u of result.estimate.unreadable) console.error(`ksmkit fingerprint: ${u.what}: ${u.error}`);
+      for (const u of result.estimate.unreadable)
+        console.error(errorLine('fingerprint', `${u.what}: ${u.error}`));
       console.log(
         `${result.output}: host ${result.host}, ${result.sources} sources, ${result.pages} pages, ` +
           `${result.rows} rows (${result.sampleOneIn === 1 ? 'every content' : `1 content in ${result.sampleOneIn}`}), ` +
           `memory ${formatBytes(result.memoryBytes)}`,
       );
-      if (result.estimate.unreadable.some((u) => u.explicit) || result.sources === 0) process.exitCode = 1;
+      if (result.estimate.unreadable.some((u) => u.explicit) || result.sources === 0)
+        process.exitCode = EXIT_FAILED;
     });
 
   program
@@ -141,7 +144,7 @@ export function registerFleet(program: Command): void {
     )
     .action(async (given, opts, cmd) => {
       if ((given.length === 0) === (opts.synthetic === undefined))
-        cmd.error('error: give fingerprint files, or --synthetic <dir> (not both)', { exitCode: 2 });
+        cmd.error('error: give fingerprint files, or --synthetic <dir> (not both)', { exitCode: EXIT_USAGE });
       let report: Awaited<ReturnType<typeof runFleet>>;
       try {
         let files = given;
@@ -159,12 +162,19 @@ export function registerFleet(program: Command): void {
         }
         report = await runFleet({ files, ...(opts.pin !== undefined ? { pin: opts.pin } : {}) });
       } catch (e) {
-        console.error(`ksmkit fleet: ${(e as Error).message.split('\n')[0]}`);
-        process.exitCode = 2;
+        console.error(errorLine('fleet', messageOf(e).split('\n')[0]!));
+        process.exitCode = EXIT_USAGE;
         return;
       }
       if (opts.report !== undefined) writeFileSync(opts.report, renderHtml(report));
       if (opts.json) console.log(renderJson(report));
-      else console.log(renderHuman(report, { color: process.stdout.isTTY === true, limit: opts.limit }));
+      else
+        console.log(
+          renderHuman(report, {
+            color: process.stdout.isTTY === true,
+            limit: opts.limit,
+            ...(process.stdout.isTTY === true ? { width: process.stdout.columns } : {}),
+          }),
+        );
     });
 }

@@ -7,9 +7,9 @@
  * and verdict. `--json` prints the same as one object.
  */
 import { type Command, InvalidArgumentError } from '@commander-js/extra-typings';
-import Table from 'cli-table3';
 import pc from 'picocolors';
 import { parsePolicy } from '../policy/policy.ts';
+import { textTable } from '../report/table.ts';
 import {
   type AttackCell,
   buildPolicyTable,
@@ -23,6 +23,7 @@ import { ScenarioError } from '../simulate/scenario.ts';
 import { formatBytes, formatDuration } from '../simulate/units.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
 import { resolveScenario } from './simulate.ts';
+import { progressWanted, stderrColor, stdoutColor, stdoutWidth } from './terminal.ts';
 
 export const POLICY_SCENARIO = 'multi-tenant';
 
@@ -34,6 +35,8 @@ export interface PoliciesOptions {
   readonly calibration?: string;
   readonly json?: boolean;
   readonly color?: boolean;
+  /** Progress lines on stderr: true always, false never, default on a terminal. */
+  readonly progress?: boolean;
 }
 
 export interface PoliciesIo {
@@ -67,7 +70,13 @@ export async function policiesCommand(
     io.err(`ksmkit policies: ${(e as Error).message}`);
     return 2;
   }
-  const calibration = loadCalibration(options.calibration);
+  let calibration: ReturnType<typeof loadCalibration>;
+  try {
+    calibration = loadCalibration(options.calibration);
+  } catch (e) {
+    io.err(`ksmkit policies: ${(e as Error).message}`);
+    return 2;
+  }
   const json = options.json === true;
   if (!json) io.out(pc.bold(`ksmkit policies: ${scenario.title}`));
   const table = buildPolicyTable(scenario, {
@@ -77,12 +86,13 @@ export async function policiesCommand(
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     timing,
     onRow: (index, count, label) => {
-      if (!json) io.err(pc.dim(`  [${index + 1}/${count}] ${label}`));
+      if (!json && progressWanted(options.progress))
+        io.err(pc.createColors(stderrColor()).dim(`  [${index + 1}/${count}] ${label}`));
     },
   });
   if (json) io.out(JSON.stringify(table, null, 2));
   else
-    for (const line of policyTableLines(table, options.color ?? process.stdout.isTTY === true)) io.out(line);
+    for (const line of policyTableLines(table, options.color ?? stdoutColor(), stdoutWidth())) io.out(line);
   return 0;
 }
 
@@ -113,7 +123,7 @@ function attackText(cell: AttackCell): string {
 }
 
 /** The table as text lines, with the setup and the rule under it. */
-export function policyTableLines(t: PolicyTable, color: boolean): string[] {
+export function policyTableLines(t: PolicyTable, color: boolean, width?: number): string[] {
   const head = [
     'policy',
     'memory saved',
@@ -123,19 +133,14 @@ export function policyTableLines(t: PolicyTable, color: boolean): string[] {
     'within a tenant',
     'goal',
   ];
-  const table = new Table({
-    head,
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-    style: color ? { head: ['cyan'] } : { head: [], border: [] },
-    colAligns: ['left', 'right', 'right', 'right', 'left', 'left', 'left'],
-  });
+  const rows: string[][] = [];
   for (const r of t.rows) {
     const cpu = r.ksmd.running
       ? `${formatDuration(r.ksmdCpuMs)} (${r.ksmdCpuPercent.toFixed(1)}%)`
       : r.ksmd.refused === undefined
         ? 'off'
         : `off (${r.ksmd.refused})`;
-    table.push([
+    rows.push([
       r.label,
       formatBytes(r.savingBytes),
       `${(r.savingFraction * 100).toFixed(0)}%`,
@@ -149,7 +154,10 @@ export function policyTableLines(t: PolicyTable, color: boolean): string[] {
   const a = t.attackSetup;
   return [
     `${s.guests} guests, ${formatBytes(s.guestMemoryBytes)} of guest memory, ${formatDuration(s.durationMs)} of virtual time per policy.`,
-    table.toString(),
+    textTable(
+      { head, color, width, align: ['left', 'right', 'right', 'right', 'left', 'left', 'left'] },
+      rows,
+    ),
     `Attack: ${a.guesses} guesses per cell (half right), threshold calibrated on ${a.calibrationPages} known-merged and ${a.calibrationPages} known-unique pages of the attacker's own, after ${a.fullScans} ksmd passes; attacker ${a.attacker.label || `uid ${a.attacker.uid}`}, cross-tenant victim ${a.crossTenantVictim.label || `uid ${a.crossTenantVictim.uid}`}; write times: ${a.timing}.`,
     `Accuracy [${(a.confidence * 100).toFixed(2)}% Wilson interval], p: exact binomial test against 0.5; ${t.chanceRule}.`,
     `Goal: ${t.goal}. Met by: ${t.goalMetBy.length === 0 ? 'none' : t.goalMetBy.join(', ')}.`,
@@ -196,6 +204,8 @@ export function registerPolicies(program: Command): void {
     .option('--timing <file.json>', 'write-time distributions per fault kind (as `ksmkit probe` writes them)')
     .option('--calibration <file>', 'ksmd CPU cost figures from `ksmkit calibrate`')
     .option('--json', 'the table as one JSON object', false)
+    .option('--progress', 'progress lines on stderr even when it is not a terminal')
+    .option('--no-progress', 'no progress lines (default: only on a terminal)')
     .action(async (scenario, opts) => {
       const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
       process.exitCode = await policiesCommand(scenario, opts, io);

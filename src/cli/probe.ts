@@ -1,8 +1,10 @@
 /** `ksmkit probe`: the KSM write-timing side channel, between two processes of ours on this machine. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import pc from 'picocolors';
 import { probeCommand } from '../tools/probe/command.ts';
 import { DEFAULT_PACING, MAX_PAGES_TO_SCAN, UNTHROTTLED_PACING } from '../tools/probe/probe.ts';
+import { EXIT_USAGE, errorLine, messageOf } from './exit.ts';
+import { checkOutputPath } from './output-path.ts';
+import { stdoutColor } from './terminal.ts';
 
 function integer(min: number, max: number, what: string) {
   return (value: string): number => {
@@ -100,6 +102,15 @@ Examples:
             pacing.sleepMillisecs === DEFAULT_PACING.sleepMillisecs
           ? ('default' as const)
           : ('custom' as const);
+      // Output files are checked before the probe takes ksmd for a minute.
+      try {
+        if (opts.report !== undefined) checkOutputPath('--report', opts.report);
+        if (opts.calibration !== undefined) checkOutputPath('--calibration', opts.calibration);
+      } catch (e) {
+        console.error(errorLine('probe', messageOf(e)));
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
       process.exitCode = await probeCommand(
         {
           pages: opts.pages,
@@ -117,7 +128,7 @@ Examples:
         {
           out: (l) => console.log(l),
           err: (l) => console.error(l),
-          color: process.stdout.isTTY === true && pc.isColorSupported,
+          color: stdoutColor(),
           command: `ksmkit ${process.argv.slice(2).join(' ')}`,
           now: () => new Date(),
         },

@@ -1,10 +1,11 @@
 /** `ksmkit status`: what KSM is doing on this host now. */
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import pc from 'picocolors';
+import { DEFAULT_LOCK_PATH } from '../backend/kernel/sysfs-guard.ts';
 import { KSM_SYSFS_DIR } from '../surface/sysfs.ts';
 import { statusCommand } from '../tools/status/command.ts';
 import { DEFAULT_SERVE_HOST } from '../tools/status/serve.ts';
 import { DEFAULT_PROC_DIR } from '../tools/status/snapshot.ts';
+import { stdoutColor, stdoutWidth } from './terminal.ts';
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -38,19 +39,33 @@ export function registerStatus(program: Command): void {
     .addOption(new Option('--json', 'one JSON object (with --watch: one per line)').conflicts(['prometheus']))
     .addOption(new Option('--prometheus', 'the Prometheus text exposition format').conflicts(['watch']))
     .option('--watch', 'refresh in place, with rates per second (pages scanned, merged)', false)
-    .option('--interval <seconds>', 'seconds between refreshes with --watch', seconds, 2)
+    .option(
+      '--interval <seconds>',
+      'seconds between readings with --watch, and for the --serve page',
+      seconds,
+      2,
+    )
     .addOption(
-      new Option('--serve <port>', 'serve the Prometheus metrics at http://HOST:PORT/metrics until Ctrl-C')
+      new Option(
+        '--serve <port>',
+        'serve the live page at http://127.0.0.1:PORT/ and Prometheus metrics at /metrics until Ctrl-C',
+      )
         .argParser(port)
         .conflicts(['json', 'prometheus', 'watch']),
     )
-    .option('--host <address>', 'the address --serve listens on', DEFAULT_SERVE_HOST)
+    .option('--bind <address>', 'the address --serve listens on (anything but loopback is warned about)')
+    .addOption(new Option('--host <address>', 'the former name of --bind').conflicts(['bind']).hideHelp())
     .option('--all', 'list every process, not only those using KSM', false)
     .addOption(
       new Option('--sysfs-dir <dir>', 'read KSM files from here (tests)').default(KSM_SYSFS_DIR).hideHelp(),
     )
     .addOption(
       new Option('--proc-dir <dir>', 'read /proc from here (tests)').default(DEFAULT_PROC_DIR).hideHelp(),
+    )
+    .addOption(
+      new Option('--lock-file <path>', 'the kernel backend’s lock file (tests)')
+        .default(DEFAULT_LOCK_PATH)
+        .hideHelp(),
     )
     .addOption(
       new Option('--count <n>', 'stop --watch after n readings (tests)').argParser(positiveInt).hideHelp(),
@@ -61,8 +76,11 @@ export function registerStatus(program: Command): void {
         'A file or ksm_stat line an older kernel lacks is shown as "not in this kernel".',
     )
     .action(async (opts, cmd) => {
-      if (cmd.getOptionValueSource('host') === 'cli' && opts.serve === undefined) {
-        cmd.error("error: option '--host <address>' only goes with '--serve <port>'");
+      const bind = opts.bind ?? opts.host;
+      if (bind !== undefined && opts.serve === undefined) {
+        cmd.error(
+          `error: option '--${opts.bind === undefined ? 'host' : 'bind'} <address>' only goes with '--serve <port>'`,
+        );
       }
       const controller = new AbortController();
       const stop = (): void => controller.abort();
@@ -76,17 +94,22 @@ export function registerStatus(program: Command): void {
             watch: opts.watch,
             interval: opts.interval,
             ...(opts.serve === undefined ? {} : { serve: opts.serve }),
-            host: opts.host,
+            host: bind ?? DEFAULT_SERVE_HOST,
             all: opts.all,
             sources: { ksmDir: opts.sysfsDir, procDir: opts.procDir },
             ...(opts.count === undefined ? {} : { count: opts.count }),
+            // The lock is about this machine's ksmd: read it when the files read are this machine's.
+            ...(opts.sysfsDir === KSM_SYSFS_DIR || cmd.getOptionValueSource('lockFile') === 'cli'
+              ? { lockPath: opts.lockFile }
+              : {}),
           },
           {
             write: (text) => process.stdout.write(text),
             err: (line) => console.error(line),
             isTTY: process.stdout.isTTY === true,
             ...(process.stdout.rows === undefined ? {} : { rows: process.stdout.rows }),
-            color: process.stdout.isTTY === true && pc.isColorSupported,
+            color: stdoutColor(),
+            columns: stdoutWidth(),
             signal: controller.signal,
           },
         );

@@ -1418,16 +1418,39 @@ export class Ksm implements KsmHooks {
   explainPage(mm: Mm, vpn: number): PageState {
     const vma = mm.findVma(vpn);
     if (vma === undefined) return { state: 'not_mapped' };
-    const pte = vma.pte[vpn - vma.startVpn]!;
-    if (pte === PTE_KSM_ZERO) return { state: 'ksm_zero_page' };
-    if (!(vma.flags & VM_MERGEABLE)) return { state: 'not_mergeable', why: 'vma_not_mergeable' };
-    if (pte === PTE_NONE) return { state: 'not_mergeable', why: 'no_anonymous_page' };
-    if (pte === PTE_ZERO) return { state: 'not_mergeable', why: 'zero_page' };
+    return this.explainPages(mm, vma, vpn, vpn + 1)[0]!;
+  }
+
+  /**
+   * `explainPage` for the pages [fromVpn, toVpn) of one VMA of `mm`, walking
+   * the mm's rmap list once (a page at a time would walk it once per page).
+   */
+  explainPages(mm: Mm, vma: Vma, fromVpn: number, toVpn: number): PageState[] {
+    assert(
+      fromVpn >= vma.startVpn && toVpn <= vma.endVpn && fromVpn <= toVpn,
+      'explainPages: range outside the VMA',
+    );
+    const out: PageState[] = [];
     const slot = this.slotsByMm.get(mm);
-    if (slot === undefined) return { state: 'not_mergeable', why: 'not_registered' };
-    let item = slot.rmapList;
-    while (item >= 0 && this.items.vpn[item]! < vpn) item = this.items.next[item]!;
-    if (item < 0 || this.items.vpn[item] !== vpn) return { state: 'not_yet_scanned' };
+    let item = slot === undefined ? -1 : slot.rmapList;
+    for (let vpn = fromVpn; vpn < toVpn; vpn++) {
+      const pte = vma.pte[vpn - vma.startVpn]!;
+      if (pte === PTE_KSM_ZERO) out.push({ state: 'ksm_zero_page' });
+      else if (!(vma.flags & VM_MERGEABLE)) out.push({ state: 'not_mergeable', why: 'vma_not_mergeable' });
+      else if (pte === PTE_NONE) out.push({ state: 'not_mergeable', why: 'no_anonymous_page' });
+      else if (pte === PTE_ZERO) out.push({ state: 'not_mergeable', why: 'zero_page' });
+      else if (slot === undefined) out.push({ state: 'not_mergeable', why: 'not_registered' });
+      else {
+        while (item >= 0 && this.items.vpn[item]! < vpn) item = this.items.next[item]!;
+        out.push(
+          item < 0 || this.items.vpn[item] !== vpn ? { state: 'not_yet_scanned' } : this.itemState(item),
+        );
+      }
+    }
+    return out;
+  }
+
+  private itemState(item: number): PageState {
     const flags = this.items.flags[item]!;
     const code = this.items.lastDecline[item]!;
     const reason = code === 0 ? null : DECLINE_REASONS[code - 1]!;

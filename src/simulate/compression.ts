@@ -16,7 +16,6 @@ import { ALGORITHMS, ANALYSIS_STRIDE, analyzePages, TIMING_ENTRIES } from '../to
 import { ZramModel } from '../tools/compress/zram.ts';
 import { PAGE_BYTES } from '../tools/estimate/model.ts';
 import { kindOfValue } from './content.ts';
-import type { ContentSource } from './scenario.ts';
 import type { RunResult } from './sweep.ts';
 import { formatBytes } from './units.ts';
 
@@ -37,7 +36,7 @@ export const DEFAULT_COMPRESSIBILITY: Compressibility = { image: 0.5, tag: 0.5, 
 /** Synthesised pages per kind: their lengths spread as real pages of one kind do not, so zsmalloc's classes see a spread. */
 const SAMPLES = 32;
 
-type Kind = ContentSource['kind'];
+type Kind = ReturnType<typeof kindOfValue>;
 const KINDS: readonly Kind[] = ['zero', 'byte', 'image', 'tag', 'unique'];
 
 /** The analysis (native.ts layout) of SAMPLES pages for each kind, and which sample a value stands for. */

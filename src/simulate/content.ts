@@ -64,7 +64,8 @@ function fillPage(hi: number, lo: number): void {
 }
 
 /** Which kind of content source made the page of value (hi, lo) (the table above). */
-export function kindOfValue(hi: number, lo: number): ContentSource['kind'] {
+/** A twin's fingerprint values are arbitrary 64-bit keys: they land in whichever kind's range they fall in (compression figures for a twin are modelled, not measured). */
+export function kindOfValue(hi: number, lo: number): Exclude<ContentSource['kind'], 'fingerprints'> {
   if (hi === 0 && lo === 0) return 'zero';
   if (hi >= UNIQUE_BASE && hi < 2 * UNIQUE_BASE) return 'unique';
   if (hi >= TAG_BASE && hi < UNIQUE_BASE && lo === 0) return 'tag';
@@ -112,6 +113,12 @@ export class ContentSpace {
       case 'unique':
         this.unique();
         return false;
+      case 'fingerprints': {
+        const k = 2 * (source.offsetPages + index);
+        this.lo = source.keys[k]!;
+        this.hi = source.keys[k + 1]!;
+        return true;
+      }
     }
   }
 
@@ -130,7 +137,7 @@ export class ContentSpace {
       this.hashes++;
       return valueChecksum(hi, lo);
     }
-    if (hi < UNIQUE_BASE * 2) {
+    if (hi < UNIQUE_BASE * 2 && lo !== hi) {
       const key = hi * 2 ** 32 + lo;
       let sum = this.memo.get(key);
       if (sum === undefined) {
@@ -139,6 +146,12 @@ export class ContentSpace {
         this.memo.set(key, sum);
       }
       return sum;
+    }
+    // A fingerprint (twin.ts) is not memoized: most occur once, and one of
+    // hi === lo is still a byte page's value, which its hi alone decides.
+    if (hi !== lo) {
+      this.hashes++;
+      return valueChecksum(hi, lo);
     }
     let sum = this.byteMemo.get(hi);
     if (sum === undefined) {

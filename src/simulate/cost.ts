@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { CostModel } from '../ksm/cost-model.ts';
+import { fileReadProblem } from '../workload/parse.ts';
 
 export interface CostFigures extends CostModel {
   /** A write fault on a KSM page: allocate, copy 4 KiB, remap (do_wp_page → wp_page_copy). */
@@ -76,15 +77,23 @@ export function defaultCalibrationPath(): string {
 /** Reads a calibration file; throws with the file name and the problem. */
 export function readCalibration(path: string): Calibration {
   let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(`${path}: cannot read calibration: ${(e as Error).message}`);
+    throw new Error(`calibration file ${path}: ${fileReadProblem(e)} (\`ksmkit calibrate\` writes one)`);
+  }
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`calibration file ${path}: not JSON (${(e as Error).message})`);
   }
   const parsed = calibrationSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Error(`${path}: not a ksmkit calibration (${issue.path.join('.')}: ${issue.message})`);
+    throw new Error(
+      `calibration file ${path}: not a ksmkit calibration (${issue.path.join('.') || 'the whole file'}: ${issue.message})`,
+    );
   }
   return { ...parsed.data, origin: path };
 }

@@ -19,6 +19,11 @@
  *   are stable), less the checksums the engine charged. Once the engine charges
  *   every calc_checksum() this correction is 0 by construction.
  *
+ * - A busy host (a twin's measured figures, twin.ts): ksmd waits
+ *   `ksmdWakeDelayNs` for a CPU after each sleep, and as long again every
+ *   `ksmdCpuPerPreemptionNs` of its CPU time in a batch (preempted); neither
+ *   is CPU it uses.
+ *
  * - Reads. A guest's read is Host.read() of one byte of the page: a read
  *   fault, which leaves a merged page merged, except under vusion, whose trap
  *   copies the page (copy-on-access) until ksmd finds it idle and merges it
@@ -52,6 +57,7 @@ import type { Vma } from '../host/mm.ts';
 import { type KsmCounters, SMART_SCAN_CYCLE_PASSES, wakeAfterSleepNs } from '../ksm/ksm.ts';
 import { type PolicyConfig, trustDomainKeyOf } from '../policy/policy.ts';
 import { trustDomainOf } from '../policy/trust-domains.ts';
+import { ksmStatOf } from '../surface/procfs.ts';
 import { SimulatedHost } from '../surface/simulated-host.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { CompressionSample, ContentCompression } from './compression.ts';
@@ -117,10 +123,32 @@ export interface EngineRunOptions {
    * (root, CAP_SYS_ADMIN), which the policy may refuse.
    */
   readonly operatorEnablesKsmd?: boolean;
+  /** Called once at the end with the engine as the run left it (doctor's `simulate --explain` reads its pages). */
+  readonly onEnd?: (end: EngineEnd) => void;
+}
+
+/** The engine at the end of a run, and which process is which group's guest. */
+export interface EngineEnd {
+  readonly sim: SimulatedHost;
+  readonly guests: ReadonlyArray<{ readonly pid: number; readonly group: string }>;
+}
+
+/** A guest's /proc/PID/ksm_stat at the end of a run. */
+export interface ProcessOutcome {
+  /** The guest's name (group name and number). */
+  readonly name: string;
+  /** The host process the guest is the twin of (twin.ts), if it is one. */
+  readonly hostPid?: number;
+  readonly ksm_rmap_items: number;
+  readonly ksm_merging_pages: number;
+  readonly ksm_zero_pages: number;
+  readonly ksm_process_profit: number;
 }
 
 export interface EngineRun {
   readonly samples: readonly Sample[];
+  /** Each guest at the end, in start order (absent where a run could not read them). */
+  readonly processes?: readonly ProcessOutcome[];
   /** Settings in force at the start (after the scenario's and the run's). */
   readonly settings: Readonly<Record<string, string>>;
   /** When the steady-state fast-forward took over, if it did. */
@@ -168,6 +196,8 @@ interface AccessStream {
    * volatile and cost checksums). Reads: see the file comment.
    */
   readonly neutral: boolean;
+  /** A twin's volatile region (twin.ts). */
+  readonly twin: boolean;
   /** The fraction of an access carried over to the next interval. */
   carry: number;
 }
@@ -181,7 +211,7 @@ const NS_PER_MS = 1e6;
 /** Samples of a run whose compression figures are measured (the rest repeat the last). */
 const COMPRESSION_MEASUREMENTS = 60;
 /** "READ": what makes the reads' random stream another than the writes'. */
-const READ_SEED_SALT = 0x52454144;
+export const READ_SEED_SALT = 0x52454144;
 
 /** Runs one scenario once on the engine. Deterministic: the same inputs give the same samples. */
 export function runOnEngine(scenario: Scenario, options: EngineRunOptions): EngineRun {
@@ -249,6 +279,7 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.writesPerSecond,
                 neutral: run.source.kind === 'unique',
+                twin: run.source.kind === 'fingerprints',
                 carry: 0,
               },
             ]
@@ -266,6 +297,7 @@ class EngineRunner {
                 runIndex,
                 ratePerGuest: run.readsPerSecond,
                 neutral: !readsCopy || run.source.kind === 'unique',
+                twin: run.source.kind === 'fingerprints',
                 carry: 0,
               },
             ]
@@ -287,6 +319,7 @@ class EngineRunner {
     let lastWriteNs = 0;
     let steadyAtMs: number | undefined;
     const fastForward = this.options.fastForward ?? this.scenario.fastForward;
+    const wakeDelayNs = this.scenario.host.ksmdWakeDelayNs ?? 0;
     // Pass bookkeeping for the steady state.
     let passSignature = '';
     let lastPass = { ns: 0, cpuNs: 0, scanned: 0, skipped: 0, passes: 0 };
@@ -325,7 +358,9 @@ class EngineRunner {
 
       const seqBefore = ksm.seqnr;
       this.batch();
-      wakeAtNs = wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs);
+      wakeAtNs =
+        wakeAfterSleepNs(clock.nowNs, ksm.settings.sleepMillisecs) +
+        (ksm.settings.sleepMillisecs > 0 ? wakeDelayNs : 0);
       if (ksm.seqnr === seqBefore) continue;
 
       // A pass ended in this batch.
@@ -383,8 +418,13 @@ class EngineRunner {
         break;
       }
     }
+    this.options.onEnd?.({
+      sim: this.sim,
+      guests: this.guests.map((g) => ({ pid: g.pid, group: g.group.name })),
+    });
     return {
       samples: this.samples,
+      processes: this.guests.map((g) => this.outcome(g)),
       settings: this.settingsInForce,
       steadyAtMs,
       ksmd:
@@ -400,6 +440,18 @@ class EngineRunner {
         checksumsAdded: this.checksumsAdded,
         hashes: this.content.hashes + this.hashesByEngine,
       },
+    };
+  }
+
+  private outcome(guest: Guest): ProcessOutcome {
+    const stat = ksmStatOf(this.sim.ksm, this.sim.host.process(guest.pid).mm);
+    return {
+      name: this.sim.host.process(guest.pid).comm,
+      ...(guest.group.hostPid === undefined ? {} : { hostPid: guest.group.hostPid }),
+      ksm_rmap_items: stat.ksm_rmap_items,
+      ksm_merging_pages: stat.ksm_merging_pages,
+      ksm_zero_pages: stat.ksm_zero_pages,
+      ksm_process_profit: stat.ksm_process_profit,
     };
   }
 
@@ -515,8 +567,11 @@ class EngineRunner {
           this.content.hi,
           this.content.lo,
         );
-        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the engine.
-        if (!stream.neutral) primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
+        // A neutral page's checksum is needed only if ksmd visits it before the next write: left to the
+        // engine. So is a twin's (its regions are rewritten for as long as the run lasts, so they stop
+        // the fast-forward anyway, and hashing thousands of writes a second would cost more than ksmd's visits).
+        if (!stream.neutral && !stream.twin)
+          primeChecksum(frames, guest.vma.pte[page]! - 1, this.content.checksum(false));
       });
       this.writes += n;
       if (!stream.neutral) this.mergingWrites += n;
@@ -566,6 +621,7 @@ class EngineRunner {
     const items = ksm.rmapItems;
     const scanned = ksm.pagesScanned;
     const skipped = ksm.pagesSkipped;
+    const cpuBeforeNs = ksm.ksmdCpuNs;
     cost.reset();
     ksm.scanPages(ksm.settings.pagesToScan);
     const processed = ksm.pagesScanned - scanned;
@@ -583,6 +639,11 @@ class EngineRunner {
       ksm.ksmdCpuNs += extraNs;
       this.checksumsAdded += missing;
     }
+    const host = this.scenario.host;
+    const perPreemptionNs = host.ksmdCpuPerPreemptionNs ?? 0;
+    const waitNs = host.ksmdWakeDelayNs ?? 0;
+    if (perPreemptionNs > 0 && waitNs > 0)
+      this.sim.host.clock.advanceNs(((ksm.ksmdCpuNs - cpuBeforeNs) / perPreemptionNs) * waitNs);
   }
 
   /**

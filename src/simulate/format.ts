@@ -3,21 +3,13 @@
  * /sys/kernel/mm/ksm sees), the summary table of a run, the sweep table, the
  * published-figure checks, and the JSON lines.
  */
-import Table from 'cli-table3';
+import { type Align, textTable } from '../report/table.ts';
 import type { Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
 import { judgeClaim, MILESTONES, type RunSummary } from './summary.ts';
 import type { RunResult } from './sweep.ts';
 import { formatBytes, formatClock, formatCount, formatDuration } from './units.ts';
-
-function table(head: string[], color: boolean, align?: ('left' | 'right')[]): Table.Table {
-  return new Table({
-    head,
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-    style: color ? { head: ['cyan'] } : { head: [], border: [] },
-    ...(align === undefined ? {} : { colAligns: align }),
-  });
-}
+import { milestoneText, savingText } from './verdict.ts';
 
 export const LIVE_HEAD = [
   'time',
@@ -31,28 +23,54 @@ export const LIVE_HEAD = [
   'in use',
 ];
 const LIVE_WIDTHS = [8, 10, 12, 13, 14, 14, 14, 8, 9];
+/** The same columns under short names, for terminals narrower than the full rows (78 columns). */
+const COMPACT_HEAD = [
+  'time',
+  'scans',
+  'shared',
+  'sharing',
+  'unshared',
+  'volatile',
+  'saved',
+  'ksmd',
+  'in use',
+];
+const COMPACT_WIDTHS = [8, 5, 8, 8, 8, 8, 10, 6, 9];
 
-function pad(cells: readonly string[]): string {
-  return cells.map((c, i) => c.padStart(LIVE_WIDTHS[i] ?? 8)).join(' ');
+function widthOf(widths: readonly number[]): number {
+  return widths.reduce((a, b) => a + b, 0) + widths.length - 1;
 }
 
-export function liveHeader(): string {
-  return pad(LIVE_HEAD);
+function compact(width: number | undefined): boolean {
+  return width !== undefined && width < widthOf(LIVE_WIDTHS);
+}
+
+function pad(cells: readonly string[], width: number | undefined): string {
+  const widths = compact(width) ? COMPACT_WIDTHS : LIVE_WIDTHS;
+  return cells.map((c, i) => c.padStart(widths[i] ?? 8)).join(' ');
+}
+
+/** The live rows' header; `width` (the terminal's) picks the short names when the full ones do not fit. */
+export function liveHeader(width?: number): string {
+  return pad(compact(width) ? COMPACT_HEAD : LIVE_HEAD, width);
 }
 
 /** One row of the live view; `~` marks an extrapolated (steady-state) sample. */
-export function liveRow(s: Sample): string {
-  return pad([
-    `${s.extrapolated ? '~' : ''}${formatClock(s.tMs)}`,
-    String(s.full_scans),
-    String(s.pages_shared),
-    String(s.pages_sharing),
-    String(s.pages_unshared),
-    String(s.pages_volatile),
-    formatBytes(s.general_profit),
-    `${s.ksmdCpuPercent.toFixed(1)}%`,
-    formatBytes(s.memoryInUseBytes),
-  ]);
+export function liveRow(s: Sample, width?: number): string {
+  return pad(
+    [
+      `${s.extrapolated ? '~' : ''}${formatClock(s.tMs)}`,
+      String(s.full_scans),
+      String(s.pages_shared),
+      String(s.pages_sharing),
+      String(s.pages_unshared),
+      String(s.pages_volatile),
+      formatBytes(s.general_profit),
+      `${s.ksmdCpuPercent.toFixed(1)}%`,
+      formatBytes(s.memoryInUseBytes),
+    ],
+    width,
+  );
 }
 
 /** A short status line for the progress bar. */
@@ -64,23 +82,18 @@ export function liveStatus(s: Sample): string {
   );
 }
 
-function milestone(ms: number | undefined): string {
-  return ms === undefined ? 'not reached' : formatDuration(ms);
-}
-
 /** The summary of one run, as a two-column table. */
-export function summaryTable(result: RunResult, color: boolean): string {
+export function summaryTable(result: RunResult, color: boolean, width?: number): string {
   const s = result.summary;
   const f = s.final;
-  const t = table(['', result.spec.label], color, ['left', 'right']);
   const rows: [string, string][] = [
     ['guests', `${s.guests} (${formatBytes(s.guestMemoryBytes)} without KSM)`],
     ['host memory', `${formatBytes(s.hostMemoryBytes)} (${formatBytes(s.availableBytes)} for guests)`],
-    [
-      'memory saved (general_profit)',
-      `${formatBytes(s.savingBytes)} (${(s.savingFraction * 100).toFixed(1)}%)${s.converged ? '' : ', still growing at the end'}`,
-    ],
-    ...MILESTONES.map((m): [string, string] => [`time to ${m}% of the saving`, milestone(s.timeToMs[m])]),
+    ['memory saved (general_profit)', savingText(s)],
+    ...MILESTONES.map((m): [string, string] => [
+      `time to ${m}% of the ${s.milestoneBasis === 'peak' ? 'peak ' : ''}saving`,
+      milestoneText(s, m),
+    ]),
     ['pages_shared / pages_sharing', `${f.pages_shared} / ${f.pages_sharing}`],
     ['pages_unshared / pages_volatile', `${f.pages_unshared} / ${f.pages_volatile}`],
     ['ksm_zero_pages', String(f.ksm_zero_pages)],
@@ -104,61 +117,57 @@ export function summaryTable(result: RunResult, color: boolean): string {
   ];
   if (s.steadyAtMs !== undefined)
     rows.push(['steady state from', `${formatClock(s.steadyAtMs)} (later samples extrapolated)`]);
-  t.push(...rows);
-  return t.toString();
+  return textTable({ head: ['', result.spec.label], color, align: ['left', 'right'], width }, rows);
 }
 
 /** One row per run: the sweep table. */
-export function sweepTable(results: readonly RunResult[], color: boolean): string {
-  const t = table(
-    [
-      'run',
-      'saved',
-      'saved %',
-      'to 50%',
-      'to 90%',
-      'to 99%',
-      'ksmd CPU avg',
-      'CPU peak',
-      'CPU to 90%',
-      'full_scans',
-      'peak in use',
-      'fits once merged',
-    ],
-    color,
-    [
-      'left',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'left',
-    ],
-  );
-  for (const r of results) {
+export function sweepTable(results: readonly RunResult[], color: boolean, width?: number): string {
+  const head = [
+    'run',
+    'saved',
+    'saved %',
+    'to 50%',
+    'to 90%',
+    'to 99%',
+    'ksmd CPU avg',
+    'CPU peak',
+    'CPU to 90%',
+    'full_scans',
+    'peak in use',
+    'fits once merged',
+  ];
+  const align: Align[] = [
+    'left',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'left',
+  ];
+  const rows = results.map((r) => {
     const s = r.summary;
-    t.push([
+    return [
       r.spec.label,
-      `${formatBytes(s.savingBytes)}${s.converged ? '' : ' (growing)'}`,
+      `${formatBytes(s.savingBytes)}${s.trend === 'settled' ? '' : ` (${s.trend})`}`,
       `${(s.savingFraction * 100).toFixed(1)}%`,
-      milestone(s.timeToMs[50]),
-      milestone(s.timeToMs[90]),
-      milestone(s.timeToMs[99]),
+      milestoneText(s, 50),
+      milestoneText(s, 90),
+      milestoneText(s, 99),
       `${s.ksmdCpuPercent.toFixed(2)}%`,
       `${s.peakCpuPercent.toFixed(1)}%`,
       s.cpuTo90Ms === undefined ? 'n/a' : formatDuration(s.cpuTo90Ms),
       String(s.fullScans),
       `${formatBytes(s.peakMemoryBytes)}${s.fitsThroughout ? '' : ' (over)'}`,
       s.fitsAfterMerge ? 'yes' : 'no',
-    ]);
-  }
-  return t.toString();
+    ];
+  });
+  return textTable({ head, color, align, width }, rows);
 }
 
 /** The scenario's published claims against each run, and what cannot be checked. */
@@ -187,7 +196,7 @@ export function publishedLines(scenario: Scenario, results: readonly RunResult[]
 export function describeSummaryLine(label: string, s: RunSummary): string {
   return (
     `${label}: saved ${formatBytes(s.savingBytes)} (${(s.savingFraction * 100).toFixed(1)}%), ` +
-    `90% after ${milestone(s.timeToMs[90])}, ksmd ${s.ksmdCpuPercent.toFixed(2)}% CPU on average`
+    `90% after ${milestoneText(s, 90)}, ksmd ${s.ksmdCpuPercent.toFixed(2)}% CPU on average`
   );
 }
 

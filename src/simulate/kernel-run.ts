@@ -15,44 +15,37 @@
  * small scenarios: every page crosses a socket, and the run lasts its
  * duration in real time.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
-import { readKsm, readKsmNumber, writeKsm } from '../backend/kernel/ksm-sysfs.ts';
+import { readKsm, readKsmNumber, readProcessCounters, writeKsm } from '../backend/kernel/ksm-sysfs.ts';
+import { readKsmdCpuNs as ksmdCpuNs, findKsmdPid as ksmdPid } from '../backend/kernel/ksmd-thread.ts';
+import { Rng } from '../fuzz/rng.ts';
 import { AddressLayout } from '../workload/layout.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { ContentSpace, valuePage } from './content.ts';
-import type { EngineRun, Sample } from './engine-run.ts';
+import { type EngineRun, type ProcessOutcome, READ_SEED_SALT, type Sample } from './engine-run.ts';
 import type { GroupModel, Scenario } from './scenario.ts';
 
 const PAGE_BYTES = 4096;
 const REGION = 'ram';
 
-/** The ksmd kernel thread's pid: comm "ksmd", child of kthreadd. */
-export function ksmdPid(): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'ksmd') continue;
-      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === '2') return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
-}
-
-/** ksmd's CPU time so far in ns (/proc/PID/schedstat: time on CPU). */
-export function ksmdCpuNs(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
-}
+export {
+  findKsmdPid as ksmdPid,
+  readKsmdCpuNs as ksmdCpuNs,
+  readKsmdSchedstat as ksmdSchedstat,
+} from '../backend/kernel/ksmd-thread.ts';
 
 export interface KernelRunOptions {
   readonly settings?: readonly SysfsSetting[];
   /** Run even if other processes of the machine are mergeable. */
   readonly force?: boolean;
   readonly onSample?: (sample: Sample, fraction: number) => void;
+  /**
+   * Called once the guests are built and written, with ksmd off (run=0),
+   * before run=1; the guests' writes go on while it runs. What a test uses to
+   * build a twin of the guests as an operator would, before turning KSM on.
+   */
+  readonly beforeKsmd?: (guests: readonly { readonly name: string; readonly pid: number }[]) => Promise<void>;
 }
 
 /** Why the kernel run cannot happen here, or undefined when it can. */
@@ -80,6 +73,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
   const guests: KernelGuest[] = [];
   const samples: Sample[] = [];
   const settingsInForce: Record<string, string> = {};
+  let processes: ProcessOutcome[] = [];
   try {
     await backend.start([]);
     const all = [...scenario.ksm, ...(options.settings ?? [])];
@@ -97,6 +91,70 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     }
     for (const group of scenario.groups) {
       for (let i = 0; i < group.count; i++) guests.push(await buildGuest(backend, layout, content, group, i));
+    }
+    const readStreams = scenario.groups.flatMap((group) =>
+      group.content.flatMap((run, runIndex) =>
+        run.readsPerSecond > 0 ? [{ group, runIndex, rate: run.readsPerSecond, carry: 0 }] : [],
+      ),
+    );
+    const streams = scenario.groups.flatMap((group) =>
+      group.content.flatMap((run, runIndex) =>
+        run.writesPerSecond > 0 ? [{ group, runIndex, rate: run.writesPerSecond, carry: 0 }] : [],
+      ),
+    );
+    let writes = 0;
+    let reads = 0;
+    const rng = new Rng(scenario.seed);
+    const readRng = new Rng(new Rng(scenario.seed).nextU32() ^ READ_SEED_SALT);
+    // Accesses are due by the clock, not by loop turns: a turn that took
+    // longer (a sample, a twin being read) must not slow the guests down.
+    let accessesUntil = performance.now();
+    /** The accesses of one stream due over `intervalMs`, each at a guest and page drawn from `draw`. */
+    const dueAccesses = async (
+      stream: { group: GroupModel; runIndex: number; rate: number; carry: number },
+      intervalMs: number,
+      draw: Rng,
+      access: (guest: KernelGuest, page: number) => Promise<unknown>,
+    ): Promise<number> => {
+      const due = stream.rate * stream.group.count * (intervalMs / 1000) + stream.carry;
+      const n = Math.floor(due);
+      stream.carry = due - n;
+      const mine = guests.filter((g) => g.group === stream.group);
+      const runPages = stream.group.content[stream.runIndex]!.pageCount;
+      for (let k = 0; k < n; k++) {
+        const g = mine[mine.length === 1 ? 0 : Math.floor(draw.next() * mine.length)]!;
+        await access(g, g.runStarts[stream.runIndex]! + Math.floor(draw.next() * runPages));
+      }
+      return n;
+    };
+    /** The guests' writes and reads due since the last call. */
+    const applyAccesses = async (): Promise<void> => {
+      const now = performance.now();
+      const intervalMs = now - accessesUntil;
+      accessesUntil = now;
+      for (const stream of streams)
+        writes += await dueAccesses(stream, intervalMs, rng, (g, page) => {
+          content.unique();
+          return backend.write(g.name, REGION, page, valuePage(content.hi, content.lo));
+        });
+      for (const stream of readStreams)
+        reads += await dueAccesses(stream, intervalMs, readRng, (g, page) =>
+          backend.read(g.name, REGION, page, 1),
+        );
+    };
+    if (options.beforeKsmd !== undefined) {
+      // ksmd stays off (run=0) while the caller looks at the guests; their writes go on meanwhile.
+      let done = false;
+      const looking = options
+        .beforeKsmd(guests.map((g) => ({ name: g.name, pid: backend.pidOf(g.name) })))
+        .finally(() => {
+          done = true;
+        });
+      while (!done) {
+        await Promise.race([looking, sleep(scenario.sampleEveryMs)]);
+        if (!done) await applyAccesses();
+      }
+      await looking;
     }
     const pid = ksmdPid();
     const cpuBase = ksmdCpuNs(pid);
@@ -125,18 +183,6 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     const guestPages = guests.reduce((sum, g) => sum + g.group.pageCount, 0);
     let lastCpuNs = 0;
     let lastMs = 0;
-    let writes = 0;
-    let reads = 0;
-    const readStreams = scenario.groups.flatMap((group) =>
-      group.content.flatMap((run, runIndex) =>
-        run.readsPerSecond > 0 ? [{ group, runIndex, rate: run.readsPerSecond, carry: 0 }] : [],
-      ),
-    );
-    const streams = scenario.groups.flatMap((group) =>
-      group.content.flatMap((run, runIndex) =>
-        run.writesPerSecond > 0 ? [{ group, runIndex, rate: run.writesPerSecond, carry: 0 }] : [],
-      ),
-    );
     let nextMs = 0;
     for (;;) {
       const now = performance.now() - startedAt;
@@ -173,37 +219,12 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       options.onSample?.(sample, tMs / scenario.durationMs);
       lastCpuNs = cpuNs;
       lastMs = now;
-      if (now >= scenario.durationMs) break;
+      if (now >= scenario.durationMs) {
+        processes = guests.map((g) => processOutcome(g.name, backend.pidOf(g.name)));
+        break;
+      }
       nextMs += scenario.sampleEveryMs;
-      // The guests' writes due until the next sample.
-      for (const stream of streams) {
-        const due = stream.rate * stream.group.count * (scenario.sampleEveryMs / 1000) + stream.carry;
-        const n = Math.floor(due);
-        stream.carry = due - n;
-        const mine = guests.filter((g) => g.group === stream.group);
-        for (let k = 0; k < n; k++) {
-          const g = mine[k % mine.length]!;
-          const runPages = stream.group.content[stream.runIndex]!.pageCount;
-          const page = g.runStarts[stream.runIndex]! + ((writes * 7919 + k) % runPages);
-          content.unique();
-          await backend.write(g.name, REGION, page, valuePage(content.hi, content.lo));
-          writes++;
-        }
-      }
-      // The reads due until the next sample, spread over the run's pages as the writes are.
-      for (const stream of readStreams) {
-        const due = stream.rate * stream.group.count * (scenario.sampleEveryMs / 1000) + stream.carry;
-        const n = Math.floor(due);
-        stream.carry = due - n;
-        const mine = guests.filter((g) => g.group === stream.group);
-        const runPages = stream.group.content[stream.runIndex]!.pageCount;
-        for (let k = 0; k < n; k++) {
-          const g = mine[k % mine.length]!;
-          const page = g.runStarts[stream.runIndex]! + ((reads * 7919 + k) % runPages);
-          await backend.read(g.name, REGION, page, 1);
-          reads++;
-        }
-      }
+      await applyAccesses();
       const wait = nextMs - (performance.now() - startedAt);
       if (wait > 0) await sleep(Math.min(wait, scenario.durationMs - (performance.now() - startedAt) + 1));
     }
@@ -212,6 +233,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
   }
   return {
     samples,
+    processes,
     settings: settingsInForce,
     steadyAtMs: undefined,
     ksmd: { running: true },
@@ -264,6 +286,20 @@ async function buildGuest(
     if (!advised.ok) throw new Error(`${advised.errno}: madvise(MADV_MERGEABLE) refused in ${name}`);
   }
   return { name, group, runStarts };
+}
+
+/** A guest's /proc/PID/ksm_stat now (all zero when it is gone). */
+function processOutcome(name: string, pid: number): ProcessOutcome {
+  const c = readProcessCounters(pid);
+  const n = (key: string): number => Number(c?.[key] ?? 0);
+  return {
+    name,
+    hostPid: pid,
+    ksm_rmap_items: n('ksm_rmap_items'),
+    ksm_merging_pages: n('ksm_merging_pages'),
+    ksm_zero_pages: n('ksm_zero_pages'),
+    ksm_process_profit: n('ksm_process_profit'),
+  };
 }
 
 const COUNTER_FILES = [

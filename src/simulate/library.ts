@@ -35,3 +35,26 @@ export function builtIn(name: string): Scenario {
     throw new Error(`no built-in scenario "${name}"; built in: ${builtInNames().join(', ')}`);
   return parseScenario(readFileSync(path, 'utf8'), `scenarios/${name}.yaml`);
 }
+
+/** Edit distance (insert, delete, substitute one character), for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row.push(
+        Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)),
+      );
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** The built-in names, the closest to `name` first (ties in name order). */
+export function builtInNamesClosestTo(name: string): string[] {
+  const wanted = name.toLowerCase();
+  return builtInNames()
+    .map((n) => ({ n, d: editDistance(wanted, n) - (n.startsWith(wanted) || wanted.startsWith(n) ? 1 : 0) }))
+    .sort((x, y) => x.d - y.d || x.n.localeCompare(y.n))
+    .map((x) => x.n);
+}

@@ -3,7 +3,8 @@
  * counters an operator watches under it, and rows of /sys/kernel/mm/ksm as the
  * run goes. The engine runs synchronously, so nothing redraws on a timer: the
  * view is redrawn from the sample callback, at most every `redrawMs` of wall
- * time (every 2 s, one line each, when stderr is not a terminal, as in CI).
+ * time (every 2 s, one line each, when stderr is not a terminal and
+ * `--progress` asked for it). The cursor and line wrap are left alone.
  */
 import cliProgress from 'cli-progress';
 import type { Sample } from './engine-run.ts';
@@ -18,6 +19,8 @@ export interface LiveOptions {
   /** About how many rows a run prints. */
   readonly rowsPerRun: number;
   readonly out: (line: string) => void;
+  /** The terminal's columns, when the rows go to one (they then use short column names if narrower than 110). */
+  readonly width?: number | undefined;
 }
 
 export class LiveView {
@@ -41,13 +44,17 @@ export class LiveView {
     this.nextRowAtMs = 0;
     if (this.options.rows) {
       if (count > 1) this.line(`run ${index + 1} of ${count}: ${label}`);
-      this.line(liveHeader());
+      this.line(liveHeader(this.options.width));
     }
     if (!this.options.progress) return;
     this.multibar ??= new cliProgress.MultiBar(
       {
         stream: process.stderr,
-        hideCursor: true,
+        // The engine runs synchronously: a SIGINT kills the process before any handler could give a
+        // hidden cursor or disabled line wrap back, so the terminal's modes are never changed. With
+        // line wrap left on, cli-progress cuts each line to the terminal's width itself.
+        hideCursor: false,
+        linewrap: true,
         clearOnComplete: true,
         noTTYOutput: true,
         notTTYSchedule: 2000,
@@ -75,7 +82,7 @@ export class LiveView {
 
   sample(sample: Sample, fraction: number, durationMs: number): void {
     if (this.options.rows && (sample.tMs >= this.nextRowAtMs || fraction >= 1)) {
-      this.line(liveRow(sample));
+      this.line(liveRow(sample, this.options.width));
       this.nextRowAtMs = sample.tMs + this.rowEveryMs - 1e-6;
     }
     if (this.bar === undefined) return;

@@ -13,10 +13,15 @@ import type { Scenario } from './scenario.ts';
 import { judgeClaim, MILESTONES } from './summary.ts';
 import type { RunResult } from './sweep.ts';
 import { formatBytes, formatClock, formatDuration } from './units.ts';
+import { milestoneText, overText, savingText, type Verdict } from './verdict.ts';
 
 export interface ReportInput {
   readonly scenario: Scenario;
   readonly results: readonly RunResult[];
+  /** Runs at higher pages_to_scan made for the verdict (the guests were over the host's memory). */
+  readonly rescue?: readonly RunResult[];
+  /** What the report decides; shown first. */
+  readonly verdict?: Verdict;
   readonly calibration: Calibration;
   /** The command line, for the record. */
   readonly command: string;
@@ -25,6 +30,14 @@ export interface ReportInput {
 }
 
 const GIB = 2 ** 30;
+
+/** The time axis, its label centred under the ticks (at the right end it overlapped the last ones). */
+const X_AXIS = (label: string): Plot.ScaleOptions => ({
+  label,
+  grid: true,
+  labelAnchor: 'center',
+  labelOffset: 38,
+});
 
 interface Point {
   readonly run: string;
@@ -59,8 +72,9 @@ function lineFigure(
   const simulated = data.filter((p) => !p.extrapolated);
   const extrapolated = data.filter((p) => p.extrapolated);
   return plotSvg({
-    x: { label: unit.label, grid: true },
-    y: { label: y.label, grid: true },
+    x: X_AXIS(unit.label),
+    marginBottom: 44,
+    y: { label: y.label, grid: true, nice: true },
     color: { legend: results.length > 1, type: 'categorical' },
     marks: [
       Plot.ruleY([0]),
@@ -91,10 +105,66 @@ function pagesFigure(result: RunResult, unit: { ms: number; label: string }): st
   }
   return plotSvg({
     height: 260,
-    x: { label: unit.label, grid: true },
-    y: { label: 'pages', grid: true },
+    x: X_AXIS(unit.label),
+    marginBottom: 44,
+    y: { label: 'pages', grid: true, tickFormat: '~s', nice: true },
     color: { legend: true, type: 'categorical' },
     marks: [Plot.ruleY([0]), Plot.lineY(rows, { x: 't', y: 'pages', stroke: 'counter', strokeWidth: 1.4 })],
+  });
+}
+
+/**
+ * ksmd's CPU averaged over windows of `windowMs`: a sample's own figure covers
+ * only the batches since the previous sample, so a 15 s sample that caught
+ * the end of a pass spikes while its neighbours do not (aliasing).
+ */
+export function cpuWindows(
+  samples: readonly Sample[],
+  windowMs: number,
+): { readonly startMs: number; readonly endMs: number; readonly percent: number }[] {
+  const out: { startMs: number; endMs: number; percent: number }[] = [];
+  let from = samples[0];
+  if (from === undefined) return out;
+  for (const s of samples) {
+    if (s.tMs - from.tMs < windowMs - 1e-6 && s !== samples.at(-1)) continue;
+    if (s.tMs > from.tMs)
+      out.push({
+        startMs: from.tMs,
+        endMs: s.tMs,
+        percent: ((s.ksmdCpuMs - from.ksmdCpuMs) / (s.tMs - from.tMs)) * 100,
+      });
+    from = s;
+  }
+  return out;
+}
+
+/** About 60 windows over the run, never shorter than a sample interval. */
+export function cpuWindowMs(durationMs: number, sampleEveryMs: number): number {
+  const minute = 60_000;
+  const raw = Math.max(sampleEveryMs, durationMs / 60);
+  return raw >= minute ? Math.round(raw / minute) * minute : raw;
+}
+
+function cpuFigure(
+  results: readonly RunResult[],
+  unit: { ms: number; label: string },
+  windowMs: number,
+): string {
+  const rows = results.flatMap((r) =>
+    cpuWindows(r.run.samples, windowMs).flatMap((w) => [
+      { run: r.spec.label, t: w.startMs / unit.ms, value: w.percent },
+      { run: r.spec.label, t: w.endMs / unit.ms, value: w.percent },
+    ]),
+  );
+  return plotSvg({
+    x: X_AXIS(unit.label),
+    marginBottom: 44,
+    y: { label: `ksmd CPU, % of one CPU (average per ${formatDuration(windowMs)})`, grid: true, nice: true },
+    color: { legend: results.length > 1, type: 'categorical' },
+    marks: [
+      Plot.ruleY([0]),
+      Plot.lineY(rows, { x: 't', y: 'value', stroke: 'run', z: 'run', strokeWidth: 1.6 }),
+    ],
   });
 }
 
@@ -148,21 +218,12 @@ function htmlTable(head: readonly string[], rows: readonly (readonly string[])[]
   return `<table><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
-function milestone(ms: number | undefined): string {
-  return ms === undefined ? 'not reached' : formatDuration(ms);
-}
-
 function summaryRows(results: readonly RunResult[]): string {
   const head = ['', ...results.map((r) => r.spec.label)];
   const row = (name: string, f: (r: RunResult) => string): string[] => [name, ...results.map(f)];
   const rows = [
-    row(
-      'memory saved (general_profit)',
-      (r) =>
-        `${formatBytes(r.summary.savingBytes)}${r.summary.converged ? '' : ' (still growing at the end)'}`,
-    ),
-    row('saved, share of guest memory', (r) => `${(r.summary.savingFraction * 100).toFixed(1)}%`),
-    ...MILESTONES.map((m) => row(`time to ${m}% of the saving`, (r) => milestone(r.summary.timeToMs[m]))),
+    row('memory saved (general_profit)', (r) => savingText(r.summary)),
+    ...MILESTONES.map((m) => row(`time to ${m}% of the saving`, (r) => milestoneText(r.summary, m))),
     row('ksmd CPU, average', (r) => `${r.summary.ksmdCpuPercent.toFixed(2)}% of one CPU`),
     row('ksmd CPU, peak', (r) => `${r.summary.peakCpuPercent.toFixed(1)}%`),
     row('ksmd CPU until 90%', (r) =>
@@ -179,7 +240,7 @@ function summaryRows(results: readonly RunResult[]): string {
       'peak memory in use',
       (r) => `${formatBytes(r.summary.peakMemoryBytes)} at ${formatClock(r.summary.peakAtMs)}`,
     ),
-    row('over the host for', (r) => formatDuration(r.summary.overcommittedMs)),
+    row('the host’s memory', (r) => overText(r.summary, true)),
     row('fits the host once merged', (r) => (r.summary.fitsAfterMerge ? 'yes' : 'no')),
     row('COW breaks', (r) => `${r.summary.cowBreaks} (${formatDuration(r.summary.cowCpuMs)} guest CPU)`),
     row('steady state from', (r) =>
@@ -211,6 +272,28 @@ ${htmlTable(['published', 'run', 'simulation', 'what the simulation shows'], row
 ${cannot === '' ? '' : `<h3>Where the simulation cannot agree or disagree</h3><ul>${cannot}</ul>`}`;
 }
 
+function verdictSection(input: ReportInput): string {
+  const v = input.verdict;
+  if (v === undefined) return '';
+  const details = v.details.map((d) => `<li>${escapeHtml(d)}</li>`).join('');
+  const rescue = input.rescue ?? [];
+  const base = input.results[0];
+  const sweep =
+    rescue.length === 0 || base === undefined
+      ? ''
+      : `<h3>pages_to_scan sweep, run for this verdict</h3>${htmlTable(
+          ['run', 'the host’s memory', 'peak in use', 'saved', 'ksmd CPU, average'],
+          [base, ...rescue].map((r) => [
+            r.spec.label,
+            overText(r.summary, true),
+            `${formatBytes(r.summary.peakMemoryBytes)} of ${formatBytes(r.summary.availableBytes)}`,
+            formatBytes(r.summary.savingBytes),
+            `${r.summary.ksmdCpuPercent.toFixed(2)}% of one CPU`,
+          ]),
+        )}`;
+  return `<div class="verdict"><p><strong>${escapeHtml(v.headline)}</strong></p>${details === '' ? '' : `<ul>${details}</ul>`}${sweep}</div>`;
+}
+
 const CSS = `
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 960px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -218,19 +301,25 @@ h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
 th, td { border-bottom: 1px solid #e4e4e4; padding: 3px 10px; text-align: left; vertical-align: top; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { border-left: 4px solid #2a6; background: #f3faf5; padding: 0.4em 1em; margin: 1em 0; }
 .muted { color: #666; } figure { margin: 0.5em 0 1.5em; } code { background: #f4f4f4; padding: 0 3px; }
 `;
 
 /** The whole page. */
 export function renderReport(input: ReportInput): string {
-  const { scenario, results, calibration } = input;
+  const { scenario, calibration } = input;
+  // The run the verdict recommends is drawn and summarised beside the runs asked for.
+  const chosen = input.verdict?.chosen;
+  const results =
+    chosen === undefined || input.results.includes(chosen) ? input.results : [...input.results, chosen];
   const unit = timeUnit(scenario.durationMs);
   const available = (scenario.host.memoryBytes - scenario.host.reservedBytes) / GIB;
   const milestones90 = results.flatMap((r) => {
     const t = r.summary.timeToMs[90];
-    return t === undefined
+    const basis = r.summary.milestoneBasis === 'peak' ? r.summary.peakSavingBytes : r.summary.savingBytes;
+    return t === undefined || r.summary.trend === 'growing'
       ? []
-      : [{ run: r.spec.label, t: t / unit.ms, value: (r.summary.savingBytes * 0.9) / GIB }];
+      : [{ run: r.spec.label, t: t / unit.ms, value: (basis * 0.9) / GIB }];
   });
   const saving = lineFigure(
     results,
@@ -244,9 +333,25 @@ export function renderReport(input: ReportInput): string {
         r: 4,
         title: (d: { run: string }) => `${d.run}: 90%`,
       }),
+      // Up and to the left of the dot (above a rising curve, where nothing else is drawn), but to the
+      // right and below it near the left edge, where the y axis's labels are.
+      ...[true, false].map((early) =>
+        Plot.text(
+          milestones90.filter((d) => d.t < (scenario.durationMs / unit.ms) * 0.15 === early),
+          {
+            x: 't',
+            y: 'value',
+            text: () => '90%',
+            dx: early ? 8 : -7,
+            dy: early ? 10 : -9,
+            textAnchor: early ? 'start' : 'end',
+            fill: '#444',
+          },
+        ),
+      ),
     ],
   );
-  const cpu = lineFigure(results, unit, { label: 'ksmd CPU, % of one CPU', value: (s) => s.ksmdCpuPercent });
+  const cpu = cpuFigure(results, unit, cpuWindowMs(scenario.durationMs, scenario.sampleEveryMs));
   const memory = lineFigure(
     results,
     unit,
@@ -262,7 +367,7 @@ export function renderReport(input: ReportInput): string {
       }),
     ],
   );
-  const pages = results.map(
+  const pages = input.results.map(
     (r) => `<h3>${escapeHtml(r.spec.label)}</h3><figure>${pagesFigure(r, unit)}</figure>`,
   );
   const settings = Object.entries(results[0]?.run.settings ?? {})
@@ -279,6 +384,7 @@ export function renderReport(input: ReportInput): string {
 <p class="muted">ksmkit simulate, scenario <code>${escapeHtml(scenario.name)}</code>, ${escapeHtml(input.generatedAt)}.
 <code>${escapeHtml(input.command)}</code></p>
 <p>${escapeHtml(scenario.description)}</p>
+${verdictSection(input)}
 <h2>Memory saved</h2>
 <figure>${saving}</figure>${extrapolated}
 <h2>ksmd CPU</h2>
@@ -295,7 +401,7 @@ ${pages.join('\n')}
 <ul>${assumptions}</ul>
 <h2>How this was simulated</h2>
 <p>The KSM engine of ksmkit (Linux 6.18's mm/ksm.c, line by line) over a simulated host of
-${formatBytes(results[0]?.summary.guestMemoryBytes ?? 0)} of guest memory held as 64-bit page fingerprints,
+${formatBytes(input.results[0]?.summary.guestMemoryBytes ?? 0)} of guest memory held as 64-bit page fingerprints,
 ksmd batches on a virtual clock. Settings of the first run: ${settings}.</p>
 <p>CPU cost per event (${escapeHtml(calibration.method)}; ${escapeHtml(calibration.measuredOn)}):
 ${escapeHtml(describeFigures(calibration.figures))}.</p>

@@ -30,7 +30,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { formatWorkloadIssue, type WorkloadIssue } from '../workload/parse.ts';
+import {
+  documentValue,
+  fileReadProblem,
+  formatWorkloadIssue,
+  type WorkloadIssue,
+} from '../workload/parse.ts';
 import { describeInput, NAME_PATTERN, settingsSchema } from '../workload/schema.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import { type Compressibility, DEFAULT_COMPRESSIBILITY } from './compression.ts';
@@ -47,7 +52,12 @@ export type ContentSource =
   /** Page i of the run is page `offsetPages + i` of the image: the same in every guest using the image. */
   | { readonly kind: 'image'; readonly image: string; readonly offsetPages: number }
   /** Contents no other page has. */
-  | { readonly kind: 'unique' };
+  | { readonly kind: 'unique' }
+  /**
+   * A host's pages as read (a twin, twin.ts): page i of the run is the page
+   * whose fingerprint is keys[2(offsetPages + i)] (low), keys[2(offsetPages + i) + 1] (high).
+   */
+  | { readonly kind: 'fingerprints'; readonly keys: Uint32Array; readonly offsetPages: number };
 
 export interface ContentRunModel {
   readonly pageCount: number;
@@ -69,6 +79,8 @@ export interface GroupModel {
   readonly content: readonly ContentRunModel[];
   /** Whose guests these are; absent: the host's own (uid 0, cgroup /, no label). */
   readonly tenant?: TenantModel;
+  /** The host process this group is the twin of (twin.ts). */
+  readonly hostPid?: number;
 }
 
 /**
@@ -115,7 +127,19 @@ export interface Scenario {
   readonly name: string;
   readonly title: string;
   readonly description: string;
-  readonly host: { readonly memoryBytes: number; readonly reservedBytes: number; readonly numaNodes: number };
+  readonly host: {
+    readonly memoryBytes: number;
+    readonly reservedBytes: number;
+    readonly numaNodes: number;
+    /**
+     * How long ksmd waits for a CPU after its sleep ends (the run queue's
+     * delay on a busy host; 0 on an idle one): a twin measures it
+     * (twin-capture.ts), a scenario file leaves it 0.
+     */
+    readonly ksmdWakeDelayNs?: number;
+    /** ksmd's CPU time between two preemptions on that host (0 or absent: never preempted). */
+    readonly ksmdCpuPerPreemptionNs?: number;
+  };
   /** sysfs settings written before the run, in file order. */
   readonly ksm: readonly SysfsSetting[];
   readonly durationMs: number;
@@ -434,7 +458,7 @@ export async function loadScenario(path: string): Promise<Scenario> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new ScenarioError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseScenario(text, path);
 }
@@ -452,7 +476,9 @@ export function parseScenario(text: string, fileName: string): Scenario {
       doc.errors.map((e) => at(e.pos[0], [], e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, ''))),
     );
   }
-  const shape = scenarioFileSchema.safeParse(doc.toJS());
+  const js = documentValue(doc, text);
+  if ('message' in js) throw new ScenarioError([at(js.offset, [], js.message)]);
+  const shape = scenarioFileSchema.safeParse(js.value);
   if (!shape.success) {
     const issues = shape.error.issues.flatMap((issue) => {
       const path = issue.path.map((s) => (typeof s === 'number' ? s : String(s)));

@@ -1,6 +1,7 @@
 /**
  * What a run comes to: the final counters, the saving and when it was
- * reached (50%, 90%, 99% of the final general_profit), the memory the guests
+ * reached (50%, 90%, 99% of the final general_profit, or of its peak when it
+ * fell), whether it settled, grew or fell, the memory the guests
  * cost the host against what it has, and ksmd's CPU time. The same function
  * summarises an engine run and a run on the real kernel, so both are read
  * the same way.
@@ -11,6 +12,9 @@ import type { ClaimCheck, Scenario } from './scenario.ts';
 import { formatBytes, formatDuration } from './units.ts';
 
 export const MILESTONES = [50, 90, 99] as const;
+export type SavingTrend = 'settled' | 'growing' | 'falling';
+/** A saving this far below its peak at the end is falling, not settled. */
+const FALLING_SHARE = 0.05;
 export type Milestone = (typeof MILESTONES)[number];
 
 export interface RunSummary {
@@ -26,8 +30,24 @@ export interface RunSummary {
   readonly savingBytes: number;
   /** The saving as a share of the guests' memory. */
   readonly savingFraction: number;
-  /** Virtual time at which the saving first reached each share of its final value (undefined: never, or no saving). */
+  /**
+   * Virtual time at which the saving first reached each share of `milestoneBasis`
+   * (undefined: never, or no saving). When the run ended still growing, these
+   * are not meaningful (`trend` says so).
+   */
   readonly timeToMs: Readonly<Record<Milestone, number | undefined>>;
+  /** What the milestones are shares of: the final saving, or its peak when the saving fell from it. */
+  readonly milestoneBasis: 'final' | 'peak';
+  /** The largest saving of the run, and when. */
+  readonly peakSavingBytes: number;
+  readonly peakSavingAtMs: number;
+  /**
+   * How the saving ended: settled (steady state, or within 1% over the last
+   * tenth of the run and 99% reached before it), growing (still climbing at
+   * the end: the run was too short), falling (more than 5% below its peak:
+   * the guests' writes break merged pages faster than ksmd merges them).
+   */
+  readonly trend: SavingTrend;
   readonly memoryAfterBytes: number;
   readonly peakMemoryBytes: number;
   readonly peakAtMs: number;
@@ -51,11 +71,7 @@ export interface RunSummary {
   readonly fullScans: number;
   /** From when on the samples are extrapolated (steady state), if they are. */
   readonly steadyAtMs: number | undefined;
-  /**
-   * Whether the saving had settled by the end: a steady state was reached, or
-   * the saving 10% of the run before the end was already within 1% of the
-   * final one. If not, the times to 50/90/99% are of a saving still growing.
-   */
+  /** `trend` is not 'growing': the times to 50/90/99% mean something. */
   readonly converged: boolean;
 }
 
@@ -68,8 +84,19 @@ export function summarize(
   const final = samples.at(-1);
   if (final === undefined) throw new Error('summarize: a run without samples');
   const saving = final.general_profit;
+  let peakSaving = samples[0]!;
+  for (const s of samples) if (s.general_profit > peakSaving.general_profit) peakSaving = s;
+  const falling = peakSaving.general_profit > 0 && saving < peakSaving.general_profit * (1 - FALLING_SHARE);
+  const basis = falling ? peakSaving.general_profit : saving;
   const timeToMs = {} as Record<Milestone, number | undefined>;
-  for (const m of MILESTONES) timeToMs[m] = saving > 0 ? timeToReach(samples, (saving * m) / 100) : undefined;
+  for (const m of MILESTONES) timeToMs[m] = basis > 0 ? timeToReach(samples, (basis * m) / 100) : undefined;
+  const t99 = timeToMs[99];
+  const trend: SavingTrend = falling
+    ? 'falling'
+    : steadyAtMs !== undefined ||
+        (settled(samples) && (t99 === undefined || t99 <= final.tMs * (1 - SETTLED_TAIL)))
+      ? 'settled'
+      : 'growing';
   const available = scenario.host.memoryBytes - scenario.host.reservedBytes;
   let peak = final;
   let overcommittedMs = 0;
@@ -92,6 +119,10 @@ export function summarize(
     savingBytes: saving,
     savingFraction: final.guestMemoryBytes > 0 ? saving / final.guestMemoryBytes : 0,
     timeToMs,
+    milestoneBasis: falling ? 'peak' : 'final',
+    peakSavingBytes: peakSaving.general_profit,
+    peakSavingAtMs: peakSaving.tMs,
+    trend,
     memoryAfterBytes: final.memoryInUseBytes,
     peakMemoryBytes: peak.memoryInUseBytes,
     peakAtMs: peak.tMs,
@@ -107,13 +138,16 @@ export function summarize(
     volatileShare: final.rmap_items > 0 ? final.pages_volatile / final.rmap_items : 0,
     fullScans: final.full_scans,
     steadyAtMs,
-    converged: steadyAtMs !== undefined || settled(samples),
+    converged: trend !== 'growing',
   };
 }
 
+/** The last share of the run over which a settled saving moves by at most 1%. */
+const SETTLED_TAIL = 0.1;
+
 function settled(samples: readonly Sample[]): boolean {
   const final = samples.at(-1)!;
-  const cutoff = final.tMs * 0.9;
+  const cutoff = final.tMs * (1 - SETTLED_TAIL);
   let before = samples[0]!;
   for (const s of samples) if (s.tMs <= cutoff) before = s;
   const tolerance = Math.max(Math.abs(final.general_profit) * 0.01, 4096 * 16);
@@ -189,8 +223,13 @@ export function judgeClaim(text: string, check: ClaimCheck | undefined, summary:
       );
     case 'converge': {
       const t = summary.timeToMs[check.percent];
-      if (!summary.converged)
+      if (summary.trend === 'growing')
         return v(false, `the saving was still growing after ${formatDuration(summary.durationMs)}`);
+      if (summary.trend === 'falling')
+        return v(
+          false,
+          `the saving peaked at ${formatBytes(summary.peakSavingBytes)} after ${formatDuration(summary.peakSavingAtMs)} and fell to ${formatBytes(summary.savingBytes)}`,
+        );
       return v(
         t !== undefined && t >= check.fromMs && t <= check.toMs,
         t === undefined

@@ -10,7 +10,7 @@ import { WRITABLE_SYSFS_NAMES } from '../workload/counters.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
 import type { ContentCompression } from './compression.ts';
 import type { CostFigures } from './cost.ts';
-import { type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
+import { type EngineEnd, type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import type { Scenario } from './scenario.ts';
 import { type RunSummary, summarize } from './summary.ts';
 
@@ -20,7 +20,7 @@ export interface SweepAxis {
 }
 
 export interface RunSpec {
-  /** How the run is named in tables and plots: the swept values, or "scenario settings". */
+  /** How the run is named in tables and plots: the swept values, or the run's pacing (pages_to_scan, sleep_millisecs). */
   readonly label: string;
   readonly settings: readonly SysfsSetting[];
 }
@@ -38,10 +38,15 @@ export function parseSetOption(text: string): SweepAxis {
   const m = /^([a-z_]+)=(.+)$/.exec(text.trim());
   if (m === null) throw new Error(`--set ${JSON.stringify(text)}: expected NAME=VALUE[,VALUE...]`);
   const name = m[1]!;
-  if (name === 'run' || !WRITABLE_SYSFS_NAMES.includes(name)) {
+  const allowed = WRITABLE_SYSFS_NAMES.filter((n) => n !== 'run').join(', ');
+  if (name === 'run') {
     throw new Error(
-      `--set ${name}: not a setting of /sys/kernel/mm/ksm; allowed: ${WRITABLE_SYSFS_NAMES.filter((n) => n !== 'run').join(', ')}`,
+      `--set ${text.trim()}: run is not a setting simulate takes: every run turns ksmd on (run=1) when it starts, ` +
+        `and the summary's "without KSM" figure is what run=0 would give. Settings to sweep: ${allowed}`,
     );
+  }
+  if (!WRITABLE_SYSFS_NAMES.includes(name)) {
+    throw new Error(`--set ${name}: not a setting of /sys/kernel/mm/ksm; allowed: ${allowed}`);
   }
   const values = m[2]!.split(',').map((v) => v.trim());
   if (values.some((v) => v === ''))
@@ -49,8 +54,21 @@ export function parseSetOption(text: string): SweepAxis {
   return { name, values };
 }
 
-/** Every run the options ask for, in order. */
-export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpec[] {
+/** Linux's defaults for the two settings that name a run. */
+const PACING_DEFAULTS: readonly SysfsSetting[] = [
+  { name: 'pages_to_scan', value: '100' },
+  { name: 'sleep_millisecs', value: '20' },
+];
+
+/**
+ * Every run the options ask for, in order. `base` is the scenario's own `ksm:`
+ * settings: a run that changes nothing is named by its pacing under them.
+ */
+export function expandRuns(
+  axes: readonly SweepAxis[],
+  advisor: boolean,
+  base: readonly SysfsSetting[] = [],
+): RunSpec[] {
   const fixed: SysfsSetting[] = [];
   const swept: SweepAxis[] = [];
   for (const axis of axes) {
@@ -61,7 +79,7 @@ export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpe
   for (const axis of swept)
     combos = combos.flatMap((combo) => axis.values.map((value) => [...combo, { name: axis.name, value }]));
   const runs: RunSpec[] = combos.map((combo) => ({
-    label: combo.length === 0 ? labelOf(fixed) : labelOf(combo),
+    label: combo.length === 0 ? labelOf(fixed, base) : labelOf(combo, base),
     settings: [...fixed, ...combo],
   }));
   if (advisor) {
@@ -74,14 +92,43 @@ export function expandRuns(axes: readonly SweepAxis[], advisor: boolean): RunSpe
   return runs;
 }
 
-function labelOf(settings: readonly SysfsSetting[]): string {
-  return settings.length === 0 ? 'scenario settings' : settings.map((s) => `${s.name}=${s.value}`).join(' ');
+function labelOf(settings: readonly SysfsSetting[], base: readonly SysfsSetting[]): string {
+  if (settings.length > 0) return settings.map((s) => `${s.name}=${s.value}`).join(' ');
+  const value = (name: string): string =>
+    [...base].reverse().find((s) => s.name === name)?.value ??
+    PACING_DEFAULTS.find((s) => s.name === name)!.value;
+  return PACING_DEFAULTS.map((s) => `${s.name}=${value(s.name)}`).join(' ');
+}
+
+/** pages_to_scan values tried, in order, to keep the guests within the host: multiples of the run's. */
+const RESCUE_FACTORS = [4, 10, 25, 100] as const;
+
+/**
+ * When a run leaves the guests over the host's memory, the pages_to_scan
+ * values (higher than the run's, other settings kept) to try, lowest first:
+ * the verdict runs them until one keeps the guests within the host.
+ */
+export function rescueSpecs(
+  base: RunSpec,
+  pagesToScan: number,
+  scenarioKsm: readonly SysfsSetting[] = [],
+): RunSpec[] {
+  if (base.settings.some((s) => s.name === 'advisor_mode' && s.value !== 'none')) return [];
+  const others = base.settings.filter((s) => s.name !== 'pages_to_scan');
+  const pacing = labelOf([], [...scenarioKsm, ...others]).replace(/^pages_to_scan=\S+ /, '');
+  const rest = others.filter((s) => s.name !== 'sleep_millisecs');
+  return RESCUE_FACTORS.map((f) => String(pagesToScan * f)).map((value) => ({
+    label: `pages_to_scan=${value} ${pacing}${rest.length > 0 ? ` ${labelOf(rest, [])}` : ''}`,
+    settings: [...others, { name: 'pages_to_scan', value }],
+  }));
 }
 
 export interface SweepCallbacks {
   readonly onRunStart?: (index: number, spec: RunSpec) => void;
   readonly onSample?: (index: number, sample: Sample, fraction: number) => void;
   readonly onRunEnd?: (index: number, result: RunResult) => void;
+  /** The engine as the run left it, before onRunEnd. */
+  readonly onEngineEnd?: (index: number, end: EngineEnd) => void;
 }
 
 /** Runs every spec on the engine, one after the other. */
@@ -108,6 +155,9 @@ export function runSweep(
       ...(options.onSample === undefined
         ? {}
         : { onSample: (sample: Sample, fraction: number) => options.onSample?.(index, sample, fraction) }),
+      ...(options.onEngineEnd === undefined
+        ? {}
+        : { onEnd: (end: EngineEnd) => options.onEngineEnd?.(index, end) }),
     });
     const result: RunResult = {
       spec,

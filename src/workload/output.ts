@@ -50,14 +50,19 @@ function counterText(ksm: KsmCounters, name: string): string {
 
 /**
  * `   3 scan     ok        full_scans=2 pages_shared=12 ...`: the step number,
- * the operation, `ok`, the errno name, and/or `FAILED(n)` when n checks failed.
+ * the operation, `ok` or the errno name, and `FAILED(n checks)` instead of `ok`
+ * when n checks failed.
  */
 export function formatStepLine(result: StepResult): string {
   const failureCount = result.failures?.length ?? 0;
-  const status = [
-    result.errno ?? (result.ok ? 'ok' : 'refused'),
-    ...(failureCount > 0 ? [`FAILED(${failureCount})`] : []),
-  ].join(' ');
+  // A failed check is the step's status: "ok" beside it would read as a pass.
+  const failed = `FAILED(${failureCount} check${failureCount === 1 ? '' : 's'})`;
+  const status =
+    failureCount === 0
+      ? (result.errno ?? (result.ok ? 'ok' : 'refused'))
+      : result.errno === undefined
+        ? failed
+        : `${result.errno} ${failed}`;
   const counters = STEP_LINE_COUNTERS.map((name) => counterText(result.ksm, name)).join(' ');
   return `${String(result.step).padStart(4)} ${result.op.padEnd(8)} ${status.padEnd(9)} ${counters}`;
 }

@@ -452,7 +452,7 @@ steps: []
   test('an unreadable file is a WorkloadError naming it', async () => {
     await assert.rejects(loadWorkload('/nonexistent/w.yaml'), (error: unknown) => {
       assert.ok(error instanceof WorkloadError);
-      assert.match(error.message, /^\/nonexistent\/w\.yaml: cannot read: ENOENT/);
+      assert.match(error.message, /^\/nonexistent\/w\.yaml: cannot read: no such file$/);
       return true;
     });
   });

@@ -90,15 +90,46 @@ export interface ParseOptions {
   readonly baseDir?: string;
 }
 
+/**
+ * Why a file named by the user could not be read, in words and without its
+ * path (the caller names the file once): `no such file`, `is a directory`.
+ */
+export function fileReadProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a directory, not a file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Reads and validates a workload file (YAML or JSON). Throws `WorkloadError`. */
 export async function loadWorkload(path: string): Promise<Workload> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new WorkloadError([{ file: path, path: '', message: `cannot read: ${(error as Error).message}` }]);
+    throw new WorkloadError([{ file: path, path: '', message: `cannot read: ${fileReadProblem(error)}` }]);
   }
   return parseWorkload(text, path);
+}
+
+/**
+ * The document's value, or what the YAML library refused while building it
+ * (an alias whose anchor is missing, an alias bomb) with where: these are
+ * thrown by `toJS()`, after parsing found no error.
+ */
+export function documentValue(
+  doc: ReturnType<typeof parseDocument>,
+  text: string,
+): { readonly value: unknown } | { readonly message: string; readonly offset: number } {
+  try {
+    return { value: doc.toJS({ maxAliasCount: 1000 }) };
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const alias = /alias[^:]*: (\S+)$/.exec(message)?.[1];
+    const offset = alias === undefined ? 0 : Math.max(0, text.indexOf(`*${alias}`));
+    return { message: message.replace(/^\w*Error: /, ''), offset };
+  }
 }
 
 /** Validates workload text (YAML or JSON); `fileName` names it in messages. Throws `WorkloadError`. */
@@ -118,7 +149,9 @@ export function parseWorkload(text: string, fileName: string, options: ParseOpti
   if (doc.errors.length > 0) {
     throw toError(doc.errors.map((error) => issueAt(error.pos[0], [], yamlMessage(error))));
   }
-  const raw: unknown = doc.toJS();
+  const js = documentValue(doc, text);
+  if ('message' in js) throw toError([issueAt(js.offset, [], js.message)]);
+  const raw: unknown = js.value;
   const locate = (pathIssue: PathIssue): PositionedIssue =>
     issueAt(locateOffset(doc, pathIssue.path), pathIssue.path, pathIssue.message);
 

@@ -684,7 +684,7 @@ steps:
     ]);
     assert.equal(
       formatStepLine(results[2]!),
-      '   3 expect   ok FAILED(1) full_scans=2 pages_shared=1 pages_sharing=1 pages_unshared=0 pages_volatile=0 ksm_zero_pages=0 general_profit=3968',
+      '   3 expect   FAILED(1 check) full_scans=2 pages_shared=1 pages_sharing=1 pages_unshared=0 pages_volatile=0 ksm_zero_pages=0 general_profit=3968',
     );
   });
 });

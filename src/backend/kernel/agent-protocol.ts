@@ -52,6 +52,7 @@ export type AgentOp = keyof typeof AGENT_OP;
 /** Bits of the mmap request's argument. */
 export const AGENT_MMAP_SHARED = 1;
 export const AGENT_MMAP_THP = 2;
+export const AGENT_MMAP_HUGETLB = 4;
 
 export interface AgentRequest {
   readonly address?: number;

@@ -6,24 +6,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { valuePage } from '../../simulate/content.ts';
-import { PAGE_SIZE_BYTES, type RegionMapping } from '../backend.ts';
+import { PAGE_SIZE_BYTES } from '../backend.ts';
+import { fixtureRegion as region } from './fixture-region.ts';
 import { KernelBackend, kernelBackendAvailability, withKernelBackend } from './kernel-backend.ts';
 import { readPfns, readSmaps } from './proc-inspect.ts';
 
 const availability = kernelBackendAvailability();
 const skip = availability.ok ? false : availability.reason;
 
-const BASE = 0x1000_0000_0000;
 const TWO_MIB = 2 * 1024 * 1024;
-
-function region(
-  name: string,
-  index: number,
-  pageCount: number,
-  extra: Partial<RegionMapping> = {},
-): RegionMapping {
-  return { name, address: BASE + index * 64 * TWO_MIB, pageCount, shared: false, thp: false, ...extra };
-}
 
 /** Pages whose every byte differs from its neighbours' (page i, byte j: (seed + i * 7 + j) mod 256). */
 function patterned(pageCount: number, seed: number): Uint8Array {

@@ -42,6 +42,7 @@ import type {
 import { PAGE_SIZE_BYTES } from '../backend.ts';
 import {
   AGENT_MAX_PAYLOAD_BYTES,
+  AGENT_MMAP_HUGETLB,
   AGENT_MMAP_SHARED,
   AGENT_MMAP_THP,
   type AgentConnection,
@@ -69,7 +70,7 @@ export const DEFAULT_AGENT_PATH = fileURLToPath(
 );
 
 /** Linux 6.18's settings, in an order the kernel accepts (see writeSettingsInOrder). */
-const LINUX_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
+export const LINUX_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
   ['advisor_mode', 'none'],
   ['advisor_max_cpu', '70'],
   ['advisor_min_pages_to_scan', '500'],
@@ -280,7 +281,10 @@ export class KernelBackend implements Backend {
     const r = await this.call(p, 'mmap', {
       address: region.address,
       lengthBytes: region.pageCount * PAGE_SIZE_BYTES,
-      arg: (region.shared ? AGENT_MMAP_SHARED : 0) | (region.thp ? AGENT_MMAP_THP : 0),
+      arg:
+        (region.shared ? AGENT_MMAP_SHARED : 0) |
+        (region.thp ? AGENT_MMAP_THP : 0) |
+        (region.hugetlb === true ? AGENT_MMAP_HUGETLB : 0),
     });
     if (r.ok) p.regions.set(region.name, { address: region.address, pageCount: region.pageCount });
     return r;

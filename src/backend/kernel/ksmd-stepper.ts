@@ -69,9 +69,10 @@
  * pages_to_scan budget). Unplanned wake-ups can then run a batch outside
  * `scan()`; `scan()` detects a full_scans that moved behind its back and throws.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readKsm, readKsmNumber, selectedWord, writeKsmOrThrow } from './ksm-sysfs.ts';
+import { findKsmdPid } from './ksmd-thread.ts';
 
 const SLEEP_MS_A = 3_600_000;
 const SLEEP_MS_B = 3_600_001;
@@ -88,25 +89,6 @@ interface KsmdSample {
   readonly state: string;
   readonly wchan: string;
   readonly voluntarySwitches: number;
-}
-
-/** Finds the ksmd kernel thread: comm "ksmd", child of kthreadd (pid 2). */
-function findKsmdPid(): number {
-  for (const entry of readdirProc()) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'ksmd') continue;
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === 2) return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  throw new Error('no ksmd kernel thread found: is CONFIG_KSM on?');
-}
-
-function readdirProc(): string[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
 }
 
 export class KsmdStepper {

@@ -51,6 +51,8 @@ export interface LockContents {
   /** The holder's start time (clock ticks since boot): a reused pid is not the holder. */
   readonly startTicks: number;
   readonly command: string;
+  /** When the holder took the lock (ms since the epoch); absent in locks of older versions. */
+  readonly takenAtMs?: number;
   /** The machine's settings before the first holder changed them; null until saved. */
   readonly saved: Readonly<Record<string, string>> | null;
 }
@@ -318,7 +320,14 @@ function readWritableSettings(): Record<string, string> {
 export function ownLock(): LockContents {
   const startTicks = processStartTicks(process.pid);
   if (startTicks === undefined) throw new Error('cannot read /proc/self/stat');
-  return { version: 1, pid: process.pid, startTicks, command: commandOf(process.pid), saved: null };
+  return {
+    version: 1,
+    pid: process.pid,
+    startTicks,
+    command: commandOf(process.pid),
+    takenAtMs: Date.now(),
+    saved: null,
+  };
 }
 
 export function writeLock(path: string, contents: LockContents): void {
@@ -398,4 +407,89 @@ function takeOverStale(path: string, seen: LockContents | undefined): LockConten
 export function giveBackLock(path: string, adopted: LockContents | undefined): void {
   if (adopted !== undefined) writeLock(path, adopted);
   else unlinkSync(path);
+}
+
+// ------------------------------------------------------------------ the lock as others see it
+
+/** One setting a run changed and the value it will be put back to. */
+export interface PendingRestore {
+  readonly name: string;
+  readonly now: string;
+  readonly restoreTo: string;
+}
+
+/** What the lock file says: nobody drives ksmd, a live run does, or a dead run left its settings behind. */
+export type LockState =
+  | { readonly kind: 'free'; readonly lockPath: string }
+  | {
+      readonly kind: 'held' | 'stale';
+      readonly lockPath: string;
+      readonly pid: number;
+      readonly command: string;
+      /** When the run took the lock (its lock file's time for locks that do not say). */
+      readonly takenAtMs: number;
+      /** Settings that differ from what the run saved (empty when it saved none yet, or changed none). */
+      readonly pending: readonly PendingRestore[];
+    };
+
+/**
+ * Reads the lock without taking it. `pending` compares the saved settings
+ * with the live /sys/kernel/mm/ksm files (`readCurrent` for tests).
+ */
+export function lockState(
+  lockPath: string = DEFAULT_LOCK_PATH,
+  readCurrent: (name: string) => string | undefined = readSettingWord,
+): LockState {
+  const lock = readLock(lockPath);
+  if (lock === undefined) return { kind: 'free', lockPath };
+  const pending: PendingRestore[] = [];
+  for (const [name, restoreTo] of Object.entries(lock.saved ?? {})) {
+    const now = readCurrent(name);
+    if (now !== undefined && now !== restoreTo) pending.push({ name, now, restoreTo });
+  }
+  let takenAtMs = lock.takenAtMs;
+  if (takenAtMs === undefined) {
+    try {
+      takenAtMs = statSync(lockPath).mtimeMs;
+    } catch {
+      takenAtMs = Date.now();
+    }
+  }
+  return {
+    kind: isHolderAlive(lock) ? 'held' : 'stale',
+    lockPath,
+    pid: lock.pid,
+    command: lock.command,
+    takenAtMs,
+    pending,
+  };
+}
+
+function readSettingWord(name: string): string | undefined {
+  try {
+    const text = readKsm(name);
+    return name === 'advisor_mode' ? selectedWord(text) : text;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Puts back the settings a dead run left behind, now, under the lock (as the
+ * next kernel run would): takes the stale lock over and releases it, which
+ * writes the saved settings in the kernel's order (run=2 first). Returns what
+ * was pending; throws if the lock is held by a live run or a write fails.
+ */
+export async function restoreStaleSettings(lockPath: string = DEFAULT_LOCK_PATH): Promise<LockState> {
+  const before = lockState(lockPath);
+  if (before.kind !== 'stale') return before;
+  if (before.pending.length === 0) {
+    // Nothing to put back: only the file goes (taking it over would write run=2 and unmerge the machine).
+    takeOverStale(lockPath, readLock(lockPath));
+    return before;
+  }
+  // force: other mergeable processes do not matter to putting settings back.
+  const guard = await SysfsGuard.acquire({ lockPath, lockTimeoutMs: 0, force: true });
+  guard.release();
+  return before;
 }

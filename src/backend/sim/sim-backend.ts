@@ -107,13 +107,17 @@ export class SimBackend implements Backend {
         address: region.address,
         lengthBytes: region.pageCount * PAGE_SIZE_BYTES,
         shared: region.shared,
+        hugetlb: region.hugetlb === true,
       });
-      this.sim.host.madvise(
-        p.pid,
-        region.address,
-        region.pageCount * PAGE_SIZE_BYTES,
-        region.thp ? 'hugepage' : 'nohugepage',
-      );
+      // The agent gives a hugetlb region no THP advice (madvise would refuse it).
+      if (region.hugetlb !== true) {
+        this.sim.host.madvise(
+          p.pid,
+          region.address,
+          region.pageCount * PAGE_SIZE_BYTES,
+          region.thp ? 'hugepage' : 'nohugepage',
+        );
+      }
       p.regions.set(region.name, { address: region.address, pageCount: region.pageCount });
     });
   }

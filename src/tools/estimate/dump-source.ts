@@ -9,7 +9,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { NO_FRAME } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
-import { PAGE_UNREADABLE, PAGE_ZERO, type PageCounter } from './page-counter.ts';
+import { PAGE_UNREADABLE, PAGE_ZERO, type PageSink } from './page-counter.ts';
 import type { Progress } from './progress.ts';
 import { type Job, type PageReader, pageOf } from './reader.ts';
 
@@ -223,7 +223,7 @@ export interface DumpScan {
 }
 
 export interface DumpReadContext {
-  readonly counter: PageCounter;
+  readonly counter: PageSink;
   readonly reader: PageReader;
   readonly progress: Progress;
   /** Every page counted, with its frame (NO_FRAME when unknown); needs a reader in this thread. */
@@ -232,7 +232,8 @@ export interface DumpReadContext {
   readonly zeroPages: 'present' | 'absent';
 }
 
-function* dumpJobs(layout: DumpLayout, maxPages: number): Generator<Job<null>> {
+/** A job's tag: the address of its first page (its pages are consecutive). */
+function* dumpJobs(layout: DumpLayout, maxPages: number): Generator<Job<number>> {
   for (const seg of layout.segments) {
     const pages = seg.bytes / PAGE_BYTES;
     for (let first = 0; first < pages; first += maxPages) {
@@ -240,7 +241,13 @@ function* dumpJobs(layout: DumpLayout, maxPages: number): Generator<Job<null>> {
       const segments = new Float64Array(2);
       segments[0] = seg.fileOffset + first * PAGE_BYTES;
       segments[1] = n;
-      yield { path: layout.path, segments, segmentCount: 1, pages: n, tag: null };
+      yield {
+        path: layout.path,
+        segments,
+        segmentCount: 1,
+        pages: n,
+        tag: seg.address + first * PAGE_BYTES,
+      };
     }
   }
 }
@@ -251,7 +258,7 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
   let leftOut = 0;
   let bytesRead = 0;
   let unreadable = 0;
-  reader.run(dumpJobs(layout, reader.maxPages), (_job, result) => {
+  reader.run(dumpJobs(layout, reader.maxPages), (job, result) => {
     const { keys, flags } = result;
     for (let i = 0; i < result.pages; i++) {
       const flag = flags[i]!;
@@ -264,7 +271,7 @@ export function scanDump(layout: DumpLayout, ctx: DumpReadContext): DumpScan {
         leftOut++;
         continue;
       }
-      counter.count(keys, i, zero, NO_FRAME, result.analysis);
+      counter.count(keys, i, zero, NO_FRAME, job.tag + i * PAGE_BYTES, result.prefixes[i]!, result.analysis);
       ctx.onPage?.(pageOf(result, i), NO_FRAME);
       examined++;
     }

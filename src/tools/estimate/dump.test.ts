@@ -266,8 +266,10 @@ test('the command: tables by default, --json, given settings', async () => {
   assert.equal(parsed.total.total.ksm_zero_pages, 2);
   assert.equal(parsed.pairs[0]!.aLabel, 'c1.raw');
   assert.equal(parsed.pairs[0]!.together.pages_sharing, 2);
+  // A file that is not there is a usage error found before anything is read: exit 2, no report.
   const missing = await cli([join(dir, 'nope.raw')]);
-  assert.equal(missing.code, 1);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.out, '');
   await assert.rejects(cli([]), /nothing to estimate/);
   await assert.rejects(cli([a, '--max-page-sharing', '1']), /at least 2/);
 });

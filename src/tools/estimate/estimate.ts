@@ -10,6 +10,7 @@ import { ContentCompression, DEFAULT_COMPRESSIBILITY } from '../../simulate/comp
 import type { ContentSpace } from '../../simulate/content.ts';
 import { loadCalibration } from '../../simulate/cost.ts';
 import type { Scenario } from '../../simulate/scenario.ts';
+import { fileReadProblem } from '../../workload/parse.ts';
 import { type CompareReport, compareCompression } from '../compress/compare.ts';
 import { compressorUnavailable } from '../compress/native.ts';
 import type { ContentTable } from './content-table.ts';
@@ -132,6 +133,33 @@ function errorText(e: unknown): string {
   return err.message ?? String(e);
 }
 
+/** Why a dump file cannot be read, without repeating its path (the caller names it). */
+export function dumpErrorText(path: string, e: unknown): string {
+  if ((e as NodeJS.ErrnoException).code === 'EISDIR') return 'is a directory, not a dump file';
+  const message = fileReadProblem(e);
+  return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
+}
+
+/**
+ * The dump files' problems found before anything is read (missing, a folder,
+ * empty, not the format asked for): one line each, `FILE: what is wrong`.
+ */
+export function checkDumpFiles(files: readonly string[], format: DumpFormat = 'auto', offset = 0): string[] {
+  const problems: string[] = [];
+  for (const path of files) {
+    try {
+      const layout = layoutDump(path, format, offset);
+      if (layout.segments.length === 0)
+        problems.push(
+          `${path}: ${layout.fileBytes === 0 ? 'is empty' : `holds no whole page (${layout.fileBytes} bytes${offset > 0 ? ` after --offset ${offset}` : ''})`}; a dump file holds pages of ${PAGE_BYTES} bytes`,
+        );
+    } catch (e) {
+      problems.push(`${path}: ${dumpErrorText(path, e)}`);
+    }
+  }
+  return problems;
+}
+
 /** The processes an estimate covers, in pid order, without this process. */
 export function selectProcesses(request: EstimateRequest): number[] {
   const chosen = new Set<number>(request.pids ?? []);
@@ -185,7 +213,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     try {
       layouts.push(layoutDump(path, request.format ?? 'auto', request.offset ?? 0));
     } catch (e) {
-      unreadable.push({ what: path, error: errorText(e), explicit: true });
+      unreadable.push({ what: path, error: dumpErrorText(path, e), explicit: true });
     }
   }
   const expectedBytes =

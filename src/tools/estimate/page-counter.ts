@@ -53,7 +53,33 @@ export function hashPage(buf: Buffer, offset: number, keys: Uint32Array, index: 
   return PAGE_DATA;
 }
 
-export class PageCounter {
+/**
+ * Where a source's pages go, one call per page read, in no particular order
+ * across jobs: the estimate's content table, or a twin's page recorder
+ * (src/simulate/twin-capture.ts), which also keeps each page's address.
+ */
+export interface PageSink {
+  /**
+   * One page of key keys[2i] (low), keys[2i+1] (high), at page frame `frame`
+   * (NO_FRAME when unknown) and at `address` (the virtual address in the
+   * process, or the segment's address plus the offset in a dump) whose
+   * first two bytes are `prefix` (big-endian), with its compression
+   * analysis when the read made one (estimate --compare).
+   */
+  count(
+    keys: Uint32Array,
+    i: number,
+    isZero: boolean,
+    frame: number,
+    address: number,
+    prefix: number,
+    analysis?: PageAnalysis,
+  ): void;
+  /** estimate --compare: what each content compresses to, and what compressing cost. */
+  readonly compression?: CompressionTally | undefined;
+}
+
+export class PageCounter implements PageSink {
   readonly table = new ContentTable(16);
   /** The content id of the zero page, once seen. */
   zeroContent = -1;
@@ -68,12 +94,16 @@ export class PageCounter {
     this.table.beginSource(index);
   }
 
-  /**
-   * Counts one page of key keys[2i], keys[2i+1] in the current source, at
-   * page frame `frame` (NO_FRAME when unknown), with its compression
-   * analysis when the read made one.
-   */
-  count(keys: Uint32Array, i: number, isZero: boolean, frame: number, analysis?: PageAnalysis): void {
+  /** Counts one page in the current source; its address and prefix do not matter to the count. */
+  count(
+    keys: Uint32Array,
+    i: number,
+    isZero: boolean,
+    frame: number,
+    _address: number,
+    _prefix: number,
+    analysis?: PageAnalysis,
+  ): void {
     const id = this.table.add(keys[2 * i]!, keys[2 * i + 1]!, frame);
     if (isZero) this.zeroContent = id;
     if (analysis !== undefined) this.compression?.add(id, analysis.pages, i, frame);

@@ -18,7 +18,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { NO_FRAME } from './content-table.ts';
 import { PAGE_BYTES } from './model.ts';
-import { PAGE_UNREADABLE, PAGE_ZERO, type PageCounter } from './page-counter.ts';
+import { PAGE_UNREADABLE, PAGE_ZERO, type PageSink } from './page-counter.ts';
 import type { Progress } from './progress.ts';
 import { type Job, MAX_SEGMENTS, type PageReader, pageOf } from './reader.ts';
 
@@ -34,6 +34,12 @@ export interface Vma {
   readonly rssKb: number;
   readonly anonymousKb: number;
   readonly swapKb: number;
+  /** `AnonHugePages:`: anonymous memory mapped by transparent huge pages. */
+  readonly anonHugeKb: number;
+  /** `KSM:`: memory mapped to KSM pages here (Linux 6.7 and later; 0 before). */
+  readonly ksmKb: number;
+  /** `Size:`: the VMA's length, resident or not. */
+  readonly sizeKb: number;
 }
 
 export function parseSmaps(text: string): Vma[] {
@@ -53,6 +59,9 @@ export function parseSmaps(text: string): Vma[] {
         rssKb: 0,
         anonymousKb: 0,
         swapKb: 0,
+        anonHugeKb: 0,
+        ksmKb: 0,
+        sizeKb: 0,
       };
       continue;
     }
@@ -64,6 +73,9 @@ export function parseSmaps(text: string): Vma[] {
     else if (key === 'Rss') cur.rssKb = Number.parseInt(value!, 10);
     else if (key === 'Anonymous') cur.anonymousKb = Number.parseInt(value!, 10);
     else if (key === 'Swap') cur.swapKb = Number.parseInt(value!, 10);
+    else if (key === 'AnonHugePages') cur.anonHugeKb = Number.parseInt(value!, 10);
+    else if (key === 'KSM') cur.ksmKb = Number.parseInt(value!, 10);
+    else if (key === 'Size') cur.sizeKb = Number.parseInt(value!, 10);
   }
   if (cur !== undefined) vmas.push(cur);
   return vmas;
@@ -103,8 +115,9 @@ export function skipReason(vma: Vma, mergeableOnly: boolean): SkipReason | undef
   const f = new Set(vma.vmFlags);
   if (vma.name === '[vsyscall]') return 'gate';
   if (vma.perms[3] === 's' || f.has('sh') || f.has('ms')) return 'shared';
-  if (f.has('io') || f.has('pf') || f.has('de') || f.has('mm')) return 'special';
+  // Before `special`: hugetlbfs_file_mmap() sets VM_DONTEXPAND (`de`) on every hugetlb VMA too.
   if (f.has('ht')) return 'hugetlb';
+  if (f.has('io') || f.has('pf') || f.has('de') || f.has('mm')) return 'special';
   if (f.has('dp')) return 'droppable';
   if (mergeableOnly && !f.has('mg')) return 'not-mergeable';
   if (vma.anonymousKb === 0) return 'no-anonymous-pages';
@@ -202,6 +215,15 @@ export class KPageFlags {
     return { lo: this.buf.readUInt32LE(0), hi: this.buf.readUInt32LE(4) };
   }
 
+  /**
+   * The low 32 bits of the frame's 64-bit word, or undefined when unreadable:
+   * KPF_* bits 0-31 for /proc/kpageflags, the map count for /proc/kpagecount
+   * (same layout, opened with `open('/proc/kpagecount')`).
+   */
+  lowWord(frame: number): number | undefined {
+    return this.flags(frame)?.lo;
+  }
+
   isKsm(frame: number): boolean {
     const f = this.flags(frame);
     return f !== undefined && (f.lo & (1 << 21)) !== 0;
@@ -220,6 +242,20 @@ export class KPageFlags {
   close(): void {
     closeSync(this.fd);
   }
+}
+
+/** What one /proc/PID/pagemap entry says of its page (bit 63 present, 62 swapped, 61 file page or shared anon). */
+export type PagemapKind = 'not-present' | 'swapped' | 'file' | 'anon';
+
+/** The kind of page from the entry's high 32 bits. */
+export function pagemapKind(hi: number): PagemapKind {
+  if (hi >>> 31 === 0) return ((hi >>> 30) & 1) === 1 ? 'swapped' : 'not-present';
+  return ((hi >>> 29) & 1) === 1 ? 'file' : 'anon';
+}
+
+/** The page frame number of a present entry (bits 0-54; 0 without CAP_SYS_ADMIN). */
+export function pagemapFrame(lo: number, hi: number): number {
+  return lo + (hi & 0x7fffff) * 0x100000000;
 }
 
 export interface ProcessScan {
@@ -298,7 +334,7 @@ export function planProcess(pid: number, mode: VmaMode): ProcessPlan {
 }
 
 export interface ProcessReadContext {
-  readonly counter: PageCounter;
+  readonly counter: PageSink;
   readonly reader: PageReader;
   readonly kpageflags: KPageFlags | undefined;
   readonly progress: Progress;
@@ -308,10 +344,11 @@ export interface ProcessReadContext {
 
 const PAGEMAP_ENTRIES = 1 << 15;
 
-/** Frames and exclusivity of the pages of one job (pagemap bit 56: mapped exactly once). */
+/** Frames, exclusivity (pagemap bit 56: mapped exactly once) and addresses of the pages of one job. */
 interface PageInfo {
   readonly frames: Float64Array;
   readonly exclusive: Uint8Array;
+  readonly addresses: Float64Array;
 }
 
 interface WalkStats {
@@ -338,6 +375,7 @@ function* processJobs(
   let segmentCount = 0;
   let frames = new Float64Array(maxPages);
   let exclusive = new Uint8Array(maxPages);
+  let addresses = new Float64Array(maxPages);
   let pages = 0;
   // The run being built: it extends the last segment.
   let runEnd = -1;
@@ -348,11 +386,16 @@ function* processJobs(
       segments,
       segmentCount,
       pages,
-      tag: { frames: frames.subarray(0, pages), exclusive: exclusive.subarray(0, pages) },
+      tag: {
+        frames: frames.subarray(0, pages),
+        exclusive: exclusive.subarray(0, pages),
+        addresses: addresses.subarray(0, pages),
+      },
     };
     segments = new Float64Array(2 * MAX_SEGMENTS);
     frames = new Float64Array(maxPages);
     exclusive = new Uint8Array(maxPages);
+    addresses = new Float64Array(maxPages);
     segmentCount = 0;
     pages = 0;
     runEnd = -1;
@@ -368,13 +411,11 @@ function* processJobs(
       stats.notPresent += n - got;
       for (let i = 0; i < got; i++) {
         const hi = pm[2 * i + 1]!;
-        if (hi >>> 31 === 0) {
-          if (((hi >>> 30) & 1) === 1) stats.swapped++;
+        const kind = pagemapKind(hi);
+        if (kind !== 'anon') {
+          if (kind === 'swapped') stats.swapped++;
+          else if (kind === 'file') stats.file++;
           else stats.notPresent++;
-          continue;
-        }
-        if (((hi >>> 29) & 1) === 1) {
-          stats.file++;
           continue;
         }
         const pageAddress = address + i * PAGE_BYTES;
@@ -387,8 +428,9 @@ function* processJobs(
           segmentCount++;
         }
         runEnd = pageAddress + PAGE_BYTES;
-        frames[pages] = pm[2 * i]! + (hi & 0x7fffff) * 0x100000000;
+        frames[pages] = pagemapFrame(pm[2 * i]!, hi);
         exclusive[pages] = (hi >>> 24) & 1;
+        addresses[pages] = pageAddress;
         pages++;
         if (pages === maxPages) yield take();
       }
@@ -419,8 +461,8 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
     closeSync(openSync(`/proc/${plan.pid}/mem`, 'r'));
     try {
       reader.run(processJobs(plan, pagemapFd, reader.maxPages, stats), (job, result) => {
-        const { frames, exclusive } = job.tag;
-        const { keys, flags } = result;
+        const { frames, exclusive, addresses } = job.tag;
+        const { keys, flags, prefixes } = result;
         for (let i = 0; i < result.pages; i++) {
           const flag = flags[i]!;
           if (flag === PAGE_UNREADABLE) {
@@ -434,7 +476,7 @@ export function scanProcess(plan: ProcessPlan, ctx: ProcessReadContext): Process
             zeroMappings++;
             continue;
           }
-          counter.count(keys, i, zero, frame, result.analysis);
+          counter.count(keys, i, zero, frame, addresses[i]!, prefixes[i]!, result.analysis);
           ctx.onPage?.(pageOf(result, i), frame);
           examined++;
         }

@@ -40,6 +40,8 @@ export interface Job<T> {
 export interface JobResult {
   readonly keys: Uint32Array;
   readonly flags: Uint8Array;
+  /** Each page's first two bytes, big-endian (the start of its memcmp order: a twin keeps it). */
+  readonly prefixes: Uint16Array;
   readonly pages: number;
   /** With compression analysis (estimate --compare): per page, analyzePages()'s entries, and the job's CPU timing. */
   readonly analysis?: PageAnalysis;
@@ -90,6 +92,7 @@ export class JobExecutor {
     segmentCount: number,
     keys: Uint32Array,
     flags: Uint8Array,
+    prefixes: Uint16Array,
     analysis?: PageAnalysis,
   ): number {
     analysis?.timing.fill(0);
@@ -133,6 +136,7 @@ export class JobExecutor {
         }
         for (let i = 0; i < got; i++) {
           flags[index] = hashPage(this.buf, index * PAGE_BYTES, keys, index);
+          prefixes[index] = (this.buf[index * PAGE_BYTES]! << 8) | this.buf[index * PAGE_BYTES + 1]!;
           index++;
         }
         done += got;
@@ -153,6 +157,7 @@ export class InlineReader implements PageReader {
   private readonly executor: JobExecutor;
   private readonly keys: Uint32Array;
   private readonly flags: Uint8Array;
+  private readonly prefixes: Uint16Array;
   private readonly analysis: PageAnalysis | undefined;
 
   constructor(
@@ -162,16 +167,32 @@ export class InlineReader implements PageReader {
     this.executor = new JobExecutor(maxPages);
     this.keys = new Uint32Array(2 * maxPages);
     this.flags = new Uint8Array(maxPages);
+    this.prefixes = new Uint16Array(maxPages);
     this.analysis = analyze ? newAnalysis(maxPages) : undefined;
   }
 
   run<T>(jobs: Iterable<Job<T>>, onResult: (job: Job<T>, result: JobResult) => void): void {
     try {
       for (const job of jobs) {
-        const { keys, flags, analysis } = this;
-        const pages = this.executor.execute(job.path, job.segments, job.segmentCount, keys, flags, analysis);
+        const { keys, flags, prefixes, analysis } = this;
+        const pages = this.executor.execute(
+          job.path,
+          job.segments,
+          job.segmentCount,
+          keys,
+          flags,
+          prefixes,
+          analysis,
+        );
         const data = this.executor.buf;
-        onResult(job, { keys, flags, pages, data, ...(analysis !== undefined ? { analysis } : {}) });
+        onResult(job, {
+          keys,
+          flags,
+          prefixes,
+          pages,
+          data,
+          ...(analysis !== undefined ? { analysis } : {}),
+        });
       }
     } finally {
       this.executor.closeFile();
@@ -200,6 +221,7 @@ export interface WorkerShared {
   readonly path: SharedArrayBuffer;
   readonly keys: SharedArrayBuffer;
   readonly flags: SharedArrayBuffer;
+  readonly prefixes: SharedArrayBuffer;
   /** With compression analysis: PageAnalysis.pages and .timing. */
   readonly analysisPages?: SharedArrayBuffer;
   readonly analysisTiming?: SharedArrayBuffer;
@@ -213,6 +235,7 @@ export function workerLoop(shared: WorkerShared): void {
   const pathBytes = new Uint8Array(shared.path);
   const keys = new Uint32Array(shared.keys);
   const flags = new Uint8Array(shared.flags);
+  const prefixes = new Uint16Array(shared.prefixes);
   const executor = new JobExecutor(shared.maxPages);
   const analysis: PageAnalysis | undefined =
     shared.analysisPages !== undefined && shared.analysisTiming !== undefined
@@ -227,7 +250,7 @@ export function workerLoop(shared: WorkerShared): void {
     if (Atomics.load(ctl, CTL_EXIT) === 1) break;
     try {
       const path = Buffer.from(pathBytes.slice(0, ctl[CTL_PATH_LENGTH]!)).toString('utf8');
-      ctl[CTL_PAGES] = executor.execute(path, segments, ctl[CTL_SEGMENTS]!, keys, flags, analysis);
+      ctl[CTL_PAGES] = executor.execute(path, segments, ctl[CTL_SEGMENTS]!, keys, flags, prefixes, analysis);
       ctl[CTL_ERROR] = 0;
     } catch {
       // The file could not be opened: every page of the job is unreadable.
@@ -251,6 +274,7 @@ interface Slot<T> {
   readonly path: Uint8Array;
   readonly keys: Uint32Array;
   readonly flags: Uint8Array;
+  readonly prefixes: Uint16Array;
   readonly analysis: PageAnalysis | undefined;
   seq: number;
   job: Job<T> | undefined;
@@ -280,6 +304,7 @@ export class WorkerReader implements PageReader {
         path: new SharedArrayBuffer(PATH_BYTES),
         keys: new SharedArrayBuffer(maxPages * 8),
         flags: new SharedArrayBuffer(maxPages),
+        prefixes: new SharedArrayBuffer(maxPages * 2),
         ...(analyze
           ? {
               analysisPages: new SharedArrayBuffer(maxPages * ANALYSIS_STRIDE * 4),
@@ -302,6 +327,7 @@ export class WorkerReader implements PageReader {
         path: new Uint8Array(shared.path),
         keys: new Uint32Array(shared.keys),
         flags: new Uint8Array(shared.flags),
+        prefixes: new Uint16Array(shared.prefixes),
         analysis:
           shared.analysisPages !== undefined && shared.analysisTiming !== undefined
             ? { pages: new Int32Array(shared.analysisPages), timing: new Float64Array(shared.analysisTiming) }
@@ -376,6 +402,7 @@ export class WorkerReader implements PageReader {
       const following = next();
       const keys = slot.keys.slice(0, 2 * slot.ctl[CTL_PAGES]!);
       const flags = slot.flags.slice(0, slot.ctl[CTL_PAGES]!);
+      const prefixes = slot.prefixes.slice(0, slot.ctl[CTL_PAGES]!);
       const analysis =
         slot.analysis !== undefined
           ? {
@@ -387,7 +414,13 @@ export class WorkerReader implements PageReader {
         this.post(slot, following);
         busy++;
       }
-      onResult(job, { keys, flags, pages: flags.length, ...(analysis !== undefined ? { analysis } : {}) });
+      onResult(job, {
+        keys,
+        flags,
+        prefixes,
+        pages: flags.length,
+        ...(analysis !== undefined ? { analysis } : {}),
+      });
     }
   }
 

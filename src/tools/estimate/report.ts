@@ -1,5 +1,5 @@
 /** The estimate as tables for people, or as one JSON object. */
-import Table from 'cli-table3';
+import { type Align, textTable } from '../../report/table.ts';
 import { renderCompare } from '../compress/report.ts';
 import type { EstimateReport, SourceReport } from './estimate.ts';
 import { PAGE_BYTES } from './model.ts';
@@ -12,6 +12,8 @@ export interface RenderOptions {
   readonly verbose?: boolean;
   /** Colour in table borders and headings (a terminal). */
   readonly color?: boolean;
+  /** The terminal's columns: tables are fitted to them. */
+  readonly width?: number | undefined;
 }
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -34,15 +36,28 @@ export function duration(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-/** A compact terminal table (no rule between rows), shared by the tools' reports. */
-export function table(head: string[], color: boolean, align?: Array<'left' | 'right'>): Table.Table {
-  return new Table({
-    head,
-    // Compact: no rule between rows.
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-    style: color ? { head: ['cyan'] } : { head: [], border: [] },
-    ...(align !== undefined ? { colAligns: align } : {}),
-  });
+interface Look {
+  readonly color: boolean;
+  readonly width: number | undefined;
+}
+
+/** Rows pushed, then rendered fitted to the terminal. */
+function table(
+  head: string[],
+  look: Look,
+  align?: Align[],
+): { push: (...rows: string[][]) => void; toString: () => string } {
+  const rows: string[][] = [];
+  return {
+    push: (...more) => {
+      rows.push(...more);
+    },
+    toString: () =>
+      textTable(
+        { head, color: look.color, width: look.width, ...(align === undefined ? {} : { align }) },
+        rows,
+      ),
+  };
 }
 
 function sourceKind(s: SourceReport): string {
@@ -73,6 +88,7 @@ function skippedLine(skipped: readonly SkippedVma[]): string {
 
 export function renderHuman(report: EstimateReport, options: RenderOptions = {}): string {
   const color = options.color === true;
+  const look: Look = { color, width: options.width };
   const out: string[] = [];
   const st = report.settings;
   const processes = report.sources.filter((s) => s.kind === 'process').length;
@@ -106,7 +122,7 @@ export function renderHuman(report: EstimateReport, options: RenderOptions = {})
         'in set: merging',
         'process profit',
       ],
-      color,
+      look,
       ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
     );
     for (const s of report.sources) {
@@ -128,7 +144,7 @@ export function renderHuman(report: EstimateReport, options: RenderOptions = {})
 
     const tot = report.total;
     out.push('', 'What KSM would reach with all of them (at convergence, quiet system)');
-    const k = table(['counter', 'value', ''], color, ['left', 'right', 'left']);
+    const k = table(['counter', 'value', ''], look, ['left', 'right', 'left']);
     k.push(
       ['pages examined', int(tot.examined), mib(tot.examined * PAGE_BYTES)],
       [
@@ -252,6 +268,7 @@ function matrixSources(report: EstimateReport, limit: number): number[] {
 
 function renderMatrices(report: EstimateReport, options: RenderOptions): string[] {
   const color = options.color === true;
+  const look: Look = { color, width: options.width };
   const limit = options.matrixLimit ?? 8;
   const chosen = matrixSources(report, limit);
   const n = report.sources.length;
@@ -266,7 +283,7 @@ function renderMatrices(report: EstimateReport, options: RenderOptions): string[
     n > chosen.length ? ` (the ${chosen.length} of ${n} sources sharing the most; --matrix N for more)` : '';
   out.push(`Sharing matrix${more}`);
   out.push('  pages_sharing if only the row and the column ran under KSM (diagonal: the row alone)');
-  const a = table(['', ...chosen.map(short)], color, ['left', ...chosen.map(() => 'right' as const)]);
+  const a = table(['', ...chosen.map(short)], look, ['left', ...chosen.map(() => 'right' as const)]);
   for (const i of chosen) {
     a.push([
       report.sources[i]!.label,
@@ -282,7 +299,7 @@ function renderMatrices(report: EstimateReport, options: RenderOptions): string[
   }
   out.push(a.toString());
   out.push('  pages of the row whose content also appears in the column');
-  const b = table(['', ...chosen.map(short)], color, ['left', ...chosen.map(() => 'right' as const)]);
+  const b = table(['', ...chosen.map(short)], look, ['left', ...chosen.map(() => 'right' as const)]);
   for (const i of chosen) {
     b.push([
       report.sources[i]!.label,

@@ -73,7 +73,7 @@ export function scanScenario(scenario: Scenario, ctx: ScenarioReadContext): Gues
             compression === undefined
               ? undefined
               : { pages: compression.analysisFor(content.hi, content.lo), timing };
-          counter.count(keys, 0, zero, NO_FRAME, analysis);
+          counter.count(keys, 0, zero, NO_FRAME, 0, 0, analysis);
         }
         progress.advance(run.pageCount * PAGE_BYTES);
       }

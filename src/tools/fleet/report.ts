@@ -1,13 +1,15 @@
 /** `ksmkit fleet` for people (terminal tables, an HTML page) and for programs (JSON). */
 import { escapeHtml } from '../../report/html.ts';
+import { textTable } from '../../report/table.ts';
 import { formatBytes } from '../../simulate/units.ts';
-import { table } from '../estimate/report.ts';
 import type { FleetReport, HostSaving } from './fleet.ts';
 
 export interface HumanOptions {
   readonly color: boolean;
   /** Rows shown in the long tables (hosts, moves, sources). */
   readonly limit: number;
+  /** The terminal's width (tables wrap to fit), or undefined. */
+  readonly width?: number;
 }
 
 function saving(h: HostSaving): string {
@@ -79,9 +81,7 @@ export function renderHuman(report: FleetReport, options: HumanOptions): string 
   const s = sections(report, options.limit);
   const add = (title: string, t: { head: string[]; rows: string[][] }, total: number): void => {
     out.push(`${title}${total > t.rows.length ? ` (first ${t.rows.length} of ${total})` : ''}`);
-    const tab = table(t.head, options.color);
-    for (const r of t.rows) tab.push(r);
-    out.push(tab.toString(), '');
+    out.push(textTable({ head: t.head, color: options.color, width: options.width }, t.rows), '');
   };
   add('Hosts (largest change first)', s.hosts, report.hosts.length);
   add('Moves', s.moves, report.moves.length);

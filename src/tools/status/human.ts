@@ -17,6 +17,8 @@ export interface HumanOptions {
   readonly rates?: Rates;
   /** Widest a command may be in the process table. */
   readonly commandWidth?: number;
+  /** The terminal's columns: descriptions are cut and commands narrowed to fit. */
+  readonly width?: number | undefined;
 }
 
 const UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -73,24 +75,33 @@ function runLine(s: StatusSnapshot, c: ReturnType<typeof pc.createColors>): stri
 }
 
 /** Columns padded to their widest cell; `right` columns are right-aligned. */
-export function alignColumns(rows: readonly (readonly string[])[], right: ReadonlySet<number>): string[] {
+export function alignColumns(
+  rows: readonly (readonly string[])[],
+  right: ReadonlySet<number>,
+  maxWidth?: number,
+): string[] {
   const widths: number[] = [];
   for (const row of rows) {
     for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
   }
-  return rows.map((row) =>
-    row
-      .map((cell, i) => {
-        const last = i === row.length - 1;
-        if (right.has(i)) return cell.padStart(widths[i]!);
-        return last ? cell : cell.padEnd(widths[i]!);
-      })
-      .join('  ')
-      .trimEnd(),
-  );
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => {
+          const last = i === row.length - 1;
+          if (right.has(i)) return cell.padStart(widths[i]!);
+          return last ? cell : cell.padEnd(widths[i]!);
+        })
+        .join('  ')
+        .trimEnd(),
+    )
+    .map((line) =>
+      maxWidth === undefined || line.length <= maxWidth ? line : `${line.slice(0, maxWidth - 1)}…`,
+    );
 }
 
-function truncate(text: string, width: number): string {
+/** At most `width` characters, control characters as `?`. */
+export function truncate(text: string, width: number): string {
   // Control characters (a comm may hold any byte) would break the table.
   const clean = text.replace(/[\p{Cc}]/gu, '?');
   return clean.length <= width ? clean : `${clean.slice(0, width - 1)}…`;
@@ -103,14 +114,14 @@ function cell(v: number | boolean | null, format: (n: number) => string = String
 }
 
 /** Settings then counters, aligned as one table so the two sections line up. */
-function fileSections(s: StatusSnapshot, c: ReturnType<typeof pc.createColors>): string[] {
+function fileSections(s: StatusSnapshot, c: ReturnType<typeof pc.createColors>, width?: number): string[] {
   const rows = s.files.map((f) => {
     let value = shownValue(f);
     if (PAGE_COUNTERS.has(f.name) && typeof f.value === 'number' && f.value > 0)
       value = `${f.value} (${formatBytes(f.value * 4096)})`;
     return [f.name, value, f.known ? f.meaning : '(a file ksmkit does not describe)'];
   });
-  const aligned = alignColumns(rows, new Set([1]));
+  const aligned = alignColumns(rows, new Set([1]), width === undefined ? undefined : width - 2);
   const section = (title: string, writable: boolean): string[] => {
     const lines = s.files.flatMap((f, i) =>
       f.writable === writable ? [`  ${f.state === 'missing' ? c.dim(aligned[i]!) : aligned[i]!}`] : [],
@@ -140,25 +151,35 @@ function processSection(
     lines.push(c.bold(`Processes using KSM (${what}), by profit`));
     const header = ['PID', 'COMMAND', 'MERGING', 'RMAP', 'ZERO', 'PROFIT', 'MERGEABLE', 'MERGE-ANY'];
     if (rates !== undefined) header.push('MERGED/S');
-    const width = options.commandWidth ?? 40;
-    const rows = s.processes.map((p: ProcessKsm) => {
-      const row = [
-        String(p.pid),
-        truncate(p.cmdline, width),
-        cell(p.mergingPages),
-        cell(p.rmapItems),
-        cell(p.zeroPages),
-        cell(p.profit, formatBytes),
-        cell(p.mergeable),
-        cell(p.mergeAny),
-      ];
-      if (rates !== undefined) {
-        const r = rates.get(p.pid);
-        row.push(r === undefined ? '' : formatRate(r));
-      }
-      return row;
-    });
-    const aligned = alignColumns([header, ...rows], new Set([0, 2, 3, 4, 5, 8]));
+    const table = (width: number): string[] =>
+      alignColumns([header, ...rowsOf(width)], new Set([0, 2, 3, 4, 5, 8]));
+    const rowsOf = (width: number): string[][] =>
+      s.processes.map((p: ProcessKsm) => {
+        const row = [
+          String(p.pid),
+          truncate(p.cmdline, width),
+          cell(p.mergingPages),
+          cell(p.rmapItems),
+          cell(p.zeroPages),
+          cell(p.profit, formatBytes),
+          cell(p.mergeable),
+          cell(p.mergeAny),
+        ];
+        if (rates !== undefined) {
+          const r = rates.get(p.pid);
+          row.push(r === undefined ? '' : formatRate(r));
+        }
+        return row;
+      });
+    // The command column gives way first when the terminal is narrow.
+    let width = options.commandWidth ?? 40;
+    let aligned = table(width);
+    const longest = Math.max(...aligned.map((l) => l.length));
+    if (options.width !== undefined && longest + 2 > options.width) {
+      const used = Math.max('COMMAND'.length, ...s.processes.map((p) => Math.min(p.cmdline.length, width)));
+      width = Math.max(8, used - (longest + 2 - options.width));
+      aligned = table(width);
+    }
     lines.push(`  ${c.bold(aligned[0]!)}`, ...aligned.slice(1).map((l) => `  ${l}`));
   }
   if (s.missingStatLines.length > 0) {
@@ -184,7 +205,7 @@ export function formatHuman(s: StatusSnapshot, options: HumanOptions): string[] 
   const lines = [runLine(s, c)];
   if (!s.available) return lines;
   lines.push('');
-  lines.push(...fileSections(s, c));
+  lines.push(...fileSections(s, c, options.width));
   lines.push('');
   const saving = savingOf(s);
   const rows: string[][] = [

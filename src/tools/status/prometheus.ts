@@ -112,8 +112,16 @@ class Exposition {
   }
 }
 
-/** The whole exposition, global metrics then per-process ones, ending in a newline. */
-export function formatPrometheus(s: StatusSnapshot): string {
+/** A family not read from the snapshot (ksmd's CPU, the server's own figures), one unlabelled sample. */
+export interface ExtraFamily {
+  readonly name: string;
+  readonly type: 'gauge' | 'counter';
+  readonly help: string;
+  readonly value: number;
+}
+
+/** The whole exposition, global metrics, then per-process ones, then `extra`, ending in a newline. */
+export function formatPrometheus(s: StatusSnapshot, extra: readonly ExtraFamily[] = []): string {
   const out = new Exposition();
   out.family('ksm_available', 'gauge', `1 when the kernel has KSM (${s.ksmDir} exists)`, [
     [[], s.available ? 1 : 0],
@@ -202,5 +210,6 @@ export function formatPrometheus(s: StatusSnapshot): string {
     '1 when PR_SET_MEMORY_MERGE is on for the process (ksm_merge_any)',
     (p) => p.mergeAny,
   );
+  for (const f of extra) out.family(f.name, f.type, f.help, [[[], f.value]]);
   return out.text();
 }

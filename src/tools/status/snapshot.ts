@@ -6,10 +6,11 @@
  * files are missing). Everything a kernel may lack is `null`, never an error:
  * the formatters say "not in this kernel".
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { KSM_SYSFS, KSM_SYSFS_DIR } from '../../surface/sysfs.ts';
+import type { ProcessKsm } from './live-protocol.ts';
 
 export const DEFAULT_PROC_DIR = '/proc';
 export const PAGE_SIZE = 4096;
@@ -43,23 +44,8 @@ export interface KsmFile {
   readonly error?: string;
 }
 
-/** One process's KSM state; a field is null when this kernel's ksm_stat has no such line. */
-export interface ProcessKsm {
-  readonly pid: number;
-  /** /proc/PID/comm. */
-  readonly comm: string;
-  /** /proc/PID/cmdline with spaces for NULs; `[comm]` when empty. */
-  readonly cmdline: string;
-  readonly mergingPages: number | null;
-  readonly rmapItems: number | null;
-  readonly zeroPages: number | null;
-  /** ksm_process_profit, bytes (may be negative: rmap items cost 64 bytes each). */
-  readonly profit: number | null;
-  /** MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE) is on (ksmkit exec). */
-  readonly mergeAny: boolean | null;
-  /** At least one VMA is VM_MERGEABLE (madvise or prctl). */
-  readonly mergeable: boolean | null;
-}
+/** Declared with the live page's protocol, which sends it as is (Node-free, the page compiles against it). */
+export type { ProcessKsm } from './live-protocol.ts';
 
 export interface StatusSnapshot {
   /** Wall-clock time of the reading (ms since the epoch). */
@@ -104,8 +90,28 @@ function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/**
+ * One buffer for every read. procfs and sysfs files report size 0, so
+ * readFileSync allocates 64 KiB for each of them: a reading of a few hundred
+ * processes made tens of MiB of garbage (and took 14 times as long) before
+ * the live page's load test showed it. A file larger than the buffer (a very
+ * long cmdline) is read whole the ordinary way.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 function defaultReadText(path: string): string {
-  return readFileSync(path, 'latin1');
+  const fd = openSync(path, 'r');
+  try {
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, READ_BUFFER, length, READ_BUFFER.length - length, null);
+      if (n === 0) return READ_BUFFER.toString('latin1', 0, length);
+      length += n;
+      if (length === READ_BUFFER.length) return readFileSync(path, 'latin1');
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** advisor_mode reads `[none] scan-time`: the bracketed word. */

@@ -6,59 +6,24 @@
  * pages really merge. Skips with the reason when not Linux, no KSM, not root.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeKsmOrThrow } from '../../backend/kernel/ksm-sysfs.ts';
-import { execAvailability, helperPathFromEnv } from '../exec/exec.ts';
 import { formatPrometheus } from './prometheus.ts';
 import { readSnapshot } from './snapshot.ts';
-import { acquireGuard, parseExposition, runCli, spawnCli } from './test-fixtures.ts';
+import {
+  acquireGuard,
+  ksmSkip,
+  mergeSkip,
+  nobodySkip,
+  parseExposition,
+  runCli,
+  startFiller,
+} from './test-fixtures.ts';
 
 const KSM = '/sys/kernel/mm/ksm';
-
-function ksmSkip(): string | false {
-  if (process.platform !== 'linux') return `needs Linux, this is ${process.platform}`;
-  if (!existsSync(`${KSM}/run`)) return `no ${KSM}: this kernel has no KSM`;
-  return false;
-}
-
-function rootSkip(): string | false {
-  const k = ksmSkip();
-  if (k !== false) return k;
-  if (process.getuid?.() !== 0) return 'needs root (runs a command as another user, or drives ksmd)';
-  return false;
-}
-
-/** The run-as-nobody test needs the checkout readable by that user (a clone in a 0700 directory is not). */
-function nobodySkip(): string | false {
-  const r = rootSkip();
-  if (r !== false) return r;
-  const probe = spawnSync(
-    '/bin/sh',
-    ['-c', 'test -r "$1/node_modules/tsx/package.json"', 'sh', process.cwd()],
-    {
-      uid: 65534,
-      gid: 65534,
-    },
-  );
-  return probe.status === 0 ? false : `user nobody cannot read this checkout (${process.cwd()})`;
-}
-
-function mergeSkip(): string | false {
-  const r = rootSkip();
-  if (r !== false) return r;
-  const availability = execAvailability();
-  if (!availability.ok) return availability.reason;
-  const probe = spawnSync(helperPathFromEnv(), ['true'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (probe.status !== 0) return `the exec helper cannot enable KSM here: ${probe.stderr.trim()}`;
-  return false;
-}
 
 /**
  * Runs `fn` and returns the settings among `names` that did not change while
@@ -129,33 +94,17 @@ test("status as an ordinary user: other users' processes unreadable, said once, 
   assert.ok(JSON.parse(json.stdout).processes_unreadable > 0);
 });
 
-/** A Node process that fills 512 pages with the same byte, says ready, and waits. */
-const FILLER = `
-const b = Buffer.alloc(512 * 4096, 7);
-globalThis.keep = b;
-console.log('ready');
-setInterval(() => {}, 1000);
-`;
-
 test('a process started by ksmkit exec merges once ksmd runs; status shows it (SysfsGuard restores ksmd)', {
   skip: mergeSkip(),
   timeout: 180_000,
 }, async () => {
   const guard = await acquireGuard();
-  let child: ReturnType<typeof spawnCli> | undefined;
+  let child: Awaited<ReturnType<typeof startFiller>>['child'] | undefined;
   try {
-    child = spawnCli(['exec', '-q', '--', process.execPath, '-e', FILLER]);
-    child.stdout!.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      child!.stdout!.once('data', (d: string) => (d.startsWith('ready') ? resolve() : reject(new Error(d))));
-      child!.once('exit', (code) => reject(new Error(`exited ${code} first`)));
-    });
-    // The filler is the exec'd helper: ksmkit's node process's only child.
-    const cli = child.pid!;
-    const children = readFileSync(`/proc/${cli}/task/${cli}/children`, 'latin1').trim().split(' ');
-    assert.equal(children.length, 1, `children of ${cli}: ${children.join(' ')}`);
+    const started = await startFiller();
+    child = started.child;
     const before = readSnapshot();
-    const filler = before.processes.find((p) => p.pid === Number(children[0]));
+    const filler = before.processes.find((p) => p.pid === started.pid);
     assert.ok(filler !== undefined && filler.mergeAny === true, JSON.stringify(before.processes));
     writeKsmOrThrow('pages_to_scan', '5000');
     writeKsmOrThrow('sleep_millisecs', '10');

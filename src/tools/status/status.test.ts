@@ -77,6 +77,26 @@ test('processes: only those using KSM, by profit; kernel threads and idle proces
   }
 });
 
+test('human output fits an 80-column terminal: descriptions cut, commands narrowed', () => {
+  const f = host618();
+  try {
+    const wide = formatHuman(readSnapshot(f.sources), { color: false });
+    assert.ok(
+      wide.some((l) => [...l].length > 80),
+      'the fixture is wider than 80 columns unfitted',
+    );
+    const lines = formatHuman(readSnapshot(f.sources), { color: false, width: 80 });
+    const table = lines.filter((l) => l.startsWith('  ') && !l.startsWith('  —'));
+    for (const l of table) assert.ok([...l].length <= 80, `${[...l].length}: ${l}`);
+    assert.ok(
+      lines.some((l) => l.endsWith('…')),
+      'a description was cut, with a mark',
+    );
+  } finally {
+    f.cleanup();
+  }
+});
+
 test('human output: state line, files with meanings, saving, the process table', () => {
   const f = host618();
   try {
@@ -413,6 +433,9 @@ test('the command line: status on a fixture, --json, --watch --count, and option
     const host = await runCli(['status', '--host', '0.0.0.0', ...dirs]);
     assert.notEqual(host.status, 0);
     assert.match(host.stderr, /only goes with '--serve <port>'/);
+    const bind = await runCli(['status', '--bind', '0.0.0.0', ...dirs]);
+    assert.notEqual(bind.status, 0);
+    assert.match(bind.stderr, /option '--bind <address>' only goes with '--serve <port>'/);
   } finally {
     f.cleanup();
   }

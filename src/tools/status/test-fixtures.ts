@@ -3,12 +3,23 @@
  * that imitate /sys/kernel/mm/ksm and /proc of a given kernel, and a way to run
  * the two commands as a user would (a child process with commander).
  */
-import { type SpawnOptions, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SysfsGuard } from '../../backend/kernel/sysfs-guard.ts';
+import { KSM_SYSFS_DIR } from '../../surface/sysfs.ts';
+import { execAvailability, helperPathFromEnv } from '../exec/exec.ts';
 import type { StatusSources } from './snapshot.ts';
 
 /** Linux 6.18's files with plausible values (a host with one merged VM). */
@@ -348,4 +359,72 @@ export async function acquireGuard(options: { force?: boolean } = {}): Promise<S
       await sleep(250);
     }
   }
+}
+
+/** Why a test of this host's KSM cannot run here, or false. */
+export function ksmSkip(): string | false {
+  if (process.platform !== 'linux') return `needs Linux, this is ${process.platform}`;
+  if (!existsSync(`${KSM_SYSFS_DIR}/run`)) return `no ${KSM_SYSFS_DIR}: this kernel has no KSM`;
+  return false;
+}
+
+export function rootSkip(): string | false {
+  const k = ksmSkip();
+  if (k !== false) return k;
+  if (process.getuid?.() !== 0) return 'needs root (runs a command as another user, or drives ksmd)';
+  return false;
+}
+
+/** The run-as-nobody test needs the checkout readable by that user (a clone in a 0700 directory is not). */
+export function nobodySkip(): string | false {
+  const r = rootSkip();
+  if (r !== false) return r;
+  const probe = spawnSync(
+    '/bin/sh',
+    ['-c', 'test -r "$1/node_modules/tsx/package.json"', 'sh', process.cwd()],
+    {
+      uid: 65534,
+      gid: 65534,
+    },
+  );
+  return probe.status === 0 ? false : `user nobody cannot read this checkout (${process.cwd()})`;
+}
+
+export function mergeSkip(): string | false {
+  const r = rootSkip();
+  if (r !== false) return r;
+  const availability = execAvailability();
+  if (!availability.ok) return availability.reason;
+  const probe = spawnSync(helperPathFromEnv(), ['true'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (probe.status !== 0) return `the exec helper cannot enable KSM here: ${probe.stderr.trim()}`;
+  return false;
+}
+
+/** A Node process that fills 512 pages with the same byte, says ready, and waits. */
+const FILLER = `
+const b = Buffer.alloc(512 * 4096, 7);
+globalThis.keep = b;
+console.log('ready');
+setInterval(() => {}, 1000);
+`;
+
+/**
+ * Starts the filler under `ksmkit exec` (KSM on for it, 512 equal pages) and
+ * returns the ksmkit child and the filler's pid (the exec'd helper: ksmkit's
+ * node process's only child). Call it while holding the guard; end the child.
+ */
+export async function startFiller(): Promise<{ child: ReturnType<typeof spawnCli>; pid: number }> {
+  const child = spawnCli(['exec', '-q', '--', process.execPath, '-e', FILLER]);
+  child.stdout!.setEncoding('utf8');
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', (d: string) => (d.startsWith('ready') ? resolve() : reject(new Error(d))));
+    child.once('exit', (code) => reject(new Error(`exited ${code} first`)));
+  });
+  const cli = child.pid!;
+  const children = readFileSync(`/proc/${cli}/task/${cli}/children`, 'latin1').trim().split(' ');
+  if (children.length !== 1) throw new Error(`children of ${cli}: ${children.join(' ')}`);
+  return { child, pid: Number(children[0]) };
 }
