@@ -1,17 +1,24 @@
 /** `ksmkit fingerprint` (one host's pages as a Parquet file) and `ksmkit fleet` (many hosts: savings, overlap, a plan). */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { type Scenario, ScenarioError } from '../simulate/scenario.ts';
 import { formatBytes } from '../simulate/units.ts';
+import { checkDumpFiles } from '../tools/estimate/estimate.ts';
 import type { SettingOverrides } from '../tools/estimate/settings.ts';
 import { checkSampleOneIn, runFingerprint } from '../tools/fleet/fingerprint.ts';
 import { runFleet } from '../tools/fleet/fleet.ts';
 import { renderHtml, renderHuman, renderJson } from '../tools/fleet/report.ts';
 import { makeSyntheticFleet, SYNTHETIC_GUESTS_PER_HOST } from '../tools/fleet/synthetic.ts';
-import { formatWorkloadIssue } from '../workload/parse.ts';
-import { bool01, byteSize, maxPageSharing, pidList, positiveInt, regex } from './estimate.ts';
+import {
+  bool01,
+  byteSize,
+  maxPageSharing,
+  nothingNamed,
+  pidList,
+  positiveInt,
+  regex,
+  scenarioOption,
+} from './estimate.ts';
 import { EXIT_FAILED, EXIT_USAGE, errorLine, messageOf } from './exit.ts';
-import { resolveScenario } from './simulate.ts';
 
 function sampleOneIn(value: string): number {
   const n = positiveInt(value);
@@ -65,25 +72,18 @@ export function registerFleet(program: Command): void {
     .option('--progress', 'a progress bar on stderr', false)
     .action(async (files, opts, cmd) => {
       const pids = opts.pid ?? [];
-      if (
-        files.length === 0 &&
-        pids.length === 0 &&
-        !opts.all &&
-        opts.match === undefined &&
-        opts.scenario === undefined
-      )
+      if (nothingNamed(files, pids, opts))
         cmd.error('error: nothing to fingerprint: give --pid, --all, --match, --scenario or dump files');
-      let scenario: Scenario | undefined;
-      if (opts.scenario !== undefined) {
-        try {
-          scenario = await resolveScenario(opts.scenario);
-        } catch (e) {
-          if (e instanceof ScenarioError)
-            for (const issue of e.issues) console.error(formatWorkloadIssue(issue));
-          else console.error(errorLine('fingerprint', `--scenario ${opts.scenario}: ${messageOf(e)}`));
-          process.exitCode = EXIT_USAGE;
-          return;
-        }
+      const scenario = await scenarioOption('fingerprint', opts.scenario);
+      if (scenario === null) return;
+      const problems = [
+        ...pids.filter((pid) => !existsSync(`/proc/${pid}`)).map((pid) => `pid ${pid}: no such process`),
+        ...checkDumpFiles(files, 'auto', 0),
+      ];
+      if (problems.length > 0) {
+        for (const p of problems) console.error(errorLine('fingerprint', p));
+        process.exitCode = EXIT_USAGE;
+        return;
       }
       const settings: SettingOverrides = {};
       if (opts.maxPageSharing !== undefined) settings.maxPageSharing = opts.maxPageSharing;
