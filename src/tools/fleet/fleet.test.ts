@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runEstimate } from '../estimate/estimate.ts';
-import { checkSampleOneIn, runFingerprint } from './fingerprint.ts';
+import { runEstimate, type SourceReport } from '../estimate/estimate.ts';
+import { checkSampleOneIn, runFingerprint, sourceName } from './fingerprint.ts';
 import { type FleetReport, runFleet } from './fleet.ts';
 import {
   hostScenario,
@@ -200,4 +200,20 @@ test('dump files on two hosts: each host equals estimate on its files, under its
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a QEMU guest is named by its -name, other processes as estimate labels them', () => {
+  const process = (command: string): SourceReport =>
+    ({
+      kind: 'process',
+      label: `4242 ${command.split(' ')[0]}`,
+      scan: { pid: 2 ** 30, command },
+    }) as unknown as SourceReport;
+  assert.equal(
+    sourceName(process('qemu-system-x86_64 -m 4G -name guest=web1,debug-threads=on')),
+    'qemu:web1',
+  );
+  assert.equal(sourceName(process('/usr/bin/qemu-system-x86_64 -name db2 -smp 4')), 'qemu:db2');
+  // No such pid: no cgroup to name it by.
+  assert.equal(sourceName(process('python3 app.py -name x')), '4242 python3');
 });
