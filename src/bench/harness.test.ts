@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { builtIn } from '../simulate/library.ts';
 import { scaleScenario } from '../simulate/scenario.ts';
+import { kernelSkip } from '../testing/kernel-required.ts';
 import { runInChild } from './child.ts';
 import { formatRatio, readmeTable, renderTerminal } from './format.ts';
 import { compareSides, runBench } from './harness.ts';
@@ -18,7 +19,7 @@ import { measureSweepSpeed } from './sweep-speed.ts';
 import { MIXES, makeWorkload } from './workload.ts';
 
 const MiB = 2 ** 20;
-const kernelSkip = kernelSideUnavailable() ?? false;
+const kernelSideSkip = kernelSkip(kernelSideUnavailable());
 
 describe('bench harness', () => {
   test('the engine side alone on every mix: a complete result that survives its schema', async () => {
@@ -62,7 +63,7 @@ describe('bench harness', () => {
   });
 
   test('the kernel side and the engine side on the same workloads see the same counters after every pass', {
-    skip: kernelSkip,
+    skip: kernelSideSkip,
   }, async () => {
     const results = await runBench({
       sizes: [MiB],

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { ksmdPid } from '../simulate/kernel-run.ts';
+import { kernelSkip } from '../testing/kernel-required.ts';
 import {
   parseSchedstatNs,
   parseStatusKbLine,
@@ -27,7 +28,7 @@ describe('bench /proc readers', () => {
   });
 
   test('this machine: peak RSS, swap-outs and CPU time read and move the right way', {
-    skip: process.platform === 'linux' ? false : 'Linux /proc only',
+    skip: kernelSkip(process.platform === 'linux' ? false : 'Linux /proc only'),
   }, () => {
     const rss = readPeakRssBytes();
     assert.ok(rss > 10 * 2 ** 20, `peak RSS ${rss}`);
@@ -39,7 +40,7 @@ describe('bench /proc readers', () => {
   });
 
   test("ksmd's CPU time never goes back", {
-    skip: existsSync('/sys/kernel/mm/ksm/run') ? false : 'no KSM in this kernel',
+    skip: kernelSkip(existsSync('/sys/kernel/mm/ksm/run') ? false : 'no KSM in this kernel'),
   }, () => {
     const pid = ksmdPid();
     const a = readKsmdCpuNs(pid);

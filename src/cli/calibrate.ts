@@ -1,6 +1,6 @@
 /**
  * `ksmkit calibrate`: measures ksmd's CPU cost per page visited, checksum,
- * memcmp, merge and batch, and the cost of a COW break, on this machine's
+ * unstable and stable tree step, merge and batch, and the cost of a COW break, on this machine's
  * kernel (root), and writes them where `ksmkit simulate` finds them.
  */
 import { type Command, InvalidArgumentError } from '@commander-js/extra-typings';
@@ -75,7 +75,7 @@ export function registerCalibrate(program: Command): void {
   program
     .command('calibrate')
     .description(
-      'measure ksmd’s CPU cost per page, checksum, memcmp, merge and batch, and a COW break, on this machine’s kernel (root)',
+      'measure ksmd’s CPU cost per page, checksum, unstable and stable tree step, merge and batch, and a COW break, on this machine’s kernel (root)',
     )
     .option('--out <file>', `where to write the figures (default ${defaultCalibrationPath()})`)
     .option('--pages <n>', 'pages per process of the calibration workloads (4 processes)', positiveInt)

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
 import { mergeableProcesses } from '../backend/kernel/sysfs-guard.ts';
 import { SimBackend } from '../backend/sim/sim-backend.ts';
+import { kernelSkip, skipKernelTest } from '../testing/kernel-required.ts';
 import {
   type CounterDifference,
   type CounterValue,
@@ -51,7 +52,9 @@ const workloadFiles = entries.filter((name) => name.endsWith('.yaml'));
 const recordingFiles = entries.filter((name) => name.endsWith(RECORDING_SUFFIX));
 
 const availability = kernelBackendAvailability();
-const kernelSkip = availability.ok ? false : `kernel part skipped: ${availability.reason}`;
+const kernelPartSkip = kernelSkip(
+  availability.ok ? undefined : `kernel part skipped: ${availability.reason}`,
+);
 
 /**
  * Other processes on the machine that are mergeable make the kernel backend
@@ -225,11 +228,11 @@ for (const file of workloadFiles) {
 
     await t.test(
       'kernel: the same counters as the sim and the recording',
-      { skip: kernelSkip },
+      { skip: kernelPartSkip },
       async (tk) => {
         const run = await replayOnKernel(workload);
         if ('skip' in run) {
-          tk.skip(run.skip);
+          skipKernelTest(tk, run.skip);
           return;
         }
         for (const note of run.notes) tk.diagnostic(note);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
 import { SimBackend } from '../backend/sim/sim-backend.ts';
+import { skipKernelTest } from '../testing/kernel-required.ts';
 import { formatDifference } from '../workload/index.ts';
 import { fuzz } from './fuzz.ts';
 
@@ -16,7 +17,7 @@ const SEEDS = [36, 42, 73, ...Array.from({ length: 27 }, (_, i) => 101 + i)];
 test(`${SEEDS.length} generated workloads give the same counters on the engine and on the kernel`, async (t) => {
   const availability = kernelBackendAvailability();
   if (!availability.ok) {
-    t.skip(`kernel backend unavailable: ${availability.reason}`);
+    skipKernelTest(t, `kernel backend unavailable: ${availability.reason}`);
     return;
   }
   const summary = await fuzz({

@@ -37,6 +37,7 @@ import {
 } from '../host/mm.ts';
 import { type PageChecksum, pageChecksumJs, ZERO_PAGE_CHECKSUM } from '../host/xxhash64.ts';
 import { TrustDomains } from '../policy/trust-domains.ts';
+import { ADVISOR_CTX_ZERO, type AdvisorCtx, scanTimeAdvisor } from './advisor.ts';
 import { type CostModel, DEFAULT_COST_MODEL } from './cost-model.ts';
 import { DECLINE_REASONS, type DeclineReason, type KsmEvent, type KsmEventListener } from './events.ts';
 import { RB_NIL, RB_STRIDE, rbErase, rbInsertColor, rbLinkNode, rbReplaceNode } from './rbtree.ts';
@@ -75,10 +76,12 @@ export interface KsmSettings {
   useZeroPages: boolean;
   smartScan: boolean;
   advisorMode: AdvisorMode;
+  /** unsigned int. */
   advisorMaxCpu: number;
-  advisorMinPagesToScan: number;
-  advisorMaxPagesToScan: number;
-  advisorTargetScanTime: number;
+  /** The three unsigned longs, exact up to 2^64 - 1 as sysfs takes them (a JS number would round). */
+  advisorMinPagesToScan: bigint;
+  advisorMaxPagesToScan: bigint;
+  advisorTargetScanTime: bigint;
 }
 
 export function defaultKsmSettings(): KsmSettings {
@@ -93,9 +96,9 @@ export function defaultKsmSettings(): KsmSettings {
     smartScan: true,
     advisorMode: 'none',
     advisorMaxCpu: 70,
-    advisorMinPagesToScan: 500,
-    advisorMaxPagesToScan: 30000,
-    advisorTargetScanTime: 200,
+    advisorMinPagesToScan: 500n,
+    advisorMaxPagesToScan: 30000n,
+    advisorTargetScanTime: 200n,
   };
 }
 
@@ -224,9 +227,7 @@ export class Ksm implements KsmHooks {
 
   // Scan-time advisor context (struct advisor_ctx) and the pass start time.
   private advisorScanStartNs = 0;
-  private advisorScanTimePrev = 0;
-  private advisorChangePrev = 0;
-  private advisorCpuPrevNs = 0;
+  private advisorCtx: AdvisorCtx = ADVISOR_CTX_ZERO;
 
   constructor(
     readonly host: Host,
@@ -668,9 +669,8 @@ export class Ksm implements KsmHooks {
     return sum;
   }
 
-  /** memcmp_pages(). */
+  /** memcmp_pages(), charged by the caller (a stable and an unstable tree step cost differently). */
   private memcmpPages(a: number, b: number): number {
-    this.batchCostNs += this.costModel.compareNs;
     return this.frames.compare(a, b);
   }
 
@@ -682,11 +682,9 @@ export class Ksm implements KsmHooks {
    * The hint is used only when b's first word still equals it; the result is
    * memcmp_pages()'s in every case.
    */
-  private memcmpPagesHinted(a: number, prefixA: number, b: number, hintB: number): number {
-    if (prefixA !== hintB && this.frames.prefixOf(b) === hintB) {
-      this.batchCostNs += this.costModel.compareNs;
-      return prefixA < hintB ? -1 : 1;
-    }
+  private memcmpPagesHinted(a: number, prefixA: number, b: number, hintB: number, stepNs: number): number {
+    this.batchCostNs += stepNs;
+    if (prefixA !== hintB && this.frames.prefixOf(b) === hintB) return prefixA < hintB ? -1 : 1;
     return this.memcmpPages(a, b);
   }
 
@@ -1090,7 +1088,7 @@ export class Ksm implements KsmHooks {
         if (treeFrame === NO_PAGE) continue again;
         const stableNode = this.outNode;
         const dup = this.outDup;
-        const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
+        const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint, this.costModel.stableCompareNs);
         if (ret < 0) node = nodes.tree[stableNode * RB_STRIDE]!;
         else if (ret > 0) node = nodes.tree[stableNode * RB_STRIDE + 1]!;
         else {
@@ -1126,7 +1124,7 @@ export class Ksm implements KsmHooks {
         if (treeFrame === NO_PAGE) continue again;
         // chain() may have collapsed the chain: outNode holds the node now at this position.
         node = this.outNode;
-        const ret = this.memcmpPagesHinted(kframe, prefix, treeFrame, hint);
+        const ret = this.memcmpPagesHinted(kframe, prefix, treeFrame, hint, this.costModel.stableCompareNs);
         parent = node;
         if (ret < 0) {
           goLeft = true;
@@ -1202,7 +1200,7 @@ export class Ksm implements KsmHooks {
         this.decline(item, 'same_page_after_fork');
         return RB_NIL;
       }
-      const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint);
+      const ret = this.memcmpPagesHinted(frame, prefix, treeFrame, hint, this.costModel.compareNs);
       parent = node;
       if (ret < 0) {
         goLeft = true;
@@ -1372,44 +1370,40 @@ export class Ksm implements KsmHooks {
     if (mode === 'none') {
       this.settings.pagesToScan = 100;
     } else {
-      this.advisorScanTimePrev = 0;
-      this.advisorChangePrev = 0;
-      this.advisorCpuPrevNs = 0;
+      this.advisorCtx = ADVISOR_CTX_ZERO;
       this.advisorScanStartNs = 0;
-      this.settings.pagesToScan = this.settings.advisorMinPagesToScan;
+      // An unsigned long stored into the unsigned int ksm_thread_pages_to_scan.
+      this.settings.pagesToScan = Number(BigInt.asUintN(32, this.settings.advisorMinPagesToScan));
     }
   }
 
   // ================================================================ scan-time advisor
 
-  /** scan_time_advisor(): all integer arithmetic, truncating, as the kernel's. */
+  /** scan_time_advisor() at a pass end, on the virtual clock and the cost model's ksmd CPU time. */
   private scanTimeAdvisor(): void {
     const s = this.settings;
-    const nowNs = this.host.clock.nowNs;
-    let scanTime = Math.floor(Math.floor((nowNs - this.advisorScanStartNs) / 1e6) / 1000);
-    if (scanTime === 0) scanTime = 1;
-    const cpuNow = this.ksmdCpuNs;
-    const cpuMs = Math.floor((cpuNow - this.advisorCpuPrevNs) / 1e6);
-    let cpuPercent = Math.floor((cpuMs * 100) / (scanTime * 1000));
-    if (cpuPercent === 0) cpuPercent = 1;
-    const last = this.advisorScanTimePrev !== 0 ? this.advisorScanTimePrev : scanTime;
-    let factor = Math.floor((s.advisorTargetScanTime * 100) / scanTime);
-    if (factor === 0) factor = 1;
-    let change = Math.floor((scanTime * 100) / last);
-    if (change === 0) change = 1;
-    change = Math.floor((70 * this.advisorChangePrev + 30 * change) / 100);
-    let pages = Math.floor((s.pagesToScan * 100) / factor);
-    pages = Math.floor((pages * change) / 100);
-    let perPageCost = Math.floor(s.pagesToScan / cpuPercent);
-    if (perPageCost === 0) perPageCost = 1;
-    pages = Math.min(pages, perPageCost * s.advisorMaxCpu);
-    pages = Math.max(pages, perPageCost * 10);
-    pages = Math.min(pages, s.advisorMaxPagesToScan);
-    this.advisorChangePrev = change;
-    this.advisorScanTimePrev = scanTime;
-    this.advisorCpuPrevNs = cpuNow;
-    s.pagesToScan = pages >>> 0;
-    this.emit({ type: 'ksm_advisor', scanTimeS: scanTime, pagesToScan: s.pagesToScan, cpuPercent });
+    const r = scanTimeAdvisor(
+      this.advisorCtx,
+      {
+        maxCpu: s.advisorMaxCpu,
+        maxPagesToScan: s.advisorMaxPagesToScan,
+        targetScanTimeS: s.advisorTargetScanTime,
+      },
+      {
+        // ktime_ms_delta(): the pass's length in ns, truncated to ms.
+        passMs: Math.floor((this.host.clock.nowNs - this.advisorScanStartNs) / 1e6),
+        cpuTimeNs: BigInt(Math.round(this.ksmdCpuNs)),
+        pagesToScan: s.pagesToScan,
+      },
+    );
+    this.advisorCtx = r.ctx;
+    s.pagesToScan = r.pagesToScan;
+    this.emit({
+      type: 'ksm_advisor',
+      scanTimeS: r.scanTimeS,
+      pagesToScan: s.pagesToScan,
+      cpuPercent: r.cpuPercent,
+    });
   }
 
   // ================================================================ introspection

@@ -1,6 +1,7 @@
 /**
  * The time cost model of a simulation, in real units: the engine's CostModel
- * (ksmd's CPU time per batch, page visited, checksum, memcmp and merge) plus
+ * (ksmd's CPU time per batch, page visited, checksum, unstable and stable tree
+ * step, and merge) plus
  * the cost of a COW break (the guest's write fault on a merged page), which is
  * the guests' CPU, not ksmd's.
  *
@@ -21,7 +22,8 @@ export interface CostFigures extends CostModel {
 }
 
 export interface Calibration {
-  readonly version: 1;
+  /** 2 since stable and unstable tree steps are measured apart (version 1 files are refused). */
+  readonly version: 2;
   readonly figures: CostFigures;
   /** Where the figures were measured: kernel release, CPU model, date. */
   readonly measuredOn: string;
@@ -33,20 +35,22 @@ export interface Calibration {
 
 /**
  * Measured by `ksmkit calibrate` on the reference machine (Linux 6.18.44,
- * 2-vCPU AMD EPYC VM): the figures a machine uses when it cannot calibrate.
+ * 2-vCPU Xeon VM, shared with other work: median of 5 rounds): the figures a
+ * machine uses when it cannot calibrate.
  */
 export const SHIPPED_CALIBRATION: Calibration = {
-  version: 1,
+  version: 2,
   figures: {
-    batchNs: 28_279,
-    visitPageNs: 303,
-    checksumNs: 719,
-    compareNs: 185,
-    mergeNs: 1_498,
-    cowBreakNs: 2_345,
+    batchNs: 11_134,
+    visitPageNs: 432,
+    checksumNs: 593,
+    compareNs: 100,
+    stableCompareNs: 37,
+    mergeNs: 1_307,
+    cowBreakNs: 1_752,
   },
-  measuredOn: 'Linux 6.18.44-fc-v669, AMD EPYC ×2 (the project’s reference machine), 2026-11-23',
-  method: 'shipped defaults (ksmkit calibrate, 4×16384 pages, median of 3 rounds)',
+  measuredOn: 'Linux 6.18.44-fc-v1252, Intel Xeon ×2 (the project’s reference machine), 2026-12-06',
+  method: 'shipped defaults (ksmkit calibrate, 4×16384 pages, median of 5 rounds)',
   origin: 'built in',
 };
 
@@ -55,12 +59,13 @@ const figuresSchema = z.strictObject({
   visitPageNs: z.number().min(0),
   checksumNs: z.number().min(0),
   compareNs: z.number().min(0),
+  stableCompareNs: z.number().min(0),
   mergeNs: z.number().min(0),
   cowBreakNs: z.number().min(0),
 });
 
 const calibrationSchema = z.object({
-  version: z.literal(1),
+  version: z.literal(2),
   figures: figuresSchema,
   measuredOn: z.string(),
   method: z.string(),
@@ -87,6 +92,11 @@ export function readCalibration(path: string): Calibration {
     raw = JSON.parse(text);
   } catch (e) {
     throw new Error(`calibration file ${path}: not JSON (${(e as Error).message})`);
+  }
+  if (typeof raw === 'object' && raw !== null && (raw as { version?: unknown }).version === 1) {
+    throw new Error(
+      `${path}: a version 1 calibration, from before stable tree steps were measured apart from unstable ones: run ksmkit calibrate again`,
+    );
   }
   const parsed = calibrationSchema.safeParse(raw);
   if (!parsed.success) {
@@ -121,7 +131,9 @@ export class CountingCostModel implements CostModel {
   batches = 0;
   visits = 0;
   checksums = 0;
+  /** Unstable tree steps. */
   compares = 0;
+  stableCompares = 0;
   merges = 0;
 
   constructor(private readonly figures: CostModel) {}
@@ -142,6 +154,10 @@ export class CountingCostModel implements CostModel {
     this.compares++;
     return this.figures.compareNs;
   }
+  get stableCompareNs(): number {
+    this.stableCompares++;
+    return this.figures.stableCompareNs;
+  }
   get mergeNs(): number {
     this.merges++;
     return this.figures.mergeNs;
@@ -152,6 +168,7 @@ export class CountingCostModel implements CostModel {
     this.visits = 0;
     this.checksums = 0;
     this.compares = 0;
+    this.stableCompares = 0;
     this.merges = 0;
   }
 }
@@ -160,6 +177,6 @@ export class CountingCostModel implements CostModel {
 export function describeFigures(f: CostFigures): string {
   return (
     `batch ${f.batchNs} ns, page visit ${f.visitPageNs} ns, checksum ${f.checksumNs} ns, ` +
-    `memcmp ${f.compareNs} ns, merge ${f.mergeNs} ns, COW break ${f.cowBreakNs} ns`
+    `unstable tree step ${f.compareNs} ns, stable tree step ${f.stableCompareNs} ns, merge ${f.mergeNs} ns, COW break ${f.cowBreakNs} ns`
   );
 }

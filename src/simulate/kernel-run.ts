@@ -18,7 +18,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KernelBackend, kernelBackendAvailability } from '../backend/kernel/kernel-backend.ts';
 import { readKsm, readKsmNumber, readProcessCounters, writeKsm } from '../backend/kernel/ksm-sysfs.ts';
-import { readKsmdCpuNs as ksmdCpuNs, findKsmdPid as ksmdPid } from '../backend/kernel/ksmd-thread.ts';
+import { findKsmdPid as ksmdPid, readKsmdSchedstat as ksmdSchedstat } from '../backend/kernel/ksmd-thread.ts';
 import { Rng } from '../fuzz/rng.ts';
 import { AddressLayout } from '../workload/layout.ts';
 import type { SysfsSetting } from '../workload/workload.ts';
@@ -34,6 +34,16 @@ export {
   readKsmdCpuNs as ksmdCpuNs,
   readKsmdSchedstat as ksmdSchedstat,
 } from '../backend/kernel/ksmd-thread.ts';
+
+/**
+ * The samples on ksmd's own clock: each sample's time less the run delay
+ * (time waiting for a CPU) ksmd had until then. On a machine others load, a
+ * timer-woken ksmd waits its turn on every wake-up; the engine models a host
+ * where it does not.
+ */
+export function withoutRunDelay(samples: readonly Sample[]): Sample[] {
+  return samples.map((s) => ({ ...s, tMs: s.tMs - (s.ksmdRunDelayMs ?? 0) }));
+}
 
 export interface KernelRunOptions {
   readonly settings?: readonly SysfsSetting[];
@@ -81,9 +91,16 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       ['pages_to_scan', '100'],
       ['sleep_millisecs', '20'],
     ]);
+    // advisor_mode last, once the guests are built: its pages_to_scan cannot be held at 0, and its
+    // context (start time, CPU, EWMA) must start with the run's first pass, as the engine's does.
+    let advisorMode: string | undefined;
     for (const s of all) {
       if (s.name === 'pages_to_scan' || s.name === 'sleep_millisecs') {
         pacing.set(s.name, s.value);
+        continue;
+      }
+      if (s.name === 'advisor_mode') {
+        advisorMode = s.value;
         continue;
       }
       const r = await backend.setSysfs(s.name, s.value);
@@ -156,8 +173,13 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       }
       await looking;
     }
+    if (advisorMode !== undefined) {
+      const r = writeKsm('advisor_mode', advisorMode);
+      if (!r.ok)
+        throw new Error(`${r.errno}: the kernel refuses advisor_mode=${JSON.stringify(advisorMode)}`);
+    }
     const pid = ksmdPid();
-    const cpuBase = ksmdCpuNs(pid);
+    const { cpuNs: cpuBase, runDelayNs: runDelayBase } = ksmdSchedstat(pid);
     const scannedBase = readKsmNumber('pages_scanned');
     const skippedBase = readKsmNumber('pages_skipped');
     // Go: the scenario's pacing, then run=1 (either write wakes ksmd).
@@ -187,7 +209,8 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
     for (;;) {
       const now = performance.now() - startedAt;
       const tMs = Math.min(now, scenario.durationMs);
-      const cpuNs = ksmdCpuNs(pid) - cpuBase;
+      const stat = ksmdSchedstat(pid);
+      const cpuNs = stat.cpuNs - cpuBase;
       const c = readCounters();
       const sample: Sample = {
         tMs,
@@ -214,6 +237,7 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
         guestWrites: writes,
         guestReads: reads,
         extrapolated: false,
+        ksmdRunDelayMs: (stat.runDelayNs - runDelayBase) / 1e6,
       };
       samples.push(sample);
       options.onSample?.(sample, tMs / scenario.durationMs);
@@ -241,9 +265,9 @@ export async function runOnKernel(scenario: Scenario, options: KernelRunOptions 
       batches: 0,
       visits: 0,
       compares: 0,
+      stableCompares: 0,
       merges: 0,
       checksumsCharged: 0,
-      checksumsAdded: 0,
       hashes: content.hashes,
     },
   };

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PolicyName } from '../policy/policy.ts';
+import { kernelSkip } from '../testing/kernel-required.ts';
 import { SHIPPED_CALIBRATION } from './cost.ts';
 import { type EngineRun, runOnEngine, type Sample } from './engine-run.ts';
 import { kernelRunUnavailable, runOnKernel } from './kernel-run.ts';
@@ -214,7 +215,7 @@ groups:
 describe('reads on the real kernel', () => {
   const reason = kernelRunUnavailable();
   it('reads pages through the agent; merged pages stay merged, as on the engine', {
-    skip: reason === undefined ? false : `kernel backend unavailable: ${reason}`,
+    skip: kernelSkip(reason === undefined ? false : `kernel backend unavailable: ${reason}`),
   }, async () => {
     const s = parseScenario(
       HOT.replace(' HOT', ', read_every: 2s')

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { skipKernelTest } from '../testing/kernel-required.ts';
 import { kstrtobool, kstrtoint, kstrtouint } from './kstrto.ts';
 import { SimulatedHost } from './simulated-host.ts';
-import { KSM_SYSFS, KSM_SYSFS_DIR } from './sysfs.ts';
+import { KSM_SYSFS, KSM_SYSFS_DIR, sysfsValue } from './sysfs.ts';
 
 function writeErr(sim: SimulatedHost, name: string, value: string): string | null {
   try {
@@ -47,7 +48,7 @@ describe('sysfs table', () => {
 
   test('and matches this machine, where it has /sys/kernel/mm/ksm', (t) => {
     if (!existsSync(KSM_SYSFS_DIR)) {
-      t.skip(`no ${KSM_SYSFS_DIR} on this machine`);
+      skipKernelTest(t, `no ${KSM_SYSFS_DIR} on this machine`);
       return;
     }
     assert.deepEqual(KSM_SYSFS.map((a) => a.name).sort(), readdirSync(KSM_SYSFS_DIR).sort());
@@ -142,6 +143,49 @@ describe('sysfs write parsing and errno', () => {
     assert.equal(writeErr(sim, 'advisor_target_scan_time', '0'), 'EINVAL');
     assert.equal(writeErr(sim, 'advisor_max_cpu', '4294967297'), null);
     assert.equal(sim.sysfs.read('advisor_max_cpu'), '1\n', 'stored into 32 bits');
+  });
+
+  // Checked on 6.18.44 (conformance/080-sysfs-advisor-unsigned-long.yaml is the recording).
+  test('the advisor unsigned longs read back exactly to 2^64 - 1, as the kernel prints them', () => {
+    const sim = new SimulatedHost({ memoryBytes: 64 * 2 ** 20 });
+    const U64_MAX = '18446744073709551615';
+    for (const name of [
+      'advisor_min_pages_to_scan',
+      'advisor_max_pages_to_scan',
+      'advisor_target_scan_time',
+    ]) {
+      assert.equal(writeErr(sim, name, U64_MAX), null, name);
+      assert.equal(sim.sysfs.read(name), `${U64_MAX}\n`, name);
+      assert.equal(
+        sysfsValue(name, sim.sysfs.read(name)),
+        U64_MAX,
+        `${name}: exact text, not a rounded number`,
+      );
+      assert.equal(
+        writeErr(sim, name, '18446744073709551616'),
+        'EINVAL',
+        `${name}: ERANGE reported as EINVAL`,
+      );
+      assert.equal(writeErr(sim, name, '-1'), 'EINVAL', name);
+      assert.equal(sim.sysfs.read(name), `${U64_MAX}\n`, `${name}: unchanged by a refused write`);
+    }
+    assert.equal(writeErr(sim, 'advisor_max_cpu', U64_MAX), null);
+    assert.equal(sim.sysfs.read('advisor_max_cpu'), '4294967295\n');
+    // set_advisor_defaults() stores the unsigned long into the unsigned int pages_to_scan.
+    assert.equal(writeErr(sim, 'advisor_mode', 'scan-time'), null);
+    assert.equal(sim.sysfs.read('pages_to_scan'), '4294967295\n');
+    assert.equal(writeErr(sim, 'advisor_mode', 'none'), null);
+    assert.equal(writeErr(sim, 'advisor_min_pages_to_scan', '4294967396'), null);
+    assert.equal(writeErr(sim, 'advisor_mode', 'scan-time'), null);
+    assert.equal(sim.sysfs.read('pages_to_scan'), '100\n');
+  });
+
+  test('sysfsValue: numbers where exact, text beyond 2^53, the bracketed advisor_mode word', () => {
+    assert.equal(sysfsValue('pages_shared', '42\n'), 42);
+    assert.equal(sysfsValue('general_profit', '-4096\n'), -4096);
+    assert.equal(sysfsValue('advisor_max_pages_to_scan', '9007199254740991\n'), 9007199254740991);
+    assert.equal(sysfsValue('advisor_max_pages_to_scan', '9007199254740993\n'), '9007199254740993');
+    assert.equal(sysfsValue('advisor_mode', 'none [scan-time]\n'), 'scan-time');
   });
 });
 

@@ -31,7 +31,8 @@ function take<T>(r: Parsed<T>, remapToEinval: boolean): T {
 }
 
 const u = (n: number): string => `${n >>> 0}\n`;
-const lu = (n: number): string => `${n}\n`;
+/** `%lu`/`%ld`: a number within 2^53, or an unsigned long kept as a bigint (exact to 2^64 - 1). */
+const lu = (n: number | bigint): string => `${n}\n`;
 
 function counter(name: string, meaning: string, value: (ksm: Ksm) => number): SysfsAttribute {
   return { name, mode: 0o444, kernel: `${name}_show`, meaning, show: (ksm) => lu(value(ksm)) };
@@ -154,7 +155,7 @@ export const KSM_SYSFS: readonly SysfsAttribute[] = [
     meaning: 'advisor: starting pages_to_scan',
     show: (ksm) => lu(ksm.settings.advisorMinPagesToScan),
     store(ksm, text) {
-      ksm.settings.advisorMinPagesToScan = Number(take(kstrtoul(text), true));
+      ksm.settings.advisorMinPagesToScan = take(kstrtoul(text), true);
     },
   },
   {
@@ -164,7 +165,7 @@ export const KSM_SYSFS: readonly SysfsAttribute[] = [
     meaning: 'advisor: pages_to_scan cap',
     show: (ksm) => lu(ksm.settings.advisorMaxPagesToScan),
     store(ksm, text) {
-      ksm.settings.advisorMaxPagesToScan = Number(take(kstrtoul(text), true));
+      ksm.settings.advisorMaxPagesToScan = take(kstrtoul(text), true);
     },
   },
   {
@@ -176,7 +177,7 @@ export const KSM_SYSFS: readonly SysfsAttribute[] = [
     store(ksm, text) {
       const v = take(kstrtoul(text), true);
       if (v < 1n) throw new ErrnoError('EINVAL', 'write');
-      ksm.settings.advisorTargetScanTime = Number(v);
+      ksm.settings.advisorTargetScanTime = v;
     },
   },
   counter('pages_scanned', 'pages processed since boot', (k) => k.pagesScanned),
@@ -191,6 +192,27 @@ export const KSM_SYSFS: readonly SysfsAttribute[] = [
   counter('stable_node_dups', 'KSM copies hung off chains', (k) => k.stableNodeDups),
   counter('full_scans', 'completed passes', (k) => k.seqnr),
 ];
+
+/** advisor_mode reads `[none] scan-time`: the bracketed word. */
+export function selectedWord(text: string): string {
+  return /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
+}
+
+/**
+ * A file's text as the backends' counter snapshots hold it: advisor_mode as
+ * its bracketed word, an integer as a number where a number holds it exactly,
+ * else (an unsigned long beyond 2^53, e.g. 18446744073709551615) as its exact
+ * decimal text, never a rounded number.
+ */
+export function sysfsValue(name: string, text: string): number | string {
+  const trimmed = text.trim();
+  if (name === 'advisor_mode') return selectedWord(trimmed);
+  if (/^-?\d+$/.test(trimmed)) {
+    const n = Number(trimmed);
+    if (Number.isSafeInteger(n)) return n;
+  }
+  return trimmed;
+}
 
 const BY_NAME = new Map(KSM_SYSFS.map((a) => [a.name, a]));
 

@@ -378,6 +378,27 @@ steps: []
     ]);
   });
 
+  test('an unsigned long beyond 2^53 is expected quoted, and compared as its exact text', () => {
+    assert.deepEqual(
+      errorsOf(withSteps(`  - expect: { advisor_max_pages_to_scan: 18446744073709551615 }\n`)),
+      [
+        "w.yaml:10:42: steps.0.expect.advisor_max_pages_to_scan: 18446744073709552000 is beyond 2^53, where a number is not exact: quote it (e.g. '18446744073709551615')",
+      ],
+    );
+    const w = parseWorkload(
+      withSteps(
+        `  - expect: { advisor_max_pages_to_scan: '18446744073709551615', advisor_max_cpu: '0070' }\n`,
+      ),
+      'w.yaml',
+    );
+    const step = w.steps[0]!;
+    assert.ok(step.op === 'expect');
+    assert.deepEqual(step.counters, [
+      { counter: 'advisor_max_pages_to_scan', value: '18446744073709551615' },
+      { counter: 'advisor_max_cpu', value: 70 },
+    ]);
+  });
+
   test('file content must exist and be long enough; paths are relative to the workload file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ksmkit-workload-'));
     writeFileSync(join(dir, 'disk.img'), new Uint8Array(3 * 4096));

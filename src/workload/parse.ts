@@ -22,6 +22,7 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import { AssertionFailure, assertNever } from '../host/assert.ts';
+import { sysfsValue } from '../surface/sysfs.ts';
 import {
   checkSequence,
   completeProcess,
@@ -422,6 +423,9 @@ function step(entry: StepEntry, doc: Document.Parsed, path: KeyPath): Step {
 function expected(counter: string, value: unknown): ExpectedCounter {
   const ref = parseCounterRef(counter);
   if (ref?.row.value === 'yes-no' && typeof value === 'string') return { counter, value: value === 'yes' };
+  // A quoted integer compares as the backends report it: a number where that is exact, else its canonical text.
+  if (ref?.row.value === 'integer' && typeof value === 'string')
+    return { counter, value: sysfsValue(counter, BigInt(value).toString()) };
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'string') {
     return { counter, value };
   }

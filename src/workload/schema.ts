@@ -214,7 +214,11 @@ function expectedValueProblem(
 ): string | undefined {
   switch (kind) {
     case 'integer':
-      return Number.isSafeInteger(value) ? undefined : `expected an integer, got ${describeInput(value)}`;
+      if (Number.isSafeInteger(value) || (typeof value === 'string' && INTEGER_TEXT.test(value)))
+        return undefined;
+      return typeof value === 'number' && Number.isInteger(value)
+        ? `${describeInput(value)} is beyond 2^53, where a number is not exact: quote it (e.g. '18446744073709551615')`
+        : `expected an integer, got ${describeInput(value)}`;
     case 'advisor-mode':
       return value === 'none' || value === 'scan-time'
         ? undefined
@@ -225,6 +229,9 @@ function expectedValueProblem(
         : `expected true or false (or yes or no), got ${describeInput(value)}`;
   }
 }
+
+/** An integer as text: how an unsigned long beyond 2^53 is written (quoted) and reported exactly. */
+export const INTEGER_TEXT = /^-?\d+$/;
 
 export const expectSchema = z
   .record(z.string(), z.unknown(), { error: expecting('a map of COUNTER: VALUE') })

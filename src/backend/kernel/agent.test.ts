@@ -6,13 +6,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { valuePage } from '../../simulate/content.ts';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { PAGE_SIZE_BYTES } from '../backend.ts';
 import { fixtureRegion as region } from './fixture-region.ts';
 import { KernelBackend, kernelBackendAvailability, withKernelBackend } from './kernel-backend.ts';
 import { readPfns, readSmaps } from './proc-inspect.ts';
 
 const availability = kernelBackendAvailability();
-const skip = availability.ok ? false : availability.reason;
+const skip = kernelSkip(availability.ok ? undefined : availability.reason);
 
 const TWO_MIB = 2 * 1024 * 1024;
 

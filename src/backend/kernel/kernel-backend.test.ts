@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { PAGE_SIZE_BYTES, type RegionMapping } from '../backend.ts';
 import { KernelBackend, kernelBackendAvailability, withKernelBackend } from './kernel-backend.ts';
 import { readKsm, readKsmNumber, writeKsm } from './ksm-sysfs.ts';
@@ -14,7 +15,7 @@ import { readSmaps } from './proc-inspect.ts';
 import { SysfsGuard } from './sysfs-guard.ts';
 
 const availability = kernelBackendAvailability();
-const skip = availability.ok ? false : availability.reason;
+const skip = kernelSkip(availability.ok ? undefined : availability.reason);
 
 const RAM: RegionMapping = {
   name: 'ram',

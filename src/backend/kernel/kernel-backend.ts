@@ -27,6 +27,7 @@ import { accessSync, existsSync, constants as fsConstants, readFileSync } from '
 import { constants as osConstants, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { assertNever } from '../../host/assert.ts';
+import { sysfsValue } from '../../surface/sysfs.ts';
 import type {
   Backend,
   BackendInfo,
@@ -453,8 +454,7 @@ export class KernelBackend implements Backend {
     this.started();
     const ksm: Record<string, number | string> = {};
     for (const { name } of this.ksmFiles) {
-      const text = readKsm(name);
-      ksm[name] = name === 'advisor_mode' ? selectedWord(text) : Number(text);
+      ksm[name] = sysfsValue(name, readKsm(name));
     }
     ksm.pages_scanned = (ksm.pages_scanned as number) - this.scannedBase;
     ksm.pages_skipped = (ksm.pages_skipped as number) - this.skippedBase;

@@ -51,10 +51,7 @@ export function readKsmNumber(name: string): number {
   return value;
 }
 
-/** advisor_mode reads `[none] scan-time`: the bracketed word. */
-export function selectedWord(text: string): string {
-  return /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
-}
+export { selectedWord } from '../../surface/sysfs.ts';
 
 /**
  * One write(2) of `value`, exactly as given (the kernel's parsers accept one

@@ -8,13 +8,14 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { AgentServer } from './agent-protocol.ts';
 import { DEFAULT_AGENT_PATH, kernelBackendAvailability } from './kernel-backend.ts';
 import { listKsmFiles, readKsm, writeKsm } from './ksm-sysfs.ts';
 import { DEFAULT_LOCK_PATH, mergeableProcesses, SysfsGuard } from './sysfs-guard.ts';
 
 const availability = kernelBackendAvailability();
-const skip = availability.ok ? false : availability.reason;
+const skip = kernelSkip(availability.ok ? undefined : availability.reason);
 
 const BACKEND_URL = new URL('./kernel-backend.ts', import.meta.url).href;
 

@@ -7,7 +7,7 @@ import { PR_SET_MEMORY_MERGE } from '../../host/host.ts';
 import { KSM_RUN_MERGE } from '../../ksm/ksm.ts';
 import { ksmStatOf } from '../../surface/procfs.ts';
 import { SimulatedHost, type SimulatedHostConfig } from '../../surface/simulated-host.ts';
-import { KSM_SYSFS } from '../../surface/sysfs.ts';
+import { KSM_SYSFS, sysfsValue } from '../../surface/sysfs.ts';
 import type {
   Backend,
   BackendInfo,
@@ -198,9 +198,7 @@ export class SimBackend implements Backend {
   async counters(): Promise<CountersSnapshot> {
     const ksm: Record<string, number | string> = {};
     for (const attr of KSM_SYSFS) {
-      const text = attr.show(this.sim.ksm).trim();
-      if (attr.name === 'advisor_mode') ksm[attr.name] = /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
-      else ksm[attr.name] = Number(text);
+      ksm[attr.name] = sysfsValue(attr.name, attr.show(this.sim.ksm));
     }
     ksm.pages_scanned = (ksm.pages_scanned as number) - this.scannedBase;
     ksm.pages_skipped = (ksm.pages_skipped as number) - this.skippedBase;

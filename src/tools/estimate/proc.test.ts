@@ -10,17 +10,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { runEstimate } from './estimate.ts';
 import { parseSmaps, skipReason } from './proc-source.ts';
 import { python3, pythonWorkload, type Started, startReady, stopAll } from './testing.ts';
 
 const python = process.platform === 'linux' ? python3() : undefined;
-const skip =
+const skip = kernelSkip(
   process.platform !== 'linux'
     ? 'needs Linux (/proc/PID/pagemap and mem)'
     : python === undefined
       ? 'needs python3'
-      : false;
+      : false,
+);
 const root = process.getuid?.() === 0;
 
 const started: Started[] = [];
@@ -130,7 +132,7 @@ test('two processes with equal data: found in each other, merged in the estimate
 });
 
 test('pages shared after fork are one page mapped twice: not counted as mergeable', {
-  skip: skip || (root ? false : 'needs root (page frame numbers)'),
+  skip: skip || kernelSkip(root ? false : 'needs root (page frame numbers)'),
 }, async () => {
   const pids = await start(pythonWorkload({ unique: 8, fork: true }), 2);
   assert.equal(pids.length, 2);
@@ -148,7 +150,7 @@ test('pages shared after fork are one page mapped twice: not counted as mergeabl
 const gcore = process.platform === 'linux' ? spawnSync('sh', ['-c', 'command -v gcore']).status === 0 : false;
 
 test('a gcore core file of a process holds the pages of the live process', {
-  skip: skip || (gcore ? false : 'needs gcore (gdb)'),
+  skip: skip || kernelSkip(gcore ? false : 'needs gcore (gdb)'),
 }, async () => {
   const [pid] = await start(pythonWorkload({ shared: 8, unique: 4 }));
   const dir = mkdtempSync(join(tmpdir(), 'ksmkit-gcore-'));

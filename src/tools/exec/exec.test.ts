@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { SysfsGuard } from '../../backend/kernel/sysfs-guard.ts';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { acquireGuard, runCli, spawnCli } from '../status/test-fixtures.ts';
 import {
   commandExists,
@@ -35,7 +36,7 @@ function hostSkip(): string | false {
   return false;
 }
 
-const skip = hostSkip();
+const skip = kernelSkip(hostSkip());
 
 /*
  * These tests start mergeable processes. As root, they hold the machine-wide

@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { mergeableProcesses } from '../../backend/kernel/sysfs-guard.ts';
+import { kernelSkip } from '../../testing/kernel-required.ts';
 import { DEFAULT_PACING, probeUnavailable, runProbe } from './probe.ts';
 
-const skip = probeUnavailable() ?? false;
+const skip = kernelSkip(probeUnavailable());
 
 /** A pid that is gone, or a zombie (no mm left for KSM to scan). */
 function gone(pid: number): boolean {

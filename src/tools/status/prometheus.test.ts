@@ -13,7 +13,7 @@ import {
   metricName,
 } from './prometheus.ts';
 import { readSnapshot } from './snapshot.ts';
-import { host618, KSM_6_1, ksmStat6, makeFixture, parseExposition } from './test-fixtures.ts';
+import { host618, KSM_6_1, KSM_6_18, ksmStat6, makeFixture, parseExposition } from './test-fixtures.ts';
 
 test('a 6.18 host: every line valid; global metrics in base units; counters end in _total', () => {
   const f = host618();
@@ -42,6 +42,22 @@ test('a 6.18 host: every line valid; global metrics in base units; counters end 
     );
     // One family per file (advisor_mode one sample per mode), plus availability and unreadable.
     assert.equal(families.size, 24 + 2 + 6);
+  } finally {
+    f.cleanup();
+  }
+});
+
+test('an unsigned long beyond 2^53: exact in the snapshot, a float64 sample in the exposition', () => {
+  const f = makeFixture({
+    ksm: { ...KSM_6_18, advisor_max_pages_to_scan: '18446744073709551615\n' },
+    processes: [],
+  });
+  try {
+    const snapshot = readSnapshot(f.sources);
+    const file = snapshot.files.find((x) => x.name === 'advisor_max_pages_to_scan')!;
+    assert.equal(file.value, '18446744073709551615');
+    const families = parseExposition(formatPrometheus(snapshot));
+    assert.equal(families.get('ksm_advisor_max_pages_to_scan')!.samples[0]!.value, 2 ** 64);
   } finally {
     f.cleanup();
   }

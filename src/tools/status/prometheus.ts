@@ -139,13 +139,20 @@ export function formatPrometheus(s: StatusSnapshot, extra: readonly ExtraFamily[
       );
       continue;
     }
-    if (typeof f.value !== 'number') continue;
+    // A sample is a float64: an unsigned long beyond 2^53 (kept exact as text in --json) is exported rounded.
+    const sample =
+      typeof f.value === 'number'
+        ? f.value
+        : f.value !== null && /^-?\d+$/.test(f.value)
+          ? Number(f.value)
+          : null;
+    if (sample === null) continue;
     const spec = FILE_METRICS[f.name];
     if (spec === undefined) {
-      out.family(metricName(`ksm_${f.name}`), 'gauge', help, [[[], f.value]]);
+      out.family(metricName(`ksm_${f.name}`), 'gauge', help, [[[], sample]]);
       continue;
     }
-    const value = spec.divisor === undefined ? f.value : f.value / spec.divisor;
+    const value = spec.divisor === undefined ? sample : sample / spec.divisor;
     out.family(
       spec.metric,
       spec.type,

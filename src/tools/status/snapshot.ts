@@ -9,7 +9,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { KSM_SYSFS, KSM_SYSFS_DIR } from '../../surface/sysfs.ts';
+import { KSM_SYSFS, KSM_SYSFS_DIR, sysfsValue } from '../../surface/sysfs.ts';
 import type { ProcessKsm } from './live-protocol.ts';
 
 export const DEFAULT_PROC_DIR = '/proc';
@@ -114,20 +114,6 @@ function defaultReadText(path: string): string {
   }
 }
 
-/** advisor_mode reads `[none] scan-time`: the bracketed word. */
-export function selectedWord(text: string): string {
-  return /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
-}
-
-function fileValue(name: string, text: string): number | string {
-  if (name === 'advisor_mode') return selectedWord(text);
-  if (/^-?\d+$/.test(text)) {
-    const n = Number(text);
-    if (Number.isSafeInteger(n)) return n;
-  }
-  return text;
-}
-
 function readKsmFiles(sources: StatusSources): { available: boolean; files: KsmFile[] } {
   const read = sources.readText ?? defaultReadText;
   let present: Map<string, boolean>;
@@ -163,7 +149,7 @@ function readKsmFiles(sources: StatusSources): { available: boolean; files: KsmF
     if (!present.has(name)) return { ...base, state: 'missing', text: null, value: null };
     try {
       const text = read(join(sources.ksmDir, name)).trimEnd();
-      return { ...base, state: 'ok', text, value: fileValue(name, text) };
+      return { ...base, state: 'ok', text, value: sysfsValue(name, text) };
     } catch (e) {
       if (errorCode(e) === 'ENOENT') return { ...base, state: 'missing', text: null, value: null };
       return { ...base, state: 'unreadable', text: null, value: null, error: (e as Error).message };
