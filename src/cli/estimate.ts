@@ -10,11 +10,11 @@ import type { VmaMode } from '../tools/estimate/proc-source.ts';
 import { renderHuman, renderJson } from '../tools/estimate/report.ts';
 import type { SettingOverrides } from '../tools/estimate/settings.ts';
 import { formatWorkloadIssue } from '../workload/parse.ts';
-import { EXIT_FAILED, EXIT_USAGE, errorLine } from './exit.ts';
+import { EXIT_FAILED, EXIT_USAGE, errorLine, messageOf } from './exit.ts';
 import { resolveScenario } from './simulate.ts';
 import { stdoutColor, stdoutWidth } from './terminal.ts';
 
-function nonNegativeInt(value: string): number {
+export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
     throw new InvalidArgumentError('must be an integer ≥ 0');
@@ -45,22 +45,57 @@ export function regex(value: string): RegExp {
   }
 }
 
-function bool01(value: string): boolean {
+export function bool01(value: string): boolean {
   if (value === '0' || value === '1') return value === '1';
   throw new InvalidArgumentError('must be 0 or 1');
 }
 
-function maxPageSharing(value: string): number {
+export function maxPageSharing(value: string): number {
   const n = nonNegativeInt(value);
   if (n < 2) throw new InvalidArgumentError('must be at least 2 (as the kernel requires)');
   return n;
 }
 
-function byteSize(value: string): number {
+export function byteSize(value: string): number {
   const m = /^(\d+)([kKmMgG]?)$/.exec(value);
   if (m === null) throw new InvalidArgumentError('must be a number of bytes, optionally with K, M or G');
   const unit = { '': 1, k: 1024, m: 1048576, g: 1073741824 }[m[2]!.toLowerCase()]!;
   return Number(m[1]) * unit;
+}
+
+/** No source named at all: no file, pid, --all, --match or --scenario. */
+export function nothingNamed(
+  files: readonly string[],
+  pids: readonly number[],
+  opts: {
+    readonly all: boolean;
+    readonly match?: RegExp | undefined;
+    readonly scenario?: string | undefined;
+  },
+): boolean {
+  return (
+    files.length === 0 &&
+    pids.length === 0 &&
+    !opts.all &&
+    opts.match === undefined &&
+    opts.scenario === undefined
+  );
+}
+
+/** The scenario --scenario names (undefined when not given), or null when it cannot be read (said on stderr, exit 2). */
+export async function scenarioOption(
+  command: string,
+  name: string | undefined,
+): Promise<Scenario | undefined | null> {
+  if (name === undefined) return undefined;
+  try {
+    return await resolveScenario(name);
+  } catch (e) {
+    if (e instanceof ScenarioError) for (const issue of e.issues) console.error(formatWorkloadIssue(issue));
+    else console.error(errorLine(command, `--scenario ${name}: ${messageOf(e)}`));
+    process.exitCode = EXIT_USAGE;
+    return null;
+  }
 }
 
 /** Adds `ksmkit estimate` to the program. */
@@ -148,15 +183,8 @@ Examples:
     )
     .action(async (files, opts, cmd) => {
       const pids = opts.pid ?? [];
-      if (
-        files.length === 0 &&
-        pids.length === 0 &&
-        !opts.all &&
-        opts.match === undefined &&
-        opts.scenario === undefined
-      ) {
+      if (nothingNamed(files, pids, opts))
         cmd.error('error: nothing to estimate: give --pid, --all, --match, --scenario or dump files');
-      }
       if (opts.calibration !== undefined && !opts.compare)
         cmd.error('error: --calibration goes with --compare', { exitCode: 2 });
       if (opts.compare) {
@@ -172,18 +200,8 @@ Examples:
           return fail((e as Error).message);
         }
       }
-      let scenario: Scenario | undefined;
-      if (opts.scenario !== undefined) {
-        try {
-          scenario = await resolveScenario(opts.scenario);
-        } catch (e) {
-          if (e instanceof ScenarioError)
-            for (const issue of e.issues) console.error(formatWorkloadIssue(issue));
-          else console.error(`ksmkit estimate: --scenario ${opts.scenario}: ${(e as Error).message}`);
-          process.exitCode = 2;
-          return;
-        }
-      }
+      const scenario = await scenarioOption('estimate', opts.scenario);
+      if (scenario === null) return;
       // Everything named is checked before anything is read: errors on stderr, no report around them.
       const problems = [
         ...pids.filter((pid) => !existsSync(`/proc/${pid}`)).map((pid) => `pid ${pid}: no such process`),

@@ -86,6 +86,11 @@ export class ContentTable {
     this.source = index;
   }
 
+  /** The key of content `id`: its low (the kernel's checksum) and high 32 bits. */
+  keyOf(id: number): { readonly lo: number; readonly hi: number } {
+    return { lo: this.cLo.data[id]!, hi: this.cHi.data[id]! };
+  }
+
   /** The content id of (lo, hi), or −1 when not seen. */
   find(lo: number, hi: number): number {
     let slot = lo & this.mask;

@@ -7,11 +7,13 @@
 import { basename } from 'node:path';
 import { offeredAlgorithms } from '../../backend/kernel/zram-guard.ts';
 import { ContentCompression, DEFAULT_COMPRESSIBILITY } from '../../simulate/compression.ts';
+import type { ContentSpace } from '../../simulate/content.ts';
 import { loadCalibration } from '../../simulate/cost.ts';
 import type { Scenario } from '../../simulate/scenario.ts';
 import { fileReadProblem } from '../../workload/parse.ts';
 import { type CompareReport, compareCompression } from '../compress/compare.ts';
 import { compressorUnavailable } from '../compress/native.ts';
+import type { ContentTable } from './content-table.ts';
 import { type DumpFormat, type DumpScan, layoutDump, scanDump } from './dump-source.ts';
 import { estimateTime, PAGE_BYTES, type TimeEstimate } from './model.ts';
 import { PageCounter } from './page-counter.ts';
@@ -40,6 +42,8 @@ export interface EstimateRequest {
   readonly files?: readonly string[];
   /** An engine scenario: its guests' pages as they start, one source per guest. */
   readonly scenario?: Scenario;
+  /** The scenario's value space, when several estimates must agree on it (a synthetic fleet, one host each). */
+  readonly scenarioContent?: ContentSpace;
   readonly vmaMode?: VmaMode;
   readonly format?: DumpFormat;
   /** Raw images: bytes to skip at the start. */
@@ -60,6 +64,17 @@ export interface EstimateRequest {
   readonly onPage?: (page: Uint8Array, frame: number) => void;
   /** compare: the calibration giving ksmd's and the COW break's cost (default: ksmkit calibrate's file, else shipped). */
   readonly calibrationPath?: string;
+  /** Called once every page is counted, before the summary (`ksmkit fingerprint` writes the table out). */
+  readonly onCounted?: (counted: Counted) => void;
+}
+
+/** Every page counted, per content and source, as the summary gets it. */
+export interface Counted {
+  readonly table: ContentTable;
+  /** The content id of the zero page, or −1. */
+  readonly zeroContent: number;
+  /** Whether a page frame is already a KSM page (false when frames are unknown). */
+  readonly isKsmFrame: (frame: number) => boolean;
 }
 
 export type SourceReport =
@@ -284,6 +299,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
         counter,
         progress,
         firstSource: scans.length,
+        ...(request.scenarioContent !== undefined ? { content: request.scenarioContent } : {}),
         ...(compare
           ? { compression: new ContentCompression(request.scenario.compression ?? DEFAULT_COMPRESSIBILITY) }
           : {}),
@@ -299,6 +315,8 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
   }
   const seconds = (performance.now() - started) / 1000;
 
+  const isKsmFrame = (frame: number): boolean => kpageflags?.isKsm(frame) ?? false;
+  request.onCounted?.({ table: counter.table, zeroContent: counter.zeroContent, isKsmFrame });
   const freedMappings = new Float64Array(counter.table.contentCount);
   const summary = summarize({
     onContent: (id, freed) => {
@@ -309,7 +327,7 @@ export async function runEstimate(request: EstimateRequest): Promise<EstimateRep
     zeroContent: counter.zeroContent,
     maxPageSharing: settings.maxPageSharing,
     useZeroPages: settings.useZeroPages,
-    isKsmFrame: (frame) => kpageflags?.isKsm(frame) ?? false,
+    isKsmFrame,
   });
   kpageflags?.close();
 

@@ -31,6 +31,8 @@ export interface ScenarioReadContext {
   readonly compression?: ContentCompression;
   /** The index the first guest's source gets; each guest is a source of its own. */
   readonly firstSource: number;
+  /** The value space to draw from; one shared across calls keeps image and unique pages consistent (a synthetic fleet). */
+  readonly content?: ContentSpace;
 }
 
 /**
@@ -53,7 +55,7 @@ export function scenarioBytes(scenario: Scenario): number {
 
 export function scanScenario(scenario: Scenario, ctx: ScenarioReadContext): GuestScan[] {
   const { counter, progress, compression } = ctx;
-  const content = new ContentSpace();
+  const content = ctx.content ?? new ContentSpace();
   const keys = new Uint32Array(2);
   const timing = new Float64Array(TIMING_ENTRIES);
   const scans: GuestScan[] = [];
