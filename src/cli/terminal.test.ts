@@ -129,4 +129,19 @@ describe('tables fitted to a width', () => {
     assert.doesNotMatch(text, SGR, 'no colour asked, none given');
     assert.match(textTable({ head: ['a'], color: true }, [['1']]), SGR);
   });
+
+  test('a table too wide even at its narrowest columns is stacked: a block per row, a line per column', () => {
+    const head = Array.from({ length: 10 }, (_, i) => `column ${i}`);
+    const rows = [head.map((_, i) => `${i}2.5 GiB`), head.map((_, i) => `row two ${i}`)];
+    const text = textTable({ head, color: false, width: 80 }, rows);
+    for (const line of text.split('\n')) assert.ok([...line].length <= 80, line);
+    assert.match(text, /^column 0 {2}02\.5 GiB$/m, 'every figure whole, beside its column');
+    assert.match(text, /^column 9 {2}row two 9$/m);
+    assert.equal(text.split('\n\n').length, 2, 'one block per row');
+    assert.equal(
+      textTable({ head, color: false, width: 200 }, rows).split('\n\n').length,
+      1,
+      'wide enough: a table',
+    );
+  });
 });

@@ -6,6 +6,7 @@
  * the table instead of a wrapped mess.
  */
 import Table from 'cli-table3';
+import pc from 'picocolors';
 
 export type Align = 'left' | 'right';
 
@@ -16,6 +17,9 @@ export interface TextTableOptions {
   /** The terminal's columns; undefined: as wide as the cells need. */
   readonly width?: number | undefined;
 }
+
+/** Colour when the caller asks for it: the caller has already decided (NO_COLOR, a terminal). */
+const forcedColors = pc.createColors(true);
 
 /** Left and right padding cli-table3 puts in every cell. */
 const CELL_PADDING = 2;
@@ -38,6 +42,8 @@ export function textTable(options: TextTableOptions, rows: readonly (readonly st
     Math.max(visibleLength(options.head[i] ?? ''), ...rows.map((r) => visibleLength(r[i] ?? ''))),
   ).map((w) => w + CELL_PADDING);
   const fitted = options.width === undefined ? undefined : fitWidths(widths, options.width);
+  if (fitted !== undefined && options.width !== undefined && tableWidth(fitted) > options.width)
+    return stackedTable(options, rows);
   const table = new Table({
     head: [...options.head],
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
@@ -47,6 +53,33 @@ export function textTable(options: TextTableOptions, rows: readonly (readonly st
   });
   for (const row of rows) table.push([...row]);
   return table.toString();
+}
+
+/** A table's width with its borders, from its column widths (padding included). */
+function tableWidth(widths: readonly number[]): number {
+  return widths.reduce((a, b) => a + b, 0) + widths.length + 1;
+}
+
+/**
+ * A table too wide for the terminal even with every column at its narrowest
+ * (estimate's ten columns in 80): one block per row, a line per column, so
+ * nothing is cut and no number is wrapped mid-figure.
+ */
+function stackedTable(options: TextTableOptions, rows: readonly (readonly string[])[]): string {
+  const nameWidth = Math.max(...options.head.map((h) => visibleLength(h)));
+  const name = (h: string): string => {
+    const padded = h + ' '.repeat(nameWidth - visibleLength(h));
+    return options.color ? forcedColors.cyan(padded) : padded;
+  };
+  return rows
+    .map((row) =>
+      options.head
+        .map((h, i) =>
+          `${name(h)}  ${(row[i] ?? '').replace(/\n/g, `\n${' '.repeat(nameWidth + 2)}`)}`.trimEnd(),
+        )
+        .join('\n'),
+    )
+    .join('\n\n');
 }
 
 /**
