@@ -45,9 +45,10 @@ export function textTable(options: TextTableOptions, rows: readonly (readonly st
   if (fitted !== undefined && options.width !== undefined && tableWidth(fitted) > options.width)
     return stackedTable(options, rows);
   const table = new Table({
-    head: [...options.head],
+    // Coloured here, not by cli-table3: its colour library turns itself off under CI=true, whatever the caller decided.
+    head: options.color ? options.head.map((h) => forcedColors.cyan(h)) : [...options.head],
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-    style: options.color ? { head: ['cyan'], border: ['grey'] } : { head: [], border: [] },
+    style: { head: [], border: [] },
     ...(options.align === undefined ? {} : { colAligns: [...options.align] }),
     ...(fitted === undefined ? {} : { colWidths: fitted, wordWrap: true, wrapOnWordBoundary: true }),
   });
